@@ -1,0 +1,53 @@
+//! Wire formats shared by `audiostreamer`, `audionode` and `audiorecorder`.
+//!
+//! Everything here is sans-IO except the TCP transport (`tcp_server`,
+//! `tcp_client`), which is a thin layer over [`framing`] and [`message`]:
+//!
+//! - [`udp_mono`]: `[seq: u32 BE][sample: i16 BE] × n`, streamer → node.
+//! - [`udp_stereo`]: `[left: i16 BE][right: i16 BE] × n`, node → recorder.
+//! - [`message`]: the TCP Spec/Samples messages (little-endian).
+//! - [`framing`]: the `[len: u32 LE][message]` framing over any `Read`/`Write`.
+//! - [`seq`]: sequence-number arithmetic across the 2^32 wrap.
+//!
+//! Every decoder is total: any byte string yields a value or a typed error,
+//! never a panic, and no decoder allocates a length it has not verified.
+//! See `docs/protocol.md` for byte diagrams.
+
+pub mod framing;
+pub mod message;
+pub mod seq;
+pub mod tcp_client;
+pub mod tcp_server;
+pub mod udp_mono;
+pub mod udp_stereo;
+
+pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME_LEN};
+pub use message::{Message, MessageError, SampleFormat, Spec};
+pub use seq::{seq_diff, seq_is_newer, SeqExtender};
+pub use tcp_client::{RecvError, TcpClient};
+pub use tcp_server::{TcpServer, TcpServerConfig};
+pub use udp_mono::{encode_mono, mono_datagram_len, MonoDatagram, MonoDecodeError};
+pub use udp_stereo::{encode_stereo, stereo_datagram_len, StereoDatagram, StereoDecodeError};
+
+/// Largest UDP payload that crosses an Ethernet path (1500-byte MTU) without
+/// IP fragmentation: 1500 − 20 (IPv4 header) − 8 (UDP header).
+pub const MAX_UNFRAGMENTED_PAYLOAD: usize = 1472;
+
+/// Largest payload a UDP datagram can carry over IPv4 (65535 − 20 − 8).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Error returned by the UDP encoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The caller's buffer cannot hold the datagram.
+    #[error("output buffer too small: need {needed} bytes, have {available}")]
+    BufferTooSmall {
+        /// Bytes the datagram needs.
+        needed: usize,
+        /// Bytes the caller's buffer holds.
+        available: usize,
+    },
+    /// A datagram must carry at least one sample (receivers reject empty ones).
+    #[error("a datagram must carry at least one sample")]
+    NoSamples,
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the system packages this project needs to build, test and run its demo
+# on a Debian/Ubuntu machine. Idempotent: quiet and fast when everything is present.
+#
+#   libasound2-dev, pkg-config   cpal's ALSA backend (build)
+#   pulseaudio, pulseaudio-utils headless playback/capture tests (null sink, parec)
+#   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libasound2-dev
+  pulseaudio
+  pulseaudio-utils
+  libasound2-plugins
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup.sh: cargo is not installed; install Rust from https://rustup.rs first" >&2
+fi
+
+install_cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  runner=(sh -c)
+elif command -v sudo >/dev/null 2>&1; then
+  runner=(sudo sh -c)
+else
+  echo "setup.sh: missing packages: ${missing[*]}" >&2
+  echo "setup.sh: run as root: sh -c '$install_cmd'" >&2
+  exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}" >&2
+"${runner[@]}" "$install_cmd" >/dev/null
