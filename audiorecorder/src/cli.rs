@@ -12,19 +12,22 @@ pub struct Args {
     /// WAV file to append to (created if missing; omit with --no-record).
     pub wav: Option<PathBuf>,
 
-    /// UDP port to receive the stereo stream on.
+    /// UDP port to receive the stereo stream on (0 picks a free port, which
+    /// is printed on stderr).
     pub port: Option<u16>,
 
     /// Local address to bind the UDP port on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: String,
 
-    /// Accept datagrams only from this sender (default: lock onto the first).
+    /// Accept datagrams only from this sender, IP or IP:PORT (default: lock
+    /// onto the first sender heard).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<String>,
 
-    /// Milliseconds of audio to buffer before playback starts or resumes.
-    #[arg(long, default_value_t = 50)]
+    /// Milliseconds of audio to buffer before playback starts, and again
+    /// whenever the buffer runs dry.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
     pub jitter_backoff: u32,
 
     /// Drop the oldest audio when buffered playback exceeds this
@@ -32,13 +35,20 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub max_latency_ms: Option<u32>,
 
-    /// Sample rate of the incoming stream.
-    #[arg(long, default_value_t = 44_100)]
+    /// Sample rate of the incoming UDP stream (TCP takes it from the Spec).
+    #[arg(long, value_name = "HZ", default_value_t = 44_100)]
     pub sample_rate: u32,
 
-    /// Output device name (default: the system default output).
+    /// Output device: its id (see --list-devices) or part of its name
+    /// (default: the system default output).
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
+
+    /// Open the output device at this rate and resample the stream to it
+    /// (default: --sample-rate when the device supports it, else the
+    /// device's own rate).
+    #[arg(long, value_name = "HZ")]
+    pub device_rate: Option<u32>,
 
     /// List audio output devices and exit.
     #[arg(long)]
@@ -56,7 +66,173 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// Receive from a TCP Spec/Samples server at HOST:PORT instead of UDP.
+    /// Receive from a TCP Spec/Samples server at HOST:PORT instead of UDP
+    /// (reconnects when it goes away).
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
+}
+
+/// Where the audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// UDP stereo datagrams on `bind:port`.
+    Udp {
+        /// Local address to bind.
+        bind: String,
+        /// Port (0: any free port).
+        port: u16,
+        /// `--source`, parsed.
+        pin: Option<crate::source::Pin>,
+    },
+    /// A TCP Spec/Samples server at this `HOST:PORT`.
+    Tcp(String),
+}
+
+/// The checked configuration a recorder runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// WAV file to record into (`None`: `--no-record`).
+    pub wav: Option<PathBuf>,
+    /// Where audio comes from.
+    pub input: Input,
+    /// Playback settings (`None`: `--no-playback`).
+    pub playback: Option<crate::player::PlaybackOptions>,
+    /// `--overwrite`.
+    pub overwrite: bool,
+    /// `--sample-rate`: the UDP stream's rate.
+    pub sample_rate: u32,
+}
+
+impl Config {
+    /// Checks the raw flags and builds the configuration; every mistake is
+    /// a one-line error.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let mut wav = args.wav.clone();
+        let mut port = args.port;
+        // `audiorecorder --no-record 4040`: the only positional is the port.
+        if args.no_record && port.is_none() {
+            if let Some(p) = wav
+                .as_ref()
+                .and_then(|w| w.to_str())
+                .and_then(|w| w.parse::<u16>().ok())
+            {
+                port = Some(p);
+                wav = None;
+            }
+        }
+        if args.no_record && args.no_playback {
+            anyhow::bail!("--no-record and --no-playback together leave nothing to do");
+        }
+        if args.no_record {
+            wav = None;
+        } else if wav.is_none() {
+            anyhow::bail!("missing the WAV file to record to (or pass --no-record)");
+        }
+        if !(1..=768_000).contains(&args.sample_rate) {
+            anyhow::bail!(
+                "--sample-rate {} is out of range (1..=768000)",
+                args.sample_rate
+            );
+        }
+        if let Some(rate) = args.device_rate {
+            if !(1..=768_000).contains(&rate) {
+                anyhow::bail!("--device-rate {rate} is out of range (1..=768000)");
+            }
+        }
+        let max_latency_ms = args
+            .max_latency_ms
+            .unwrap_or_else(|| args.jitter_backoff.saturating_mul(4).max(200));
+        if max_latency_ms < args.jitter_backoff {
+            anyhow::bail!(
+                "--max-latency-ms {max_latency_ms} is below --jitter-backoff {}",
+                args.jitter_backoff
+            );
+        }
+        let input = match (&args.tcp, port) {
+            (Some(addr), None) => {
+                if args.source.is_some() {
+                    anyhow::bail!("--source applies to UDP only, not with --tcp");
+                }
+                Input::Tcp(addr.clone())
+            }
+            (Some(_), Some(p)) => anyhow::bail!("give either a UDP port ({p}) or --tcp, not both"),
+            (None, Some(port)) => Input::Udp {
+                bind: args.bind.clone(),
+                port,
+                pin: args
+                    .source
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+            },
+            (None, None) => anyhow::bail!("missing the UDP port to listen on (or --tcp HOST:PORT)"),
+        };
+        let playback = (!args.no_playback).then(|| crate::player::PlaybackOptions {
+            device: args.device.clone(),
+            stream_rate: args.sample_rate,
+            device_rate: args.device_rate,
+            backoff_ms: args.jitter_backoff,
+            max_latency_ms,
+        });
+        Ok(Self {
+            wav,
+            input,
+            playback,
+            overwrite: args.overwrite,
+            sample_rate: args.sample_rate,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        let args =
+            Args::try_parse_from(std::iter::once("audiorecorder").chain(args.iter().copied()))?;
+        Config::from_args(&args)
+    }
+
+    #[test]
+    fn common_command_lines() {
+        let c = config(&["rec.wav", "4040", "--jitter-backoff", "50"]).unwrap();
+        assert_eq!(c.wav.as_deref(), Some(std::path::Path::new("rec.wav")));
+        assert!(matches!(c.input, Input::Udp { port: 4040, .. }));
+        assert_eq!(c.playback.unwrap().max_latency_ms, 200);
+
+        let c = config(&["rec.wav", "1", "--jitter-backoff", "80"]).unwrap();
+        assert_eq!(c.playback.unwrap().max_latency_ms, 320);
+
+        let c = config(&["--no-record", "4040"]).unwrap();
+        assert!(c.wav.is_none());
+        assert!(matches!(c.input, Input::Udp { port: 4040, .. }));
+
+        let c = config(&["rec.wav", "--tcp", "host:9000", "--no-playback"]).unwrap();
+        assert_eq!(c.input, Input::Tcp("host:9000".into()));
+        assert!(c.playback.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        for bad in [
+            &["rec.wav"][..],
+            &["4040", "--no-record", "--no-playback"],
+            &["--tcp", "h:1"],
+            &["rec.wav", "1", "--tcp", "h:1"],
+            &["rec.wav", "1", "--source", "nonsense"],
+            &[
+                "rec.wav",
+                "1",
+                "--jitter-backoff",
+                "100",
+                "--max-latency-ms",
+                "50",
+            ],
+            &["rec.wav", "1", "--sample-rate", "0"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -1,12 +1,62 @@
 //! audiorecorder: receives the stereo UDP stream (or the TCP fallback), plays
-//! it through the sound card with a jitter backoff and appends it to a WAV.
+//! it through the sound card with a jitter backoff and appends every
+//! received frame to a WAV file that survives crashes.
+//!
+//! Modules, one concept each:
+//! - [`cli`]: flags and the checked [`Config`].
+//! - [`backoff`]: the sans-IO backoff/latency state machine.
+//! - [`output`]: the real-time callback body pulling from the ring.
+//! - [`device`], [`player`], [`resample`]: the cpal device, the ring's
+//!   producer side, rate conversion.
+//! - [`wav`], [`writer`]: WAV open/append rules and the writer thread.
+//! - [`source`], [`udp`], [`tcp`]: the transports.
+//! - [`pipeline`]: fan-out of received frames to writer and player.
+//! - [`recorder`]: start/stop; [`stats`]: counters and the summary.
 
+pub mod backoff;
 pub mod cli;
+pub mod device;
+pub mod output;
+pub mod pipeline;
+pub mod player;
+pub mod recorder;
+pub mod resample;
+pub mod source;
+pub mod stats;
+pub mod tcp;
+pub mod udp;
+pub mod wav;
+pub mod writer;
 
-pub use cli::Args;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-/// Runs the recorder with parsed command-line arguments.
+pub use cli::{Args, Config};
+pub use recorder::{start, Recorder};
+
+/// Runs the recorder with parsed command-line arguments until SIGINT or
+/// SIGTERM (or an error), then prints the summary line.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("recording is not implemented in this build yet; see `audiorecorder --help` for the planned interface")
+    if args.list_devices {
+        for line in device::list_output_devices()? {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let config = Config::from_args(&args)?;
+    let recorder = start(config)?;
+    if let Some(addr) = recorder.local_addr() {
+        // Tests and scripts that bind port 0 read the port from this line.
+        eprintln!("audiorecorder: listening on UDP {addr}");
+    }
+    let stop = recorder.stop_flag();
+    ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
+        .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+    let flag = recorder.stop_flag();
+    while !flag.load(Ordering::Relaxed) && !recorder.has_ended() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let summary = recorder.stop()?;
+    println!("audiorecorder: {summary}");
+    Ok(())
 }

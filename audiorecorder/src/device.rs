@@ -1,0 +1,139 @@
+//! Finding the output device and the stream configuration to open it with.
+//!
+//! cpal's default host (ALSA on Linux) is used. The stream is stereo when the
+//! device allows it, at the requested rate when the device supports it, and
+//! otherwise at the device's default rate (the player then resamples).
+
+use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::{Device, Host, SampleFormat, StreamConfig};
+
+/// Sample formats the output callback is instantiated for, best first.
+const FORMATS: [SampleFormat; 6] = [
+    SampleFormat::F32,
+    SampleFormat::I16,
+    SampleFormat::I32,
+    SampleFormat::U16,
+    SampleFormat::F64,
+    SampleFormat::U8,
+];
+
+/// The chosen device configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceChoice {
+    /// Channels, rate and buffer size to open the stream with.
+    pub config: StreamConfig,
+    /// Sample format of the device buffer.
+    pub format: SampleFormat,
+}
+
+/// The host used for playback.
+pub fn host() -> Host {
+    cpal::default_host()
+}
+
+/// A printable name for a device: its id, plus its description when known.
+pub fn device_label(device: &Device) -> String {
+    let id = device
+        .id()
+        .map(|id| id.to_string())
+        .unwrap_or_else(|_| device.to_string());
+    match device.description() {
+        Ok(desc) => format!("{id} ({desc})"),
+        Err(_) => id,
+    }
+}
+
+/// Lists output devices, one per line, marking the default.
+pub fn list_output_devices() -> anyhow::Result<Vec<String>> {
+    let host = host();
+    let default = host.default_output_device().and_then(|d| d.id().ok());
+    let devices = host
+        .output_devices()
+        .map_err(|e| anyhow::anyhow!("cannot list audio output devices: {e}"))?;
+    Ok(devices
+        .map(|d| {
+            let mark = if d.id().ok() == default {
+                " [default]"
+            } else {
+                ""
+            };
+            format!("{}{mark}", device_label(&d))
+        })
+        .collect())
+}
+
+/// The output device named `name` (matching its id, its name or a part of
+/// its description, case-insensitively), or the default output device.
+/// `Ok(None)`: the machine has no output device.
+pub fn find_output_device(name: Option<&str>) -> anyhow::Result<Option<Device>> {
+    let host = host();
+    let Some(name) = name else {
+        return Ok(host.default_output_device());
+    };
+    let wanted = name.to_lowercase();
+    let devices = host
+        .output_devices()
+        .map_err(|e| anyhow::anyhow!("cannot list audio output devices: {e}"))?;
+    for device in devices {
+        let id = device.id().map(|i| i.to_string()).unwrap_or_default();
+        let label = device_label(&device).to_lowercase();
+        if id.to_lowercase() == wanted
+            || id.to_lowercase().ends_with(&format!(":{wanted}"))
+            || label.contains(&wanted)
+        {
+            return Ok(Some(device));
+        }
+    }
+    anyhow::bail!("no audio output device matches {name:?}; see --list-devices")
+}
+
+/// Picks the configuration: stereo and `rate` when the device supports it
+/// (`forced_rate` overrides `rate` and must be supported), else the
+/// device's default configuration.
+pub fn choose_config(
+    device: &Device,
+    rate: u32,
+    forced_rate: Option<u32>,
+) -> anyhow::Result<DeviceChoice> {
+    let target = forced_rate.unwrap_or(rate);
+    let ranges: Vec<_> = device
+        .supported_output_configs()
+        .map_err(|e| anyhow::anyhow!("cannot query the output device: {e}"))?
+        .filter(|r| FORMATS.contains(&r.sample_format()))
+        .collect();
+    let rank = |r: &cpal::SupportedStreamConfigRange| {
+        let channels = if r.channels() == 2 { 0 } else { 1 };
+        let format = FORMATS
+            .iter()
+            .position(|f| *f == r.sample_format())
+            .unwrap_or(FORMATS.len());
+        (channels, format)
+    };
+    let mut supporting: Vec<_> = ranges.iter().collect();
+    supporting.sort_by_key(|r| rank(r));
+    if let Some(supported) = supporting
+        .iter()
+        .find_map(|r| (**r).try_with_sample_rate(target))
+    {
+        return Ok(DeviceChoice {
+            config: supported.config(),
+            format: supported.sample_format(),
+        });
+    }
+    if let Some(forced) = forced_rate {
+        anyhow::bail!("the output device does not support {forced} Hz");
+    }
+    let default = device
+        .default_output_config()
+        .map_err(|e| anyhow::anyhow!("the output device has no usable configuration: {e}"))?;
+    if !FORMATS.contains(&default.sample_format()) {
+        anyhow::bail!(
+            "the output device's sample format {} is not supported",
+            default.sample_format()
+        );
+    }
+    Ok(DeviceChoice {
+        config: default.config(),
+        format: default.sample_format(),
+    })
+}

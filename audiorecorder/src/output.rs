@@ -1,0 +1,192 @@
+//! The audio-callback side of playback: pull stereo frames from the SPSC
+//! ring into the device buffer, as the backoff state machine plans.
+//!
+//! REAL-TIME: [`OutputStage::fill`] runs on the device's callback thread. It
+//! touches only the ring's consumer (lock-free, allocated before `play()`),
+//! the state machine (plain fields) and atomics. No allocation, no lock, no
+//! logging, no IO; silence fills whatever the ring cannot.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cpal::{FromSample, Sample};
+use rtrb::Consumer;
+
+use crate::backoff::Backoff;
+use crate::stats::Stats;
+
+/// Interleaved samples per ring frame: the ring always carries stereo.
+pub const RING_CHANNELS: usize = 2;
+
+/// Owned by the audio callback: the ring's consumer and the backoff logic.
+pub struct OutputStage {
+    consumer: Consumer<f32>,
+    backoff: Backoff,
+    stats: Arc<Stats>,
+    device_channels: usize,
+}
+
+impl OutputStage {
+    /// A stage playing the stereo ring onto a device with `device_channels`
+    /// interleaved channels (mono devices get the average of left and right;
+    /// extra channels stay silent).
+    pub fn new(
+        consumer: Consumer<f32>,
+        backoff: Backoff,
+        stats: Arc<Stats>,
+        device_channels: usize,
+    ) -> Self {
+        Self {
+            consumer,
+            backoff,
+            stats,
+            device_channels: device_channels.max(1),
+        }
+    }
+
+    /// Fills one device buffer; the body of the cpal data callback.
+    pub fn fill<T>(&mut self, data: &mut [T])
+    where
+        T: Sample + FromSample<f32>,
+    {
+        let channels = self.device_channels;
+        let requested = data.len() / channels;
+        let available = self.consumer.slots() / RING_CHANNELS;
+        let plan = self.backoff.plan(available, requested);
+
+        if plan.drop > 0 {
+            // Dropping the oldest audio happens here, on the consumer side,
+            // so the producer never has to touch the read position.
+            if let Ok(chunk) = self.consumer.read_chunk(plan.drop * RING_CHANNELS) {
+                chunk.commit_all();
+            }
+        }
+        let mut played = 0;
+        if plan.play > 0 {
+            if let Ok(chunk) = self.consumer.read_chunk(plan.play * RING_CHANNELS) {
+                let (a, b) = chunk.as_slices();
+                let frames = a
+                    .chunks_exact(RING_CHANNELS)
+                    .chain(b.chunks_exact(RING_CHANNELS));
+                for (out, lr) in data.chunks_exact_mut(channels).zip(frames) {
+                    write_frame(out, lr[0], lr[1]);
+                }
+                chunk.commit_all();
+                played = plan.play;
+            }
+        }
+        for sample in &mut data[played * channels..] {
+            *sample = T::EQUILIBRIUM;
+        }
+
+        let stats = &*self.stats;
+        stats.store_backoff(&self.backoff.counters());
+        Stats::add(&stats.played_frames, played as u64);
+        Stats::add(&stats.silence_frames, (requested - played) as u64);
+        Stats::add(&stats.callbacks, 1);
+        stats.buffered_frames.store(
+            (self.consumer.slots() / RING_CHANNELS) as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Writes one stereo frame into one device frame of any channel count.
+fn write_frame<T: Sample + FromSample<f32>>(out: &mut [T], left: f32, right: f32) {
+    match out {
+        [mono] => *mono = T::from_sample((left + right) * 0.5),
+        [l, r, rest @ ..] => {
+            *l = T::from_sample(left);
+            *r = T::from_sample(right);
+            for s in rest {
+                *s = T::EQUILIBRIUM;
+            }
+        }
+        [] => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Stats;
+
+    fn make_stage(
+        backoff: usize,
+        max: usize,
+        channels: usize,
+    ) -> (rtrb::Producer<f32>, OutputStage, Arc<Stats>) {
+        let (producer, consumer) = rtrb::RingBuffer::new(1024);
+        let stats = Arc::new(Stats::default());
+        let stage = OutputStage::new(
+            consumer,
+            Backoff::new(backoff, max),
+            Arc::clone(&stats),
+            channels,
+        );
+        (producer, stage, stats)
+    }
+
+    fn push_frames(p: &mut rtrb::Producer<f32>, frames: &[(f32, f32)]) {
+        for &(l, r) in frames {
+            p.push(l).unwrap();
+            p.push(r).unwrap();
+        }
+    }
+
+    #[test]
+    fn silence_until_backoff_then_frames_in_order() {
+        let (mut p, mut stage, stats) = make_stage(4, 16, 2);
+        push_frames(&mut p, &[(0.5, -0.5), (0.25, -0.25), (0.125, 0.0)]);
+        let mut out = [1.0f32; 4];
+        stage.fill(&mut out);
+        assert_eq!(out, [0.0; 4]);
+        push_frames(&mut p, &[(1.0, -1.0)]);
+        let mut out = [9.0f32; 6];
+        stage.fill(&mut out);
+        assert_eq!(out, [0.5, -0.5, 0.25, -0.25, 0.125, 0.0]);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.played_frames, s.silence_frames, s.buffered_frames),
+            (3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn underrun_pads_with_silence_and_counts() {
+        let (mut p, mut stage, stats) = make_stage(2, 16, 2);
+        push_frames(&mut p, &[(0.5, 0.5), (0.5, 0.5)]);
+        let mut out = [7i16; 8];
+        stage.fill(&mut out);
+        assert_eq!(out[..4], [16384; 4]);
+        assert_eq!(out[4..], [0; 4]);
+        assert_eq!(stats.snapshot().underruns, 1);
+    }
+
+    #[test]
+    fn mono_and_multichannel_devices() {
+        let (mut p, mut stage, _) = make_stage(1, 16, 1);
+        push_frames(&mut p, &[(0.5, 0.0)]);
+        let mut out = [1.0f32; 1];
+        stage.fill(&mut out);
+        assert_eq!(out, [0.25]);
+
+        let (mut p, mut stage, _) = make_stage(1, 16, 4);
+        push_frames(&mut p, &[(0.5, -0.5)]);
+        let mut out = [1.0f32; 4];
+        stage.fill(&mut out);
+        assert_eq!(out, [0.5, -0.5, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn latency_bound_drops_oldest_in_the_callback() {
+        let (mut p, mut stage, stats) = make_stage(2, 4, 2);
+        let frames: Vec<(f32, f32)> = (0..6).map(|i| (i as f32 / 8.0, 0.0)).collect();
+        push_frames(&mut p, &frames);
+        let mut out = [0.0f32; 2];
+        stage.fill(&mut out);
+        // 6 > 4 buffered: the 4 oldest go, frame 4 plays.
+        assert_eq!(out, [0.5, 0.0]);
+        assert_eq!(stats.snapshot().latency_dropped_frames, 4);
+    }
+}

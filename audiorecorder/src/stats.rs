@@ -1,0 +1,174 @@
+//! Counters shared between the network thread, the audio callback and the
+//! WAV writer, and the end-of-run summary built from them.
+//!
+//! Every counter is an atomic written with `Relaxed` ordering: they are
+//! statistics, never used to synchronise data, and the audio callback may
+//! touch nothing heavier.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::backoff::BackoffCounters;
+
+/// Live counters; share it in an `Arc`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams (UDP) or Samples messages (TCP) accepted.
+    pub packets: AtomicU64,
+    /// Frames received from the accepted sender, in arrival order.
+    pub received_frames: AtomicU64,
+    /// Frames handed to the WAV writer that reached the file's buffer.
+    pub recorded_frames: AtomicU64,
+    /// Frames the WAV writer could not take because its queue was full.
+    pub record_dropped_frames: AtomicU64,
+    /// Datagrams with an odd length or a partial stereo frame (or empty).
+    pub bad_datagrams: AtomicU64,
+    /// Datagrams dropped because they came from another sender.
+    pub foreign_datagrams: AtomicU64,
+    /// Callbacks that ran dry while playing (each starts a backoff).
+    pub underruns: AtomicU64,
+    /// Backoffs completed: playback (re)starts.
+    pub resumes: AtomicU64,
+    /// Times old audio was dropped to honour `--max-latency-ms`.
+    pub latency_drops: AtomicU64,
+    /// Frames dropped to honour `--max-latency-ms`.
+    pub latency_dropped_frames: AtomicU64,
+    /// Frames the network side could not push because the ring was full.
+    pub overrun_frames: AtomicU64,
+    /// Frames played from the ring.
+    pub played_frames: AtomicU64,
+    /// Frames of silence played (backoff and underruns).
+    pub silence_frames: AtomicU64,
+    /// Frames buffered in the ring at the last callback.
+    pub buffered_frames: AtomicU64,
+    /// Audio callbacks run.
+    pub callbacks: AtomicU64,
+    /// TCP connections established.
+    pub connections: AtomicU64,
+}
+
+impl Stats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the backoff state machine's counters (callback side).
+    pub fn store_backoff(&self, c: &BackoffCounters) {
+        self.underruns.store(c.underruns, Ordering::Relaxed);
+        self.resumes.store(c.resumes, Ordering::Relaxed);
+        self.latency_drops.store(c.latency_drops, Ordering::Relaxed);
+        self.latency_dropped_frames
+            .store(c.latency_dropped_frames, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy of every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let g = Self::get;
+        Snapshot {
+            packets: g(&self.packets),
+            received_frames: g(&self.received_frames),
+            recorded_frames: g(&self.recorded_frames),
+            record_dropped_frames: g(&self.record_dropped_frames),
+            bad_datagrams: g(&self.bad_datagrams),
+            foreign_datagrams: g(&self.foreign_datagrams),
+            underruns: g(&self.underruns),
+            resumes: g(&self.resumes),
+            latency_drops: g(&self.latency_drops),
+            latency_dropped_frames: g(&self.latency_dropped_frames),
+            overrun_frames: g(&self.overrun_frames),
+            played_frames: g(&self.played_frames),
+            silence_frames: g(&self.silence_frames),
+            buffered_frames: g(&self.buffered_frames),
+            callbacks: g(&self.callbacks),
+            connections: g(&self.connections),
+        }
+    }
+}
+
+/// Plain copy of [`Stats`] (field meanings are the same).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Snapshot {
+    pub packets: u64,
+    pub received_frames: u64,
+    pub recorded_frames: u64,
+    pub record_dropped_frames: u64,
+    pub bad_datagrams: u64,
+    pub foreign_datagrams: u64,
+    pub underruns: u64,
+    pub resumes: u64,
+    pub latency_drops: u64,
+    pub latency_dropped_frames: u64,
+    pub overrun_frames: u64,
+    pub played_frames: u64,
+    pub silence_frames: u64,
+    pub buffered_frames: u64,
+    pub callbacks: u64,
+    pub connections: u64,
+}
+
+/// The one-line summary printed when the recorder stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The counters at the end.
+    pub stats: Snapshot,
+    /// Sample rate the received frames are counted at (for the duration).
+    pub sample_rate: u32,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        let secs = s.received_frames as f64 / f64::from(self.sample_rate.max(1));
+        write!(
+            f,
+            "received {:.2} s ({} frames), recorded {} frames, underruns {}, \
+             backoffs {}, latency drops {} ({} frames), overruns {} frames, \
+             dropped: {} from other senders, {} malformed datagrams, {} frames the writer could not keep up with",
+            secs,
+            s.received_frames,
+            s.recorded_frames,
+            s.underruns,
+            s.resumes,
+            s.latency_drops,
+            s.latency_dropped_frames,
+            s.overrun_frames,
+            s.foreign_datagrams,
+            s.bad_datagrams,
+            s.record_dropped_frames,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_names_duration_frames_underruns_and_drops() {
+        let stats = Stats::default();
+        Stats::add(&stats.received_frames, 88_200);
+        Stats::add(&stats.foreign_datagrams, 3);
+        stats.store_backoff(&BackoffCounters {
+            underruns: 2,
+            resumes: 3,
+            latency_drops: 0,
+            latency_dropped_frames: 0,
+        });
+        let line = Summary {
+            stats: stats.snapshot(),
+            sample_rate: 44_100,
+        }
+        .to_string();
+        assert!(line.starts_with("received 2.00 s (88200 frames)"), "{line}");
+        assert!(line.contains("underruns 2"), "{line}");
+        assert!(line.contains("3 from other senders"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+}
