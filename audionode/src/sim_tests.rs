@@ -1,0 +1,536 @@
+//! Simulated-clock scenarios through the whole engine: packets delivered at
+//! chosen times, blocks mixed at their deadlines, output compared sample by
+//! sample. No sockets, no sleeps: an hour of audio runs in seconds.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proto::udp_mono::{encode_mono, mono_datagram_len};
+
+use crate::engine::{Engine, EngineConfig, SourceControls};
+use crate::event::{DropReason, Event, EventKind};
+use crate::source::{JitterTarget, SourceParams};
+
+const RATE: u32 = 44_100;
+const CHUNK: usize = 441; // 10 ms
+const BLOCK: usize = 220;
+
+fn config(target_ms: f64) -> EngineConfig {
+    EngineConfig {
+        source: SourceParams {
+            rate: RATE,
+            block_frames: BLOCK,
+            target: JitterTarget::FixedMs(target_ms),
+            drift_warmup: 100,
+            drift_band_ms: 3.0,
+            events_per_second: 20,
+        },
+        timeout: Duration::from_millis(1000),
+        max_sources: 4,
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A distinctive, never-constant test signal.
+fn signal(len: usize, salt: i32) -> Vec<i16> {
+    (0..len as i32)
+        .map(|i| ((i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 30_000) as i16)
+        .collect()
+}
+
+fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
+    let mut buf = vec![0; mono_datagram_len(samples.len())];
+    encode_mono(seq, samples, &mut buf).unwrap();
+    buf
+}
+
+fn chunk_time(k: usize) -> Duration {
+    Duration::from_nanos((k * CHUNK) as u64 * 1_000_000_000 / u64::from(RATE))
+}
+
+struct Sim {
+    engine: Engine,
+    out: Vec<i16>,
+    events: Vec<Event>,
+    keep_output: bool,
+}
+
+impl Sim {
+    fn new(config: EngineConfig) -> Self {
+        Self {
+            engine: Engine::new(config),
+            out: Vec::new(),
+            events: Vec::new(),
+            keep_output: true,
+        }
+    }
+
+    /// Mixes every block due up to `t`, then runs the timeouts at `t`.
+    fn advance_to(&mut self, t: Duration) {
+        while let Some(deadline) = self.engine.next_deadline() {
+            if deadline > t {
+                break;
+            }
+            let block = self.engine.mix_due(deadline).expect("due");
+            if self.keep_output {
+                self.out.extend_from_slice(block);
+            }
+        }
+        self.engine.expire(t, &mut self.events);
+    }
+
+    fn deliver(&mut self, t: Duration, from: SocketAddr, bytes: &[u8]) {
+        self.advance_to(t);
+        self.engine.on_datagram(t, from, bytes, &mut self.events);
+    }
+
+    fn start_frames(&self) -> Vec<u64> {
+        self.events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::NewStream { start_frame, .. }
+                | EventKind::Restarted { start_frame, .. } => Some(start_frame),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn event_texts(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.kind.to_string()).collect()
+    }
+
+    fn left(&self) -> Vec<i16> {
+        self.out.iter().step_by(2).copied().collect()
+    }
+}
+
+/// Sends `samples` in chunks, packet k at k × 10 ms, in the given order of
+/// packet indexes (with repeats for duplicates), each at its own send time
+/// plus `extra_delay(k)`.
+fn send_script(sim: &mut Sim, from: SocketAddr, samples: &[i16], first_seq: u32, order: &[usize]) {
+    for &k in order {
+        let chunk = &samples[k * CHUNK..((k + 1) * CHUNK).min(samples.len())];
+        let seq = first_seq.wrapping_add(k as u32);
+        sim.deliver(chunk_time(k), from, &packet(seq, chunk));
+    }
+}
+
+/// Output expected when `samples` play from `start` with positions in
+/// `silent` (sample ranges) replaced by silence.
+fn expect_mono_at(out_len: usize, start: usize, samples: &[i16]) -> Vec<i16> {
+    let mut want = vec![0i16; out_len];
+    for (i, &s) in samples.iter().enumerate() {
+        if start + i < out_len {
+            want[start + i] = s;
+        }
+    }
+    want
+}
+
+#[test]
+fn single_source_is_bit_exact_at_start_frame() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(100 * CHUNK, 1);
+    let order: Vec<usize> = (0..100).collect();
+    send_script(&mut sim, addr(1), &samples, 0, &order);
+    sim.advance_to(Duration::from_secs(3));
+    let start = sim.start_frames()[0] as usize;
+    assert_eq!(start, 882, "20 ms target at 44.1 kHz from an idle node");
+    let left = sim.left();
+    let right: Vec<i16> = sim.out.iter().skip(1).step_by(2).copied().collect();
+    assert_eq!(left, expect_mono_at(left.len(), start, &samples));
+    assert_eq!(left, right);
+    // The stream timed out and the node went silent.
+    assert_eq!(sim.engine.active_streams(), 0);
+    assert!(sim.engine.next_deadline().is_none());
+    assert!(matches!(
+        sim.events.last().unwrap().kind,
+        EventKind::Dropped {
+            reason: DropReason::Timeout,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn reorder_goes_back_in_place_and_duplicates_are_dropped() {
+    let mut sim = Sim::new(config(40.0));
+    let samples = signal(20 * CHUNK, 2);
+    // 3 before 2, 7 twice, 11 after 12 and 13.
+    let order = [
+        0, 1, 3, 2, 4, 5, 6, 7, 7, 8, 9, 10, 12, 13, 11, 14, 15, 16, 17, 18, 19,
+    ];
+    send_script(&mut sim, addr(1), &samples, 0, &order);
+    sim.advance_to(Duration::from_secs(3));
+    let start = sim.start_frames()[0] as usize;
+    let left = sim.left();
+    assert_eq!(
+        left,
+        expect_mono_at(left.len(), start, &samples),
+        "bit-exact despite reorder"
+    );
+    let texts = sim.event_texts();
+    assert_eq!(
+        texts[..7],
+        [
+            "New stream seq=0 start_frame=1764 samples_per_packet=441",
+            "Missing packets count=1 seq=2..=2",
+            "Out of order packet seq=2 highest=3",
+            "Repeated packet seq=7",
+            "Missing packets count=1 seq=11..=11",
+            "Out of order packet seq=11 highest=13",
+            "Dropped stream reason=timeout received=21 lost=0 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0 stray=0 jitter_ms=0.00 drift_drops=0 drift_repeats=0",
+        ]
+    );
+}
+
+#[test]
+fn loss_runs_become_silence_and_are_reported() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(30 * CHUNK, 3);
+    let order: Vec<usize> = (0..30)
+        .filter(|k| !(5..9).contains(k) && *k != 20)
+        .collect();
+    send_script(&mut sim, addr(1), &samples, 0, &order);
+    sim.advance_to(Duration::from_secs(3));
+    let start = sim.start_frames()[0] as usize;
+    let mut heard = samples.clone();
+    heard[5 * CHUNK..9 * CHUNK].fill(0);
+    heard[20 * CHUNK..21 * CHUNK].fill(0);
+    let left = sim.left();
+    assert_eq!(left, expect_mono_at(left.len(), start, &heard));
+    let texts = sim.event_texts();
+    assert!(texts.contains(&"Missing packets count=4 seq=5..=8".to_string()));
+    assert!(texts.contains(&"Missing packets count=1 seq=20..=20".to_string()));
+    let snapshot_lost = texts.last().unwrap().contains("lost=5 ");
+    assert!(snapshot_lost, "{}", texts.last().unwrap());
+}
+
+#[test]
+fn late_packet_is_counted_and_not_mixed() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(20 * CHUNK, 4);
+    let from = addr(1);
+    for k in 0..20usize {
+        if k == 6 {
+            continue;
+        }
+        sim.deliver(
+            chunk_time(k),
+            from,
+            &packet(k as u32, &samples[k * CHUNK..(k + 1) * CHUNK]),
+        );
+        if k == 12 {
+            // Packet 6 arrives 60 ms after it was sent: its playout time
+            // (sent + 20 ms target) has passed.
+            sim.deliver(
+                chunk_time(12),
+                from,
+                &packet(6, &samples[6 * CHUNK..7 * CHUNK]),
+            );
+        }
+    }
+    sim.advance_to(Duration::from_secs(3));
+    let start = sim.start_frames()[0] as usize;
+    let mut heard = samples.clone();
+    heard[6 * CHUNK..7 * CHUNK].fill(0);
+    let left = sim.left();
+    assert_eq!(left, expect_mono_at(left.len(), start, &heard));
+    let late: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Late { seq, late_by_ms } => Some((seq, late_by_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].0, 6);
+    // Sent at 60 ms, played at 80 ms, arrived at 120 ms: 40 ms late.
+    assert!((late[0].1 - 40.0).abs() < 0.1, "late by {} ms", late[0].1);
+    assert!(sim.event_texts().last().unwrap().contains("late=1 "));
+}
+
+#[test]
+fn wrap_at_2_pow_32_is_seamless() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(10 * CHUNK, 5);
+    // Sequence numbers u32::MAX-4 … 4, with 0 and MAX swapped.
+    let order = [0, 1, 2, 3, 5, 4, 6, 7, 8, 9];
+    send_script(&mut sim, addr(1), &samples, u32::MAX - 4, &order);
+    sim.advance_to(Duration::from_secs(3));
+    let start = sim.start_frames()[0] as usize;
+    let left = sim.left();
+    assert_eq!(left, expect_mono_at(left.len(), start, &samples));
+    let texts = sim.event_texts();
+    assert_eq!(
+        texts[1],
+        "Missing packets count=1 seq=4294967295..=4294967295"
+    );
+    assert_eq!(texts[2], "Out of order packet seq=4294967295 highest=0");
+    assert!(texts
+        .last()
+        .unwrap()
+        .contains("lost=0 duplicates=0 reordered=1"));
+}
+
+#[test]
+fn restarted_streamer_is_a_new_instance_not_a_loss_storm() {
+    let mut sim = Sim::new(config(20.0));
+    let from = addr(1);
+    let first = signal(300 * CHUNK, 6);
+    let second = signal(50 * CHUNK, 7);
+    for k in 0..300 {
+        sim.deliver(
+            chunk_time(k),
+            from,
+            &packet(k as u32, &first[k * CHUNK..(k + 1) * CHUNK]),
+        );
+    }
+    // The streamer restarts 10 ms later with sequence numbers from 0.
+    for k in 0..50 {
+        sim.deliver(
+            chunk_time(300 + k),
+            from,
+            &packet(k as u32, &second[k * CHUNK..(k + 1) * CHUNK]),
+        );
+    }
+    sim.advance_to(Duration::from_secs(6));
+    let starts = sim.start_frames();
+    assert_eq!(starts.len(), 2);
+    let left = sim.left();
+    let mut want = expect_mono_at(left.len(), starts[0] as usize, &first);
+    for (i, &s) in second.iter().enumerate() {
+        want[starts[1] as usize + i] = s;
+    }
+    assert_eq!(
+        left, want,
+        "both instances play in full, the second at its start_frame"
+    );
+    // The new instance follows the old one within one block (no gap beyond
+    // the mixer's block quantisation).
+    let seam = starts[1] - (starts[0] + first.len() as u64);
+    assert!(
+        seam < BLOCK as u64,
+        "gap of {seam} frames between the instances"
+    );
+    let texts = sim.event_texts();
+    assert_eq!(
+        texts[1],
+        format!(
+            "Stream restarted seq=0 previous_highest=299 start_frame={}",
+            starts[1]
+        )
+    );
+    let dropped = texts.last().unwrap();
+    assert!(dropped.contains("received=350 lost=0 "), "{dropped}");
+    assert!(dropped.contains("restarts=1 "), "{dropped}");
+}
+
+#[test]
+fn three_sources_mix_to_the_sum_at_their_start_frames() {
+    let mut sim = Sim::new(config(20.0));
+    let tracks: Vec<Vec<i16>> = (0..3)
+        .map(|i| signal(50 * CHUNK, 10 + i).iter().map(|s| s / 4).collect())
+        .collect();
+    // Source i starts 37 ms × i after the first; interleave deliveries in time order.
+    let mut deliveries = Vec::new();
+    for (i, track) in tracks.iter().enumerate() {
+        for k in 0..50 {
+            let t = chunk_time(k) + Duration::from_millis(37 * i as u64);
+            deliveries.push((t, i, k));
+        }
+    }
+    deliveries.sort();
+    for (t, i, k) in deliveries {
+        let chunk = &tracks[i][k * CHUNK..(k + 1) * CHUNK];
+        sim.deliver(t, addr(100 + i as u16), &packet(k as u32, chunk));
+    }
+    sim.advance_to(Duration::from_secs(4));
+    let starts = sim.start_frames();
+    let left = sim.left();
+    let mut want = vec![0i32; left.len()];
+    for (track, &start) in tracks.iter().zip(&starts) {
+        for (i, &s) in track.iter().enumerate() {
+            want[start as usize + i] += i32::from(s);
+        }
+    }
+    let want: Vec<i16> = want.into_iter().map(|s| s as i16).collect();
+    assert_eq!(left, want);
+}
+
+#[test]
+fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
+    let mut sim = Sim::new(config(20.0));
+    let a = vec![1000i16; 40 * CHUNK];
+    let b = vec![100i16; 40 * CHUNK];
+    for k in 0..40 {
+        let t = chunk_time(k);
+        sim.deliver(
+            t,
+            addr(1),
+            &packet(k as u32, &a[k * CHUNK..(k + 1) * CHUNK]),
+        );
+        sim.deliver(
+            t,
+            addr(2),
+            &packet(k as u32, &b[k * CHUNK..(k + 1) * CHUNK]),
+        );
+        if k == 10 {
+            sim.engine.set_master(0.5);
+            sim.engine.set_controls(
+                addr(1),
+                SourceControls {
+                    volume: 1.0,
+                    balance: -0.5,
+                    ..Default::default()
+                },
+            );
+            sim.engine.set_controls(
+                addr(2),
+                SourceControls {
+                    mute: true,
+                    ..Default::default()
+                },
+            );
+        }
+        if k == 25 {
+            sim.engine.set_controls(
+                addr(2),
+                SourceControls {
+                    solo: true,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    sim.advance_to(Duration::from_secs(3));
+    // Check two steady frames: one while the first settings hold, one after solo.
+    let frame = |sim: &Sim, f: usize| (sim.out[2 * f], sim.out[2 * f + 1]);
+    let settled = (chunk_time(18).as_secs_f64() * f64::from(RATE)) as usize + 882;
+    // a: master 0.5, balance −0.5 → left 500, right 250; b muted.
+    assert_eq!(frame(&sim, settled), (500, 250));
+    let solo = (chunk_time(33).as_secs_f64() * f64::from(RATE)) as usize + 882;
+    // Only b (soloed) is heard: 100 × master 0.5.
+    assert_eq!(frame(&sim, solo), (50, 50));
+    // The ramp: no jump from 1100 to 500 between two consecutive frames.
+    let left = sim.left();
+    // Between both sources' onsets and the first one's end only gains change.
+    let playing = &left[1200..882 + 40 * CHUNK - 10];
+    let max_step = playing
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .max()
+        .unwrap();
+    assert!(
+        max_step < 20,
+        "gain change ramped (largest step {max_step})"
+    );
+}
+
+#[test]
+fn extra_sources_are_refused_and_admitted_ones_unaffected() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(20 * CHUNK, 8);
+    for k in 0..20 {
+        let chunk = &samples[k * CHUNK..(k + 1) * CHUNK];
+        for port in 1..=6 {
+            sim.deliver(chunk_time(k), addr(port), &packet(k as u32, chunk));
+        }
+    }
+    assert_eq!(sim.engine.active_streams(), 4);
+    assert_eq!(sim.engine.counters().refused, 2 * 20);
+    sim.advance_to(Duration::from_secs(3));
+    // The admitted four mix exactly at their start frames (saturating);
+    // the refused two add nothing.
+    let starts = sim.start_frames();
+    assert_eq!(starts.len(), 4);
+    let left = sim.left();
+    let mut want = vec![0i32; left.len()];
+    for &start in &starts {
+        for (i, &s) in samples.iter().enumerate() {
+            want[start as usize + i] += i32::from(s);
+        }
+    }
+    let want: Vec<i16> = want
+        .into_iter()
+        .map(|s| s.clamp(-32768, 32767) as i16)
+        .collect();
+    assert_eq!(left, want);
+}
+
+#[test]
+fn malformed_datagrams_are_counted_per_source() {
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(CHUNK, 9);
+    sim.deliver(Duration::ZERO, addr(1), &packet(0, &samples));
+    sim.deliver(Duration::from_millis(1), addr(1), &[0, 0, 0, 1, 2]); // odd payload
+    sim.deliver(Duration::from_millis(2), addr(1), &[0, 0]); // too short
+    sim.deliver(Duration::from_millis(3), addr(9), &[1, 2, 3]); // unknown sender
+    let mut snapshot = Default::default();
+    sim.engine.snapshot(&mut snapshot);
+    let stats = snapshot.source(addr(1)).unwrap();
+    assert_eq!((stats.malformed, stats.received), (2, 3));
+    assert_eq!(snapshot.node.malformed_unknown, 1);
+    assert_eq!(
+        sim.engine.active_streams(),
+        1,
+        "garbage does not create a source"
+    );
+}
+
+/// A source whose clock runs `ppm` fast (positive) or slow against the node's,
+/// for one hour of simulated time.
+fn drift_for_an_hour(ppm: f64) {
+    let mut sim = Sim::new(config(20.0));
+    sim.keep_output = false;
+    let from = addr(1);
+    let chunk = signal(CHUNK, 11);
+    let packets = 3600 * 100;
+    let period = CHUNK as f64 / f64::from(RATE) / (1.0 + ppm * 1e-6);
+    let (mut min_buffered, mut max_buffered) = (f64::MAX, 0.0f64);
+    let mut snapshot = Default::default();
+    for k in 0..packets {
+        let t = Duration::from_secs_f64(k as f64 * period);
+        sim.deliver(t, from, &packet(k as u32, &chunk));
+        if k > 1000 && k % 97 == 0 {
+            sim.engine.snapshot(&mut snapshot);
+            let b = snapshot.source(from).unwrap().buffered_ms;
+            min_buffered = min_buffered.min(b);
+            max_buffered = max_buffered.max(b);
+        }
+        sim.events.clear();
+    }
+    sim.engine.snapshot(&mut snapshot);
+    let stats = *snapshot.source(from).unwrap();
+    // 200 ppm of an hour at 44.1 kHz is 31752 samples to absorb.
+    let expected = (ppm.abs() * 1e-6 * 3600.0 * f64::from(RATE)) as u64;
+    let corrections = if ppm > 0.0 {
+        stats.drift_drops
+    } else {
+        stats.drift_repeats
+    };
+    assert!(
+        corrections.abs_diff(expected) < expected / 20,
+        "{ppm} ppm: {corrections} corrections, expected about {expected}"
+    );
+    assert_eq!(stats.late + stats.overflow, 0, "{stats}");
+    // Bounded: the buffered delay stays within target + packet + band.
+    assert!(
+        min_buffered > 5.0 && max_buffered < 40.0,
+        "buffered {min_buffered:.1}..{max_buffered:.1} ms"
+    );
+}
+
+#[test]
+fn fast_source_clock_200_ppm_for_an_hour_stays_bounded() {
+    drift_for_an_hour(200.0);
+}
+
+#[test]
+fn slow_source_clock_200_ppm_for_an_hour_stays_bounded() {
+    drift_for_an_hour(-200.0);
+}
