@@ -1,13 +1,68 @@
 //! audiostreamer: reads a WAV file (or a microphone) and sends it, paced in
 //! real time, as sequence-numbered mono UDP datagrams (or serves it over the
 //! TCP Spec/Samples fallback).
+//!
+//! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
+//! [`pacer`], [`burst`]) that is unit-tested with hand-computed inputs and a
+//! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
+//! [`tcp_out`], [`progress`]) wired together by [`streamer`].
 
+pub mod burst;
+pub mod chunk;
 pub mod cli;
+pub mod config;
+pub mod mic;
+pub mod pacer;
+pub mod progress;
+pub mod resample;
+pub mod sample;
+pub mod source;
+pub mod streamer;
+pub mod tcp_out;
+pub mod udp_out;
+pub mod wav;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use cli::Args;
+pub use config::Config;
+pub use progress::Summary;
+pub use streamer::Streamer;
 
-/// Runs the streamer with parsed command-line arguments.
+/// Set by Ctrl-C (SIGINT/SIGTERM); the run loop stops at the next chunk.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Runs the program with parsed command-line arguments: lists devices, or
+/// streams until the input ends or Ctrl-C, then logs the one-line summary.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("streaming is not implemented in this build yet; see `audiostreamer --help` for the planned interface")
+    if args.list_devices {
+        let devices = mic::list_input_devices()?;
+        if devices.is_empty() {
+            println!("no audio input devices found");
+        }
+        for line in devices {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let streamer = Streamer::new(&args)?;
+    install_ctrlc();
+    let summary = streamer.run(&STOP)?;
+    log::info!("{summary}");
+    Ok(())
+}
+
+/// First Ctrl-C: stop cleanly after the current chunk. Second: exit now.
+fn install_ctrlc() {
+    let result = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    match result {
+        Ok(()) => {}
+        // Already installed by an earlier run in this process; it sets the same flag.
+        Err(ctrlc::Error::MultipleHandlers) => {}
+        Err(e) => log::warn!("cannot catch Ctrl-C ({e}); it will end the program abruptly"),
+    }
 }

@@ -1,0 +1,216 @@
+//! Checked configuration: the raw command-line flags turned into values the
+//! run loop can trust, with one clear error per user mistake.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::chunk::{check_udp_size, samples_per_chunk, Layout};
+use crate::cli::Args;
+
+/// Where the samples come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A WAV file.
+    File(PathBuf),
+    /// A cpal input device (`None`: the default one).
+    Mic(Option<String>),
+}
+
+/// Everything `Streamer` needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The sample source.
+    pub input: Input,
+    /// UDP destination, if any.
+    pub dest: Option<SocketAddr>,
+    /// Local address for the UDP socket (`None`: ephemeral, destination's family).
+    pub bind: Option<SocketAddr>,
+    /// TCP listen address, if any.
+    pub tcp_listen: Option<String>,
+    /// Output sample rate in Hz.
+    pub sample_rate: u32,
+    /// The `--chunk-ms` value (for messages).
+    pub chunk_ms: f64,
+    /// Samples per datagram.
+    pub chunk_samples: usize,
+    /// Real-time factor.
+    pub speed: f64,
+    /// Repeat the file forever.
+    pub looping: bool,
+    /// First sequence number.
+    pub start_seq: u32,
+    /// UDP datagram layout.
+    pub layout: Layout,
+}
+
+impl Config {
+    /// Checks `args`; the error names the offending flag or value.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        // With --mic the first positional argument is the destination.
+        let (input, dest) = if args.mic {
+            if args.dest.is_some() {
+                bail!("with --mic give only a destination, not a WAV file");
+            }
+            let dest = args
+                .input
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned());
+            (Input::Mic(args.device.clone()), dest)
+        } else {
+            if args.device.is_some() {
+                bail!("--device only applies with --mic");
+            }
+            let Some(path) = &args.input else {
+                bail!("no WAV file given (or use --mic to stream a microphone; see --help)");
+            };
+            (Input::File(path.clone()), args.dest.clone())
+        };
+        if dest.is_none() && args.tcp_listen.is_none() {
+            bail!("no destination: give DEST (HOST:PORT) or --tcp-listen ADDR");
+        }
+        if args.sample_rate == 0 {
+            bail!("--sample-rate must be above 0 Hz");
+        }
+        if !(args.speed.is_finite() && args.speed > 0.0) {
+            bail!("--speed must be a positive number, not {}", args.speed);
+        }
+        if matches!(input, Input::Mic(_)) {
+            if args.looping {
+                bail!("--loop only applies to a WAV file, not --mic");
+            }
+            if args.speed != 1.0 {
+                bail!("--speed only applies to a WAV file; a microphone runs in real time");
+            }
+        }
+        let layout = if args.stream_to_recorder {
+            Layout::Stereo
+        } else {
+            Layout::MonoSeq
+        };
+        let chunk_samples = samples_per_chunk(args.chunk_ms, args.sample_rate)?;
+        let dest = dest.as_deref().map(resolve_dest).transpose()?;
+        if dest.is_some() && check_udp_size(args.chunk_ms, chunk_samples, layout)? {
+            log::warn!(
+                "{}-byte datagrams exceed {} bytes and will be fragmented on an Ethernet path; \
+                 lower --chunk-ms",
+                layout.datagram_len(chunk_samples),
+                proto::MAX_UNFRAGMENTED_PAYLOAD
+            );
+        }
+        let bind = match (&args.bind, dest) {
+            (None, _) => None,
+            (Some(_), None) => bail!("--bind applies to UDP; give a DEST too"),
+            (Some(b), Some(d)) => Some(resolve_bind(b, d)?),
+        };
+        Ok(Self {
+            input,
+            dest,
+            bind,
+            tcp_listen: args.tcp_listen.clone(),
+            sample_rate: args.sample_rate,
+            chunk_ms: args.chunk_ms,
+            chunk_samples,
+            speed: args.speed,
+            looping: args.looping,
+            start_seq: args.start_seq,
+            layout,
+        })
+    }
+}
+
+/// Resolves `HOST:PORT` (a name or an IPv4/IPv6 literal) to one address.
+pub fn resolve_dest(dest: &str) -> anyhow::Result<SocketAddr> {
+    let addr = first_addr(dest)
+        .with_context(|| format!("cannot resolve destination '{dest}' (expected HOST:PORT)"))?;
+    if addr.port() == 0 {
+        bail!("destination '{dest}' has port 0");
+    }
+    Ok(addr)
+}
+
+/// Resolves `--bind`, preferring an address of the destination's family.
+fn resolve_bind(bind: &str, dest: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = bind
+        .to_socket_addrs()
+        .with_context(|| format!("--bind '{bind}' is not a valid ADDR:PORT"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == dest.is_ipv4())
+        .copied()
+        .with_context(|| {
+            let family = if dest.is_ipv4() { "IPv4" } else { "IPv6" };
+            format!("--bind '{bind}' has no {family} address to match destination {dest}")
+        })
+}
+
+fn first_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    let mut addrs = s.to_socket_addrs()?;
+    addrs.next().context("the name resolves to no address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg(line: &str) -> anyhow::Result<Config> {
+        let args =
+            Args::try_parse_from(std::iter::once("audiostreamer").chain(line.split_whitespace()))?;
+        Config::from_args(&args)
+    }
+
+    fn err(line: &str) -> String {
+        format!("{:#}", cfg(line).unwrap_err())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg("a.wav 127.0.0.1:4030").unwrap();
+        assert_eq!(c.input, Input::File("a.wav".into()));
+        assert_eq!(c.dest, Some("127.0.0.1:4030".parse().unwrap()));
+        assert_eq!(c.chunk_samples, 441);
+        assert_eq!(c.layout, Layout::MonoSeq);
+        assert_eq!(
+            (c.speed, c.looping, c.start_seq, c.bind),
+            (1.0, false, 0, None)
+        );
+    }
+
+    #[test]
+    fn mic_takes_dest_as_first_positional() {
+        let c = cfg("--mic --device pulse [::1]:9000").unwrap();
+        assert_eq!(c.input, Input::Mic(Some("pulse".into())));
+        assert_eq!(c.dest, Some("[::1]:9000".parse().unwrap()));
+        assert!(err("--mic a.wav 127.0.0.1:1").contains("only a destination"));
+        assert!(err("--mic --loop 127.0.0.1:1").contains("--loop"));
+    }
+
+    #[test]
+    fn tcp_only_and_bind() {
+        let c = cfg("a.wav --tcp-listen 127.0.0.1:0").unwrap();
+        assert_eq!(c.dest, None);
+        let c = cfg("a.wav [::1]:5 --bind [::]:0").unwrap();
+        assert!(c.bind.unwrap().is_ipv6());
+        assert!(err("a.wav 127.0.0.1:5 --bind [::]:0").contains("no IPv4 address"));
+        assert!(err("a.wav --tcp-listen 127.0.0.1:0 --bind 0.0.0.0:0").contains("--bind"));
+    }
+
+    #[test]
+    fn user_mistakes_are_named() {
+        assert!(err("").contains("no WAV file"));
+        assert!(err("a.wav").contains("no destination"));
+        assert!(err("a.wav 127.0.0.1")
+            .contains("cannot resolve destination '127.0.0.1' (expected HOST:PORT)"));
+        assert!(err("a.wav no-such-host.invalid:4030").contains("no-such-host.invalid"));
+        assert!(err("a.wav 127.0.0.1:0").contains("port 0"));
+        assert!(err("a.wav 127.0.0.1:1 --chunk-ms 0.001").contains("0 samples"));
+        assert!(err("a.wav 127.0.0.1:1 --chunk-ms 1000").contains("maximum is 32767"));
+        assert!(err("a.wav 127.0.0.1:1 --speed 0").contains("--speed"));
+        assert!(err("a.wav 127.0.0.1:1 --sample-rate 0").contains("--sample-rate"));
+        assert!(err("a.wav 127.0.0.1:1 --chunk-ms 743").contains("65507"));
+        assert!(err("a.wav 127.0.0.1:1 --device x").contains("--device"));
+    }
+}

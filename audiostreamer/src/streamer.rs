@@ -1,0 +1,214 @@
+//! The run loop: read a chunk, wait for its deadline, send it over UDP and/or
+//! TCP, report progress; until the source ends or the stop flag is set.
+//!
+//! [`Streamer::new`] does everything that can fail on user input (flags,
+//! file, sockets, device) before the first datagram, so a mistake is one
+//! error line and nothing is sent. Tests use the bound addresses it exposes
+//! ([`Streamer::udp_local_addr`], [`Streamer::tcp_local_addr`]) and drive
+//! [`Streamer::run`] with their own stop flag.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::chunk::Layout;
+use crate::cli::Args;
+use crate::config::{Config, Input};
+use crate::mic::MicSource;
+use crate::pacer::Pacer;
+use crate::progress::{Progress, Summary};
+use crate::source::{FileSource, SampleSource};
+use crate::tcp_out::TcpOut;
+use crate::udp_out::UdpOut;
+
+/// Lateness after which the schedule is moved instead of catching up in a burst.
+const MAX_LATE: Duration = Duration::from_millis(500);
+/// Longest single sleep, so that Ctrl-C is noticed promptly even with long chunks.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// A configured stream, ready to run.
+pub struct Streamer {
+    config: Config,
+    source: Box<dyn SampleSource>,
+    udp: Option<UdpOut>,
+    tcp: Option<TcpOut>,
+}
+
+impl Streamer {
+    /// Checks `args`, opens the input and binds the sockets.
+    pub fn new(args: &Args) -> anyhow::Result<Self> {
+        Self::from_config(Config::from_args(args)?)
+    }
+
+    /// Opens the input and binds the sockets of a checked configuration.
+    pub fn from_config(config: Config) -> anyhow::Result<Self> {
+        // A file is opened first (the likeliest mistake); a microphone last,
+        // so that a socket error does not start and stop the device.
+        let file = match &config.input {
+            Input::File(path) => Some(FileSource::open(path, config.sample_rate, config.looping)?),
+            Input::Mic(_) => None,
+        };
+        let udp = config
+            .dest
+            .map(|dest| {
+                UdpOut::bind(
+                    dest,
+                    config.bind,
+                    config.layout,
+                    config.chunk_samples,
+                    config.start_seq,
+                )
+            })
+            .transpose()?;
+        let tcp = config
+            .tcp_listen
+            .as_deref()
+            .map(|addr| TcpOut::bind(addr, config.sample_rate))
+            .transpose()?;
+        let source: Box<dyn SampleSource> = match (file, &config.input) {
+            (Some(file), Input::File(path)) => {
+                let i = file.info();
+                log::info!(
+                    "{}: {} ch, {} Hz, {}-bit {}, {:.2} s{}",
+                    path.display(),
+                    i.channels,
+                    i.sample_rate,
+                    i.bits_per_sample,
+                    if i.float { "float" } else { "integer" },
+                    i.duration_secs(),
+                    if file.is_resampling() {
+                        format!("; resampling to {} Hz", config.sample_rate)
+                    } else {
+                        String::new()
+                    }
+                );
+                Box::new(file)
+            }
+            (_, Input::Mic(device)) => Box::new(MicSource::open(
+                device.as_deref(),
+                config.sample_rate,
+                config.chunk_samples,
+            )?),
+            (None, Input::File(_)) => unreachable!("a file input always has a FileSource"),
+        };
+        if let Some(udp) = &udp {
+            let what = match config.layout {
+                Layout::MonoSeq => "mono with sequence numbers",
+                Layout::Stereo => "stereo without sequence numbers",
+            };
+            log::info!(
+                "sending UDP {what} to {} from {}, {} samples per datagram, first seq {}",
+                config.dest.map(|d| d.to_string()).unwrap_or_default(),
+                udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                config.chunk_samples,
+                config.start_seq
+            );
+        }
+        Ok(Self {
+            config,
+            source,
+            udp,
+            tcp,
+        })
+    }
+
+    /// The checked configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The local address of the UDP socket, if sending UDP.
+    pub fn udp_local_addr(&self) -> Option<SocketAddr> {
+        self.udp.as_ref().and_then(|u| u.local_addr().ok())
+    }
+
+    /// The TCP listening address, if serving TCP.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().map(TcpOut::local_addr)
+    }
+
+    /// TCP clients currently connected.
+    pub fn tcp_client_count(&self) -> usize {
+        self.tcp.as_ref().map_or(0, TcpOut::client_count)
+    }
+
+    /// Streams until the source ends or `stop` is set; returns what was sent.
+    pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<Summary> {
+        let rate = self.config.sample_rate;
+        let mut chunk = vec![0i16; self.config.chunk_samples];
+        let mut pacer = Pacer::new(rate, self.config.speed);
+        let paced = self.source.needs_pacing();
+        let mut progress = Progress::new(self.source.total_samples(), rate);
+        let mut summary = Summary {
+            datagrams: 0,
+            samples: 0,
+            sample_rate: rate,
+            elapsed: Duration::ZERO,
+            interrupted: false,
+            send_failures: 0,
+            last_lateness: None,
+        };
+        let start = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                summary.interrupted = true;
+                break;
+            }
+            let n = self.source.read(&mut chunk, stop)?;
+            if n == 0 {
+                summary.interrupted = stop.load(Ordering::Relaxed);
+                break;
+            }
+            if paced {
+                if let Some(late) = pacer.resync(start.elapsed(), MAX_LATE) {
+                    log::warn!(
+                        "fell {:.0} ms behind schedule (stalled?); continuing from now instead of bursting",
+                        late.as_secs_f64() * 1e3
+                    );
+                }
+                if !sleep_until(start, pacer.next_deadline(), stop) {
+                    summary.interrupted = true;
+                    break;
+                }
+            }
+            let now = start.elapsed();
+            if let Some(udp) = &mut self.udp {
+                udp.send(&chunk[..n], now);
+            }
+            if let Some(tcp) = &mut self.tcp {
+                tcp.send(&chunk[..n]);
+            }
+            if paced {
+                summary.last_lateness = Some(now.saturating_sub(pacer.next_deadline()));
+            }
+            pacer.on_sent(n);
+            summary.datagrams += 1;
+            summary.samples += n as u64;
+            progress.update(now, summary.datagrams, summary.samples);
+            if n < chunk.len() {
+                break; // the final, shorter datagram
+            }
+        }
+        summary.elapsed = start.elapsed();
+        summary.send_failures = self.udp.as_ref().map_or(0, UdpOut::send_failures);
+        progress.finish();
+        Ok(summary)
+    }
+}
+
+/// Sleeps until `start + deadline` (in slices of at most [`MAX_SLEEP`]);
+/// returns false if `stop` was set meanwhile. Never spins: each step is a
+/// real sleep, whose overshoot (tens of µs on Linux) does not accumulate
+/// because the next deadline is computed from the sample count.
+fn sleep_until(start: Instant, deadline: Duration, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let remaining = deadline.saturating_sub(start.elapsed());
+        if remaining.is_zero() {
+            return true;
+        }
+        std::thread::sleep(remaining.min(MAX_SLEEP));
+    }
+}
