@@ -232,9 +232,23 @@ fn header_error(path: &Path, e: hound::Error) -> WavError {
             }
         }
         hound::Error::IoError(source) => WavError::Io { path, source },
-        hound::Error::FormatError(reason) => WavError::NotWav {
+        // Without the RIFF/WAVE tags it is not a WAV file at all.
+        hound::Error::FormatError(reason @ ("no RIFF tag found" | "no WAVE tag found")) => {
+            WavError::NotWav {
+                path,
+                reason: reason.into(),
+            }
+        }
+        // hound's only word for 64-bit float.
+        hound::Error::FormatError("bits per sample is not 32") => WavError::Unsupported {
             path,
-            reason: reason.into(),
+            detail: "float samples that are not 32-bit".into(),
+        },
+        // A WAV whose format header hound rejects: an encoding it cannot
+        // describe (odd bit depths, …) or a damaged header.
+        hound::Error::FormatError(reason) => WavError::Unsupported {
+            path,
+            detail: format!("format header rejected: {reason}"),
         },
         hound::Error::Unsupported => WavError::Unsupported {
             path,
