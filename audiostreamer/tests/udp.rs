@@ -112,10 +112,13 @@ fn stereo_48k_is_downmixed_and_resampled() {
     );
 }
 
+/// Writes one test file.
+type WavWriter = Box<dyn Fn(&std::path::Path)>;
+
 #[test]
 fn other_encodings_reach_the_wire_as_i16() {
     let dir = TempDir::new("enc");
-    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>, Vec<i16>)> = vec![
+    let cases: Vec<(&str, WavWriter, Vec<i16>)> = vec![
         (
             "u8",
             Box::new(|p| write_int(p, 1, 44_100, 8, &[-128, -1, 0, 64, 127])),
