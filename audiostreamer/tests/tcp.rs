@@ -73,7 +73,7 @@ fn tcp_only_serves_spec_then_all_samples() {
     wait_for_clients(&streamer, 1);
     let reader = thread::spawn(move || read_all(client));
     let summary = streamer.run(&AtomicBool::new(false)).unwrap();
-    drop(summary);
+    assert_eq!((summary.datagrams, summary.samples), (12, 5000));
     let got = reader.join().unwrap();
     assert_eq!(got[0], Message::Spec(Spec::int16(1, 44_100)));
     let chunks = samples_of(&got[1..]);
