@@ -1,29 +1,34 @@
 //! Command-line flags of audionode (clap derive); `--help` is the reference.
-//! The original implementation's environment variables are fallbacks.
+//! The original implementation's environment variables (`LOGFILE`,
+//! `BUFFER_SIZE`, `LISTEN_PORT`, `DEST`) are fallbacks for unset flags;
+//! [`crate::config::Config`] resolves them.
 
 use std::path::PathBuf;
 
 use clap::Parser;
 
 /// Mixes any number of mono UDP sources into one stereo stream for recorders.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, Default, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
-    /// Address to receive source datagrams on (env LISTEN_PORT sets the port).
-    #[arg(long, default_value = "0.0.0.0:4030")]
-    pub listen: String,
+    /// Address to receive source datagrams on [default: 0.0.0.0:4030;
+    /// env LISTEN_PORT sets the port].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 
-    /// Recorder to send the stereo mix to; repeat for several (env DEST).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4040")]
+    /// Recorder to send the stereo mix to; repeat for several
+    /// [default: 127.0.0.1:4040; env DEST, comma-separated].
+    #[arg(long, value_name = "HOST:PORT")]
     pub dest: Vec<String>,
 
-    /// Event log file, appended to (env LOGFILE).
-    #[arg(long, value_name = "PATH", default_value = "audionode.log")]
-    pub log_file: PathBuf,
+    /// Event log file, appended to [default: audionode.log; env LOGFILE].
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 
-    /// Jitter-buffer target in milliseconds, or "auto" (env BUFFER_SIZE).
-    #[arg(long, value_name = "MS|auto", default_value = "20")]
-    pub jitter_ms: String,
+    /// Jitter-buffer target in milliseconds, or "auto" to adapt it to the
+    /// measured jitter [default: 20; env BUFFER_SIZE].
+    #[arg(long, value_name = "MS|auto")]
+    pub jitter_ms: Option<String>,
 
     /// Sample rate of sources and of the mix.
     #[arg(long, default_value_t = 44_100)]
@@ -37,23 +42,23 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
 
-    /// Address of the web mixing desk and control API, or "off".
+    /// Web mixing desk and control API address, or "off" [planned; not yet served].
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
 
-    /// Token every control request must carry (required off loopback).
+    /// Token every control request must carry [planned].
     #[arg(long, value_name = "TOKEN")]
     pub http_token: Option<String>,
 
-    /// Allow a non-loopback control surface without a token.
+    /// Allow a non-loopback control surface without a token [planned].
     #[arg(long)]
     pub http_insecure: bool,
 
-    /// Pull a source from an `audiostreamer --tcp-listen` server; repeatable.
+    /// Pull a source from an `audiostreamer --tcp-listen` server; repeatable [planned].
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp_source: Vec<String>,
 
-    /// Serve the stereo mix over TCP (Spec/Samples) on ADDR.
+    /// Serve the stereo mix over TCP (Spec/Samples) on ADDR [planned].
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 }

@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// Most sources mixed at once.
     pub max_sources: usize,
+    /// Longest valid datagram in bytes; longer ones are counted as malformed.
+    pub max_datagram_bytes: usize,
 }
 
 /// Mixer controls of one source.
@@ -75,6 +77,31 @@ pub struct Engine {
     epoch: Option<(Duration, u64)>,
     master: f32,
     counters: NodeCounters,
+    refused_log: LogLimiter,
+    malformed_log: LogLimiter,
+}
+
+/// At most one log line per second for a kind of nuisance, with a count of
+/// what was not logged.
+#[derive(Debug, Default)]
+struct LogLimiter {
+    last: Option<Duration>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    /// `Some(suppressed since the last line)` when a line may be logged now.
+    fn allow(&mut self, now: Duration) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now < last + Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 impl Engine {
@@ -92,6 +119,8 @@ impl Engine {
             epoch: None,
             master: 1.0,
             counters: NodeCounters::default(),
+            refused_log: LogLimiter::default(),
+            malformed_log: LogLimiter::default(),
         }
     }
 
@@ -104,7 +133,25 @@ impl Engine {
         events: &mut Vec<Event>,
     ) {
         self.counters.packets += 1;
-        let decoded = MonoDatagram::decode(bytes);
+        // `None` marks a datagram longer than the maximum.
+        let decoded = if bytes.len() > self.config.max_datagram_bytes {
+            Err(None)
+        } else {
+            MonoDatagram::decode(bytes).map_err(Some)
+        };
+        if let Err(e) = &decoded {
+            if let Some(suppressed) = self.malformed_log.allow(now) {
+                match e {
+                    Some(e) => log::debug!(
+                        "{from}: dropped malformed datagram: {e} ({suppressed} more not logged)"
+                    ),
+                    None => log::debug!(
+                        "{from}: dropped datagram longer than {} bytes ({suppressed} more not logged)",
+                        self.config.max_datagram_bytes
+                    ),
+                }
+            }
+        }
         if let Some(&index) = self.by_addr.get(&from) {
             let clock = self.clock(now);
             let slot = self.slots[index]
@@ -112,23 +159,22 @@ impl Engine {
                 .expect("indexed slot is occupied");
             match decoded {
                 Ok(datagram) => slot.source.on_datagram(&datagram, clock, events),
-                Err(e) => {
-                    slot.source.on_malformed(now);
-                    log::debug!("{from}: dropped malformed datagram: {e}");
-                }
+                Err(_) => slot.source.on_malformed(now),
             }
             return;
         }
-        let datagram = match decoded {
-            Ok(d) => d,
-            Err(e) => {
-                self.counters.malformed_unknown += 1;
-                log::debug!("{from}: dropped malformed datagram: {e}");
-                return;
-            }
+        let Ok(datagram) = decoded else {
+            self.counters.malformed_unknown += 1;
+            return;
         };
         if self.by_addr.len() >= self.config.max_sources {
             self.counters.refused += 1;
+            if let Some(suppressed) = self.refused_log.allow(now) {
+                log::warn!(
+                    "{from}: refused, --max-sources {} reached ({suppressed} more refused datagrams not logged)",
+                    self.config.max_sources
+                );
+            }
             return;
         }
         if self.epoch.is_none() {

@@ -6,12 +6,16 @@
 //! [`drift`], [`mixer`]) takes time as a parameter; [`node`] is the thin run
 //! loop that owns sockets, threads and the clock.
 
+pub mod batch_recv;
 pub mod cli;
+pub mod config;
 pub mod drift;
 pub mod engine;
 pub mod event;
+pub mod event_log;
 pub mod jitter_buffer;
 pub mod mixer;
+pub mod node;
 pub mod source;
 pub mod stats;
 pub mod throttle;
@@ -21,9 +25,18 @@ pub mod tracker;
 mod sim_tests;
 
 pub use cli::Args;
+pub use config::Config;
+pub use node::{start, NodeHandle};
 
-/// Runs the node with parsed command-line arguments.
+/// Runs the node until SIGINT or SIGTERM, then logs final counters.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("mixing is not implemented in this build yet; see `audionode --help` for the planned interface")
+    let config = Config::from_args(&args, |key| std::env::var(key).ok())?;
+    if args.http != "off" {
+        log::warn!("the web mixing desk (--http) is not implemented in this version");
+    }
+    let node = start(config)?;
+    let stop = node.stop_flag();
+    ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))
+        .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
+    node.wait()
 }

@@ -27,6 +27,7 @@ fn config(target_ms: f64) -> EngineConfig {
         },
         timeout: Duration::from_millis(1000),
         max_sources: 4,
+        max_datagram_bytes: 4 + 2 * 8192,
     }
 }
 
@@ -338,7 +339,7 @@ fn three_sources_mix_to_the_sum_at_their_start_frames() {
         .collect();
     // Source i starts 37 ms × i after the first; interleave deliveries in time order.
     let mut deliveries = Vec::new();
-    for (i, track) in tracks.iter().enumerate() {
+    for i in 0..tracks.len() {
         for k in 0..50 {
             let t = chunk_time(k) + Duration::from_millis(37 * i as u64);
             deliveries.push((t, i, k));

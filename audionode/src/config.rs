@@ -1,0 +1,226 @@
+//! The checked configuration of a node: flags, then the original
+//! environment variables as fallbacks, then defaults; every value validated
+//! with a clear message.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::Args;
+use crate::engine::EngineConfig;
+use crate::source::{JitterTarget, SourceParams};
+
+/// Default receive address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4030";
+/// Default recorder address.
+pub const DEFAULT_DEST: &str = "127.0.0.1:4040";
+/// Default event-log path.
+pub const DEFAULT_LOG_FILE: &str = "audionode.log";
+/// Longest mixing block.
+pub const MAX_BLOCK_MS: f64 = 5.0;
+/// Largest datagram accepted: a sequence number and 8192 samples.
+pub const MAX_DATAGRAM_BYTES: usize = 4 + 2 * 8192;
+
+/// Everything the node needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to receive source datagrams on.
+    pub listen: SocketAddr,
+    /// Recorders to send the mix to.
+    pub dests: Vec<SocketAddr>,
+    /// Event log path.
+    pub log_file: PathBuf,
+    /// Engine settings.
+    pub engine: EngineConfig,
+}
+
+impl Config {
+    /// Resolves `args`, with `env` (e.g. `|k| std::env::var(k).ok()`) for fallbacks.
+    pub fn from_args(args: &Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let listen = match (&args.listen, env("LISTEN_PORT")) {
+            (Some(addr), _) => resolve(addr, "--listen")?,
+            (None, Some(port)) => {
+                let port: u16 = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("LISTEN_PORT={port:?} is not a port number"))?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => resolve(DEFAULT_LISTEN, "--listen")?,
+        };
+        let dest_texts: Vec<String> = if !args.dest.is_empty() {
+            args.dest.clone()
+        } else if let Some(dest) = env("DEST") {
+            dest.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            vec![DEFAULT_DEST.to_string()]
+        };
+        let dests = dest_texts
+            .iter()
+            .map(|d| resolve(d, "--dest"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if dests.is_empty() {
+            anyhow::bail!("no destination: give --dest HOST:PORT");
+        }
+        let log_file = args
+            .log_file
+            .clone()
+            .or_else(|| env("LOGFILE").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_FILE));
+        let jitter_text = args
+            .jitter_ms
+            .clone()
+            .or_else(|| env("BUFFER_SIZE"))
+            .unwrap_or_else(|| "20".to_string());
+        let target = parse_jitter(&jitter_text)?;
+        let rate = args.sample_rate;
+        if !(8_000..=192_000).contains(&rate) {
+            anyhow::bail!("--sample-rate {rate} is outside 8000..=192000");
+        }
+        if args.max_sources == 0 {
+            anyhow::bail!("--max-sources must be at least 1");
+        }
+        if args.timeout_ms < 10 {
+            anyhow::bail!("--timeout-ms {} is below 10 ms", args.timeout_ms);
+        }
+        for (given, flag) in [
+            (args.http_token.is_some(), "--http-token"),
+            (args.http_insecure, "--http-insecure"),
+            (!args.tcp_source.is_empty(), "--tcp-source"),
+            (args.tcp_listen.is_some(), "--tcp-listen"),
+        ] {
+            if given {
+                anyhow::bail!("{flag} is not implemented in this version");
+            }
+        }
+        let block_frames = (f64::from(rate) * MAX_BLOCK_MS / 1000.0).floor() as usize;
+        Ok(Config {
+            listen,
+            dests,
+            log_file,
+            engine: EngineConfig {
+                source: SourceParams {
+                    rate,
+                    block_frames,
+                    target,
+                    drift_warmup: 100,
+                    drift_band_ms: 3.0,
+                    events_per_second: 20,
+                },
+                timeout: Duration::from_millis(args.timeout_ms),
+                max_sources: args.max_sources,
+                max_datagram_bytes: MAX_DATAGRAM_BYTES,
+            },
+        })
+    }
+}
+
+fn parse_jitter(text: &str) -> anyhow::Result<JitterTarget> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(JitterTarget::Auto);
+    }
+    match text.parse::<f64>() {
+        Ok(ms) if ms > 0.0 && ms <= 1000.0 => Ok(JitterTarget::FixedMs(ms)),
+        _ => anyhow::bail!("jitter target {text:?} must be \"auto\" or milliseconds in (0, 1000]"),
+    }
+}
+
+fn resolve(text: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("{what} {text:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{what} {text:?} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_args(
+            &Args {
+                sample_rate: 44_100,
+                max_sources: 256,
+                timeout_ms: 1000,
+                ..Default::default()
+            },
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:4030".parse().unwrap());
+        assert_eq!(c.dests, vec!["127.0.0.1:4040".parse().unwrap()]);
+        assert_eq!(c.log_file, PathBuf::from("audionode.log"));
+        assert_eq!(c.engine.source.target, JitterTarget::FixedMs(20.0));
+        assert_eq!(c.engine.source.block_frames, 220);
+    }
+
+    #[test]
+    fn environment_fallbacks_and_flag_precedence() {
+        let env = |k: &str| match k {
+            "LISTEN_PORT" => Some("5000".to_string()),
+            "DEST" => Some("127.0.0.1:1,127.0.0.1:2".to_string()),
+            "LOGFILE" => Some("/tmp/x.log".to_string()),
+            "BUFFER_SIZE" => Some("auto".to_string()),
+            _ => None,
+        };
+        let args = Args {
+            sample_rate: 44_100,
+            max_sources: 1,
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let c = Config::from_args(&args, env).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(c.dests.len(), 2);
+        assert_eq!(c.log_file, PathBuf::from("/tmp/x.log"));
+        assert_eq!(c.engine.source.target, JitterTarget::Auto);
+        let args = Args {
+            listen: Some("127.0.0.1:7".into()),
+            jitter_ms: Some("35".into()),
+            ..args
+        };
+        let c = Config::from_args(&args, env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(c.engine.source.target, JitterTarget::FixedMs(35.0));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let base = Args {
+            sample_rate: 44_100,
+            max_sources: 1,
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let err = |args: Args| Config::from_args(&args, no_env).unwrap_err().to_string();
+        assert!(err(Args {
+            jitter_ms: Some("-3".into()),
+            ..base.clone()
+        })
+        .contains("jitter target"));
+        assert!(err(Args {
+            dest: vec!["nonsense".into()],
+            ..base.clone()
+        })
+        .contains("--dest \"nonsense\""));
+        assert!(err(Args {
+            sample_rate: 5,
+            ..base.clone()
+        })
+        .contains("--sample-rate"));
+        let port_err = Config::from_args(&base, |k| (k == "LISTEN_PORT").then(|| "x".to_string()))
+            .unwrap_err();
+        assert!(port_err.to_string().contains("LISTEN_PORT"));
+    }
+}

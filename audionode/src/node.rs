@@ -1,0 +1,252 @@
+//! The node's run loop: the thin IO edge around the [`Engine`]. One thread
+//! drains the UDP socket in batches, feeds the engine, mixes each block at
+//! its deadline (computed from the cumulative frame count, so the clock
+//! never drifts), sends the mix to every destination, and hands events to
+//! the event-log writer thread.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::batch_recv::BatchReceiver;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::event_log::EventLog;
+use crate::stats::NodeSnapshot;
+
+/// Frames per output datagram: 368 × 4 bytes = 1472, the largest payload
+/// that does not fragment on Ethernet.
+pub const FRAMES_PER_DATAGRAM: usize = proto::MAX_UNFRAGMENTED_PAYLOAD / 4;
+
+/// Longest the loop sleeps while idle (bounds the reaction to a stop request).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// How often timeouts are checked and the snapshot is published.
+const HOUSEKEEPING: Duration = Duration::from_millis(10);
+/// Datagrams taken per recvmmsg call.
+const BATCH: usize = 64;
+
+/// A running node.
+pub struct NodeHandle {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+    snapshot: Arc<Mutex<NodeSnapshot>>,
+}
+
+impl NodeHandle {
+    /// The address sources send to (with the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The latest published counters (at most ~10 ms old).
+    pub fn snapshot(&self) -> NodeSnapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A flag that stops the node when set (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Waits until the node stops (after the stop flag is set).
+    pub fn wait(mut self) -> anyhow::Result<()> {
+        self.join()
+    }
+
+    /// Stops the node: every stream is dropped with its final counters in
+    /// the event log, which is flushed.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.join()
+    }
+
+    fn join(&mut self) -> anyhow::Result<()> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("the node's thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.join();
+    }
+}
+
+/// Binds the sockets, opens the event log and starts the node's thread.
+/// Every start-up problem (occupied port, unwritable log) is an error here.
+pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
+    let socket = bind_listen(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = socket.local_addr()?;
+    let out_bind: SocketAddr = if config.dests.iter().all(SocketAddr::is_ipv4) {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let out = UdpSocket::bind(out_bind).context("cannot open the output socket")?;
+    let event_log = EventLog::open(&config.log_file)
+        .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let snapshot = Arc::new(Mutex::new(NodeSnapshot::default()));
+    let (thread_stop, thread_snapshot) = (Arc::clone(&stop), Arc::clone(&snapshot));
+    let thread = thread::Builder::new()
+        .name("audionode".into())
+        .spawn(move || run_loop(config, socket, out, event_log, thread_stop, thread_snapshot))?;
+    Ok(NodeHandle {
+        local_addr,
+        stop,
+        thread: Some(thread),
+        snapshot,
+    })
+}
+
+fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Room for bursts from many sources while a block is being mixed.
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn run_loop(
+    config: Config,
+    socket: UdpSocket,
+    out: UdpSocket,
+    event_log: EventLog,
+    stop: Arc<AtomicBool>,
+    snapshot: Arc<Mutex<NodeSnapshot>>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut engine = Engine::new(config.engine);
+    let mut rx = BatchReceiver::new(BATCH, config.engine.max_datagram_bytes + 1);
+    let mut events: Vec<Event> = Vec::with_capacity(1024);
+    let mut sender = MixSender::new(out, config.dests.clone());
+    let mut next_housekeeping = Duration::ZERO;
+    log::info!(
+        "listening on {}, sending to {}, event log {}",
+        socket.local_addr()?,
+        config
+            .dests
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.log_file.display()
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let now = started.elapsed();
+        let wait = match engine.next_deadline() {
+            Some(deadline) if deadline <= now => None,
+            Some(deadline) => Some((deadline - now).min(IDLE_WAIT)),
+            None => Some(IDLE_WAIT),
+        };
+        let n = rx.recv(&socket, wait).context("receiving datagrams")?;
+        let now = started.elapsed();
+        for i in 0..n {
+            let (from, bytes) = rx.get(i);
+            engine.on_datagram(now, from, bytes, &mut events);
+        }
+        while let Some(block) = engine.mix_due(started.elapsed()) {
+            sender.send(block, started.elapsed());
+        }
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING;
+            engine.expire(now, &mut events);
+            if let Ok(mut shared) = snapshot.try_lock() {
+                engine.snapshot(&mut shared);
+            }
+        }
+        for event in events.drain(..) {
+            event_log.log(event);
+        }
+    }
+    let now = started.elapsed();
+    engine.shutdown(now, &mut events);
+    for event in events.drain(..) {
+        event_log.log(event);
+    }
+    engine.snapshot(&mut snapshot.lock().unwrap_or_else(|e| e.into_inner()));
+    let c = engine.counters();
+    log::info!(
+        "stopped: {} packets, {} blocks mixed, {} deadline misses, {} clipped samples, {} streams",
+        c.packets,
+        c.blocks,
+        c.deadline_misses,
+        c.clipped,
+        c.streams_started
+    );
+    if event_log.dropped() > 0 {
+        log::warn!(
+            "{} events were not written (log writer fell behind)",
+            event_log.dropped()
+        );
+    }
+    event_log.close().context("writing the event log")?;
+    Ok(())
+}
+
+/// Sends mixed blocks to every destination in datagrams of at most
+/// [`FRAMES_PER_DATAGRAM`] frames; send errors are logged once per burst.
+struct MixSender {
+    socket: UdpSocket,
+    dests: Vec<SocketAddr>,
+    buf: Vec<u8>,
+    failing_since: Option<Duration>,
+    errors: u64,
+}
+
+impl MixSender {
+    fn new(socket: UdpSocket, dests: Vec<SocketAddr>) -> Self {
+        Self {
+            socket,
+            dests,
+            buf: vec![0; proto::MAX_UNFRAGMENTED_PAYLOAD],
+            failing_since: None,
+            errors: 0,
+        }
+    }
+
+    fn send(&mut self, interleaved: &[i16], now: Duration) {
+        let mut ok = true;
+        for frames in interleaved.chunks(2 * FRAMES_PER_DATAGRAM) {
+            let len = proto::encode_stereo(frames, &mut self.buf)
+                .expect("buffer sized for a full datagram");
+            for dest in &self.dests {
+                if let Err(e) = self.socket.send_to(&self.buf[..len], dest) {
+                    ok = false;
+                    self.errors += 1;
+                    if self.failing_since.is_none() {
+                        log::warn!("cannot send the mix to {dest}: {e}");
+                        self.failing_since = Some(now);
+                    }
+                }
+            }
+        }
+        if ok {
+            if let Some(since) = self.failing_since.take() {
+                log::info!(
+                    "sending the mix works again after {} errors over {} ms",
+                    self.errors,
+                    (now - since).as_millis()
+                );
+                self.errors = 0;
+            }
+        }
+    }
+}

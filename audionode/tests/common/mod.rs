@@ -1,0 +1,166 @@
+//! Shared helpers of the node's scenario tests: a node on ephemeral ports,
+//! a collecting recorder stand-in, a paced source, and event-log parsing.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use audionode::{Args, Config, NodeHandle};
+use proto::udp_mono::{encode_mono, mono_datagram_len};
+use proto::StereoDatagram;
+
+pub const RATE: u32 = 44_100;
+pub const CHUNK: usize = 441;
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("audionode-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `cond` until it holds, failing after a generous deadline.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Collects every stereo frame sent to its socket, in arrival order.
+pub struct Collector {
+    pub addr: SocketAddr,
+    frames: Arc<Mutex<Vec<(i16, i16)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    pub fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (Arc::clone(&frames), Arc::clone(&stop));
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !s.load(Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let d = StereoDatagram::decode(&buf[..n]).expect("node sends valid stereo");
+                    f.lock().unwrap().extend(d.frames());
+                }
+            }
+        });
+        Self {
+            addr,
+            frames,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.lock().unwrap().len()
+    }
+
+    /// Stops collecting (after draining what already arrived) and returns the frames.
+    pub fn finish(mut self) -> Vec<(i16, i16)> {
+        // Whatever the node sent has arrived once the length stops changing.
+        let mut last = usize::MAX;
+        while self.len() != last {
+            last = self.len();
+            thread::sleep(Duration::from_millis(100));
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.frames.lock().unwrap())
+    }
+}
+
+/// Starts a node on 127.0.0.1:0 sending to `dest`, logging into `dir`.
+pub fn start_node(
+    dir: &Path,
+    dest: SocketAddr,
+    jitter_ms: &str,
+    timeout_ms: u64,
+) -> (NodeHandle, PathBuf) {
+    let log = dir.join("audionode.log");
+    let args = Args {
+        listen: Some("127.0.0.1:0".into()),
+        dest: vec![dest.to_string()],
+        log_file: Some(log.clone()),
+        jitter_ms: Some(jitter_ms.into()),
+        sample_rate: RATE,
+        max_sources: 16,
+        timeout_ms,
+        http: "off".into(),
+        ..Default::default()
+    };
+    let config = Config::from_args(&args, |_| None).unwrap();
+    (audionode::start(config).unwrap(), log)
+}
+
+/// A distinctive test signal.
+pub fn signal(len: usize, salt: i32) -> Vec<i16> {
+    (0..len as i32)
+        .map(|i| ((i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 20_000) as i16)
+        .collect()
+}
+
+/// Sends packet k of `samples` (seq `first_seq + k`) at `start + k × 10 ms`,
+/// in the order given by `script` (an index may repeat or be missing).
+pub fn send_paced(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    samples: &[i16],
+    first_seq: u32,
+    script: &[usize],
+) {
+    let start = Instant::now();
+    let mut buf = vec![0u8; mono_datagram_len(CHUNK)];
+    for (slot, &k) in script.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(slot as f64 * CHUNK as f64 / f64::from(RATE));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        let chunk = &samples[k * CHUNK..((k + 1) * CHUNK).min(samples.len())];
+        let n = encode_mono(first_seq.wrapping_add(k as u32), chunk, &mut buf).unwrap();
+        socket.send_to(&buf[..n], to).unwrap();
+    }
+}
+
+/// The event-log lines of `source`, without the time stamp and address.
+pub fn events_of(log: &Path, source: SocketAddr) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tag = format!("[{:>21}] ", source.to_string());
+    text.lines()
+        .filter_map(|l| l.split_once(&tag).map(|(_, event)| event.to_string()))
+        .collect()
+}
+
+/// The `start_frame=` value of a source's `New stream` line.
+pub fn start_frame(log: &Path, source: SocketAddr) -> usize {
+    let line = events_of(log, source)
+        .into_iter()
+        .find(|l| l.starts_with("New stream"))
+        .expect("a New stream line");
+    let value = line
+        .split("start_frame=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    value.parse().unwrap()
+}
