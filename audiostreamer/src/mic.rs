@@ -20,7 +20,7 @@ use crate::resample::StreamResampler;
 use crate::sample::{to_i16, FLOAT_SCALE};
 use crate::source::SampleSource;
 
-/// One line per input device of the default host: its name and id.
+/// One line per input device of the default host: its id, a tab, its name.
 pub fn list_input_devices() -> anyhow::Result<Vec<String>> {
     let host = cpal::default_host();
     let default_id = host.default_input_device().and_then(|d| d.id().ok());
@@ -35,7 +35,7 @@ pub fn list_input_devices() -> anyhow::Result<Vec<String>> {
             } else {
                 ""
             };
-            format!("{}\t[{id}]{mark}", device_name(&d))
+            format!("{id}\t{}{mark}", device_name(&d))
         })
         .collect())
 }
@@ -46,8 +46,9 @@ fn device_name(d: &cpal::Device) -> String {
         .unwrap_or_else(|_| d.to_string())
 }
 
-/// Finds the input device called `wanted` (exact name or id, else a unique
-/// case-insensitive substring of the name), or the default input device.
+/// Finds the input device called `wanted` (exact name, id, or id without its
+/// host prefix; else a unique case-insensitive substring of name or id), or
+/// the default input device.
 fn find_device(wanted: Option<&str>) -> anyhow::Result<cpal::Device> {
     let host = cpal::default_host();
     let Some(wanted) = wanted else {
@@ -60,16 +61,23 @@ fn find_device(wanted: Option<&str>) -> anyhow::Result<cpal::Device> {
         .context("cannot list audio input devices")?
         .collect();
     let id_of = |d: &cpal::Device| d.id().map(|i| i.to_string()).unwrap_or_default();
-    if let Some(d) = devices
-        .iter()
-        .find(|d| device_name(d) == wanted || id_of(d) == wanted)
-    {
+    // An id is "host:name" (e.g. "alsa:default"); the part after the host counts too.
+    let exact = |d: &cpal::Device| {
+        let id = id_of(d);
+        device_name(d) == wanted
+            || id == wanted
+            || id.split_once(':').is_some_and(|(_, n)| n == wanted)
+    };
+    if let Some(d) = devices.iter().find(|d| exact(d)) {
         return Ok(d.clone());
     }
     let needle = wanted.to_lowercase();
     let matching: Vec<&cpal::Device> = devices
         .iter()
-        .filter(|d| device_name(d).to_lowercase().contains(&needle))
+        .filter(|d| {
+            device_name(d).to_lowercase().contains(&needle)
+                || id_of(d).to_lowercase().contains(&needle)
+        })
         .collect();
     match matching.as_slice() {
         [one] => Ok((*one).clone()),
