@@ -20,6 +20,9 @@ pub struct DriftControl {
     /// Smoothed wait; `None` during warm-up.
     smoothed: Option<f64>,
     reference: f64,
+    /// Sum of target shifts, kept apart so shifts made during warm-up
+    /// survive the reference being set from the warm-up mean.
+    shifts: f64,
     band: f64,
     alpha: f64,
     /// True while correcting, until back within half the band (hysteresis).
@@ -38,6 +41,7 @@ impl DriftControl {
             warmup_sum: 0.0,
             smoothed: None,
             reference: 0.0,
+            shifts: 0.0,
             band,
             alpha: 1.0 / 256.0,
             correcting: false,
@@ -46,7 +50,9 @@ impl DriftControl {
         }
     }
 
-    /// Records the wait (playout time − arrival time) of an in-order packet.
+    /// Records the wait (playout time − arrival time, negative when late) of
+    /// a packet; every packet but duplicates counts, so that the sample is
+    /// not biased towards the early ones.
     pub fn on_wait(&mut self, wait: f64) {
         match &mut self.smoothed {
             Some(s) => *s += (wait - *s) * self.alpha,
@@ -55,7 +61,7 @@ impl DriftControl {
                 self.warmup_sum += wait;
                 if self.warmup_seen >= self.warmup {
                     let mean = self.warmup_sum / f64::from(self.warmup_seen);
-                    self.reference = mean;
+                    self.reference = mean + self.shifts;
                     self.smoothed = Some(mean);
                 }
             }
@@ -64,7 +70,10 @@ impl DriftControl {
 
     /// Moves the reference by `delta` samples (a new jitter target).
     pub fn shift_reference(&mut self, delta: f64) {
-        self.reference += delta;
+        self.shifts += delta;
+        if self.smoothed.is_some() {
+            self.reference += delta;
+        }
     }
 
     /// The adjustment for the next block; call once per block.

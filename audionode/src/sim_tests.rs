@@ -535,3 +535,57 @@ fn fast_source_clock_200_ppm_for_an_hour_stays_bounded() {
 fn slow_source_clock_200_ppm_for_an_hour_stays_bounded() {
     drift_for_an_hour(-200.0);
 }
+
+#[test]
+fn auto_target_grows_with_measured_jitter_until_nothing_is_late() {
+    let mut cfg = config(20.0);
+    cfg.source.target = JitterTarget::Auto;
+    let mut sim = Sim::new(cfg);
+    sim.keep_output = false;
+    let from = addr(1);
+    let chunk = signal(CHUNK, 12);
+    // Each packet is delayed by a pseudo-random 0..30 ms (an LCG: reproducible).
+    let mut lcg = 12345u64;
+    let mut delayed: Vec<(Duration, u32)> = (0..3000u32)
+        .map(|k| {
+            lcg = lcg
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let delay = Duration::from_micros((lcg >> 33) % 30_000);
+            (chunk_time(k as usize) + delay, k)
+        })
+        .collect();
+    delayed.sort();
+    let mut snapshot = Default::default();
+    let mut late_at_20s = None;
+    for (t, k) in delayed {
+        sim.deliver(t, from, &packet(k, &chunk));
+        if late_at_20s.is_none() && t >= Duration::from_secs(20) {
+            sim.engine.snapshot(&mut snapshot);
+            late_at_20s = Some(snapshot.source(from).unwrap().late);
+        }
+    }
+    sim.engine.snapshot(&mut snapshot);
+    let stats = *snapshot.source(from).unwrap();
+    // Jitter of a uniform 0..30 ms delay is about 10 ms: the target follows
+    // (four times the jitter plus a packet), and after adapting nothing is late.
+    assert!((7.0..13.0).contains(&stats.jitter_ms), "{stats}");
+    assert!(
+        (35.0..65.0).contains(&stats.target_ms),
+        "target {} ms",
+        stats.target_ms
+    );
+    assert!(
+        stats.late > 0,
+        "the initial 20 ms target was too small for this network"
+    );
+    assert_eq!(
+        Some(stats.late),
+        late_at_20s,
+        "no late packets once adapted: {stats}"
+    );
+    assert!(
+        stats.drift_repeats > 0,
+        "the delay was lengthened by repeating samples"
+    );
+}

@@ -147,7 +147,7 @@ impl Source {
                 samples: packet_size,
             },
         );
-        source.place(0, first.seq, first.samples(), true, clock, events);
+        source.place(0, first.seq, first.samples(), clock, events);
         source
     }
 
@@ -197,14 +197,7 @@ impl Source {
                         },
                     );
                 }
-                self.place(
-                    classified.index,
-                    seq,
-                    datagram.samples(),
-                    true,
-                    clock,
-                    events,
-                );
+                self.place(classified.index, seq, datagram.samples(), clock, events);
             }
             Arrival::Reordered { highest } => {
                 self.push_burstable(
@@ -213,14 +206,7 @@ impl Source {
                     events,
                     EventKind::OutOfOrder { seq, highest },
                 );
-                self.place(
-                    classified.index,
-                    seq,
-                    datagram.samples(),
-                    false,
-                    clock,
-                    events,
-                );
+                self.place(classified.index, seq, datagram.samples(), clock, events);
             }
             Arrival::Duplicate => {
                 self.push_burstable(
@@ -258,17 +244,10 @@ impl Source {
                     },
                 );
                 let stashed = std::mem::take(&mut self.probation);
-                self.place(0, first_seq, stashed.iter().copied(), true, clock, events);
+                self.place(0, first_seq, stashed.iter().copied(), clock, events);
                 self.probation = stashed;
                 self.probation.clear();
-                self.place(
-                    classified.index,
-                    seq,
-                    datagram.samples(),
-                    true,
-                    clock,
-                    events,
-                );
+                self.place(classified.index, seq, datagram.samples(), clock, events);
             }
         }
         if self.params.target == JitterTarget::Auto {
@@ -337,7 +316,6 @@ impl Source {
         index: u64,
         seq: u32,
         samples: impl ExactSizeIterator<Item = i16>,
-        in_order: bool,
         clock: MixClock,
         events: &mut Vec<Event>,
     ) {
@@ -353,12 +331,9 @@ impl Source {
         let pos = self.instance_offset + index as i64 * self.packet_size as i64;
         let playout_frame = (pos + self.frame_offset) as f64;
         self.tracker.update_jitter(clock.position, pos as f64);
+        self.drift.on_wait(playout_frame - clock.position);
         match self.buffer.write(pos, samples) {
-            WriteOutcome::Stored => {
-                if in_order {
-                    self.drift.on_wait(playout_frame - clock.position);
-                }
-            }
+            WriteOutcome::Stored => {}
             WriteOutcome::Late { .. } => {
                 self.late += 1;
                 let late_by = (clock.position - playout_frame).max(0.0);
