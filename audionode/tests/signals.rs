@@ -20,7 +20,7 @@ fn sigterm_logs_final_counters_and_exits_cleanly() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let collector = Collector::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_audionode"))
+    let child = Command::new(env!("CARGO_BIN_EXE_audionode"))
         .args([
             "--listen",
             &listen,
