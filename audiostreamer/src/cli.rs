@@ -7,19 +7,33 @@ use clap::Parser;
 /// Streams a WAV file or a microphone as paced, sequence-numbered mono UDP
 /// datagrams to an audionode (or as stereo to an audiorecorder).
 #[derive(Debug, Clone, Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  \
+        audiostreamer track.wav 127.0.0.1:4030\n  \
+        audiostreamer track.wav 127.0.0.1:4040 --stream-to-recorder\n  \
+        audiostreamer track.wav --tcp-listen 0.0.0.0:4031 --loop\n  \
+        audiostreamer --mic --device default 127.0.0.1:4030\n  \
+        audiostreamer --list-devices"
+)]
 pub struct Args {
-    /// WAV file to stream (any bit depth, channel count and rate hound reads).
+    /// WAV file to stream: 8/16/24/32-bit integer or 32-bit float, any channel
+    /// count (averaged to mono) and rate (resampled). With --mic, the first
+    /// positional argument is DEST instead.
     pub input: Option<PathBuf>,
 
-    /// Destination HOST:PORT of the audionode (or audiorecorder).
+    /// Destination HOST:PORT of the audionode (or audiorecorder); optional
+    /// with --tcp-listen.
     pub dest: Option<String>,
 
     /// Sample rate on the wire; the input is resampled to it.
     #[arg(long, default_value_t = 44_100)]
     pub sample_rate: u32,
 
-    /// Milliseconds of audio per datagram.
+    /// Milliseconds of audio per datagram: round(ms × rate / 1000) samples,
+    /// 1 to 32767; the last datagram carries the remainder.
     #[arg(long, default_value_t = 10.0)]
     pub chunk_ms: f64,
 
@@ -35,7 +49,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub start_seq: u32,
 
-    /// Local address to send from (default: an ephemeral port on all interfaces).
+    /// Local ADDR:PORT to send UDP from, so a restarted streamer keeps its
+    /// identity at the node (default: an ephemeral port on all interfaces
+    /// of the destination's IP family).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
 
@@ -47,7 +63,8 @@ pub struct Args {
     #[arg(long)]
     pub mic: bool,
 
-    /// Input device name for --mic (default: the system default input).
+    /// Input device for --mic: its id (e.g. alsa:default or just default),
+    /// its name, or a unique part of either (default: the system default input).
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
 
@@ -55,7 +72,8 @@ pub struct Args {
     #[arg(long)]
     pub list_devices: bool,
 
-    /// Also serve the stream over TCP (original Spec/Samples protocol) on ADDR.
+    /// Also serve the stream over TCP (original Spec/Samples protocol) on
+    /// ADDR:PORT to any number of clients; DEST is then optional.
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 }

@@ -26,6 +26,8 @@ pub struct Summary {
     /// How long after its scheduled time the last datagram left (paced
     /// file streams only): the measure of pacing accuracy.
     pub last_lateness: Option<Duration>,
+    /// The largest such lateness over all datagrams (a stall, a busy machine).
+    pub max_lateness: Option<Duration>,
 }
 
 impl Summary {
@@ -46,11 +48,12 @@ impl fmt::Display for Summary {
             self.audio_secs(),
             self.elapsed.as_secs_f64()
         )?;
-        if let Some(late) = self.last_lateness {
+        if let (Some(last), Some(max)) = (self.last_lateness, self.max_lateness) {
             write!(
                 f,
-                "; last datagram {:.3} ms after its deadline",
-                late.as_secs_f64() * 1e3
+                "; last datagram {:.3} ms after its deadline (worst {:.3} ms)",
+                last.as_secs_f64() * 1e3,
+                max.as_secs_f64() * 1e3
             )?;
         }
         if self.send_failures > 0 {
@@ -150,6 +153,7 @@ mod tests {
             interrupted: true,
             send_failures: 0,
             last_lateness: None,
+            max_lateness: None,
         };
         assert_eq!(
             s.to_string(),
@@ -157,6 +161,7 @@ mod tests {
         );
         let s = Summary {
             last_lateness: Some(Duration::from_micros(81)),
+            max_lateness: Some(Duration::from_micros(1500)),
             send_failures: 3,
             interrupted: false,
             ..s
@@ -164,7 +169,7 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "done: 100 datagrams, 44100 samples (1.00 s of audio) in 0.99 s; \
-             last datagram 0.081 ms after its deadline, 3 sends failed"
+             last datagram 0.081 ms after its deadline (worst 1.500 ms), 3 sends failed"
         );
     }
 

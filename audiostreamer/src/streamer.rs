@@ -147,6 +147,7 @@ impl Streamer {
             interrupted: false,
             send_failures: 0,
             last_lateness: None,
+            max_lateness: None,
         };
         let start = Instant::now();
         loop {
@@ -179,7 +180,9 @@ impl Streamer {
                 tcp.send(&chunk[..n]);
             }
             if paced {
-                summary.last_lateness = Some(now.saturating_sub(pacer.next_deadline()));
+                let late = now.saturating_sub(pacer.next_deadline());
+                summary.last_lateness = Some(late);
+                summary.max_lateness = Some(summary.max_lateness.unwrap_or_default().max(late));
             }
             pacer.on_sent(n);
             summary.datagrams += 1;
