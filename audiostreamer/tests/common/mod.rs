@@ -132,6 +132,7 @@ pub struct Received {
 pub struct Capture {
     pub addr: SocketAddr,
     done: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
     handle: JoinHandle<Vec<Received>>,
 }
 
@@ -145,6 +146,8 @@ impl Capture {
         let addr = sock.local_addr().unwrap();
         let done = Arc::new(AtomicBool::new(false));
         let thread_done = Arc::clone(&done);
+        let count = Arc::new(AtomicUsize::new(0));
+        let thread_count = Arc::clone(&count);
         let handle = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             let mut got = Vec::new();
@@ -156,6 +159,7 @@ impl Capture {
                             at: Instant::now(),
                             bytes: buf[..n].to_vec(),
                         });
+                        thread_count.store(got.len(), Ordering::SeqCst);
                         if let Some((limit, flag)) = &stop_after {
                             if got.len() >= *limit {
                                 flag.store(true, Ordering::SeqCst);
@@ -169,7 +173,29 @@ impl Capture {
             }
             got
         });
-        Self { addr, done, handle }
+        Self {
+            addr,
+            done,
+            count,
+            handle,
+        }
+    }
+
+    /// Datagrams received so far.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 20 s) until at least `n` datagrams have arrived.
+    pub fn wait_for(&self, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     /// The destination argument for the streamer.
