@@ -50,6 +50,11 @@ pub struct Args {
     #[arg(long, value_name = "HZ")]
     pub device_rate: Option<u32>,
 
+    /// Audio device period in milliseconds (0: the device's default, which
+    /// for the ALSA pulse plugin means seconds of buffering).
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    pub period_ms: u32,
+
     /// List audio output devices and exit.
     #[arg(long)]
     pub list_devices: bool,
@@ -174,6 +179,7 @@ impl Config {
             device_rate: args.device_rate,
             backoff_ms: args.jitter_backoff,
             max_latency_ms,
+            period_ms: args.period_ms,
         });
         Ok(Self {
             wav,

@@ -94,6 +94,7 @@ pub fn choose_config(
     device: &Device,
     rate: u32,
     forced_rate: Option<u32>,
+    period_ms: u32,
 ) -> anyhow::Result<DeviceChoice> {
     let target = forced_rate.unwrap_or(rate);
     let ranges: Vec<_> = device
@@ -116,7 +117,7 @@ pub fn choose_config(
         .find_map(|r| (**r).try_with_sample_rate(target))
     {
         return Ok(DeviceChoice {
-            config: supported.config(),
+            config: with_period(&supported, period_ms),
             format: supported.sample_format(),
         });
     }
@@ -133,7 +134,28 @@ pub fn choose_config(
         );
     }
     Ok(DeviceChoice {
-        config: default.config(),
+        config: with_period(&default, period_ms),
         format: default.sample_format(),
     })
+}
+
+/// The stream configuration with a fixed period of about `period_ms`.
+///
+/// Left to itself, the ALSA pulse plugin picks a buffer of seconds and the
+/// callback then stalls for over a second at a time; a fixed small period
+/// keeps callbacks regular and the device latency low. `0` keeps the
+/// device's default.
+fn with_period(supported: &cpal::SupportedStreamConfig, period_ms: u32) -> StreamConfig {
+    let mut config = supported.config();
+    if period_ms == 0 {
+        return config;
+    }
+    let want = (u64::from(config.sample_rate) * u64::from(period_ms) / 1000).max(1) as u32;
+    config.buffer_size = match *supported.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => {
+            cpal::BufferSize::Fixed(want.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Fixed(want),
+    };
+    config
 }

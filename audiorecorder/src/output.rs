@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cpal::{FromSample, Sample};
 use rtrb::Consumer;
@@ -24,6 +25,9 @@ pub struct OutputStage {
     backoff: Backoff,
     stats: Arc<Stats>,
     device_channels: usize,
+    /// When the previous callback ran (reading the clock is allocation-
+    /// and lock-free: a vDSO call).
+    last_callback: Option<Instant>,
 }
 
 impl OutputStage {
@@ -41,6 +45,7 @@ impl OutputStage {
             backoff,
             stats,
             device_channels: device_channels.max(1),
+            last_callback: None,
         }
     }
 
@@ -80,6 +85,12 @@ impl OutputStage {
         }
 
         let stats = &*self.stats;
+        let now = Instant::now();
+        if let Some(last) = self.last_callback {
+            let gap = now.saturating_duration_since(last).as_micros() as u64;
+            stats.max_callback_gap_us.fetch_max(gap, Ordering::Relaxed);
+        }
+        self.last_callback = Some(now);
         stats.store_backoff(&self.backoff.counters());
         Stats::add(&stats.played_frames, played as u64);
         Stats::add(&stats.silence_frames, (requested - played) as u64);

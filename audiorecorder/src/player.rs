@@ -32,6 +32,8 @@ pub struct PlaybackOptions {
     pub backoff_ms: u32,
     /// `--max-latency-ms`.
     pub max_latency_ms: u32,
+    /// `--period-ms`: device period (0: the device's default).
+    pub period_ms: u32,
 }
 
 /// A running output stream and the network side of its ring.
@@ -54,7 +56,8 @@ impl Player {
             return Ok(None);
         };
         let label = device::device_label(&device);
-        let choice = device::choose_config(&device, opts.stream_rate, opts.device_rate)?;
+        let choice =
+            device::choose_config(&device, opts.stream_rate, opts.device_rate, opts.period_ms)?;
         let device_rate = choice.config.sample_rate;
         let backoff_frames = Backoff::ms_to_frames(opts.backoff_ms, device_rate);
         let max_frames = Backoff::ms_to_frames(opts.max_latency_ms, device_rate);
@@ -79,9 +82,10 @@ impl Player {
             None
         };
         log::info!(
-            "playing on {label}: {} ch, {device_rate} Hz, {}{}; backoff {} ms, max latency {} ms",
+            "playing on {label}: {} ch, {device_rate} Hz, {}, period {:?}{}; backoff {} ms, max latency {} ms",
             choice.config.channels,
             choice.format,
+            choice.config.buffer_size,
             if resampler.is_some() {
                 format!(", resampling from {} Hz", opts.stream_rate)
             } else {

@@ -142,6 +142,7 @@ impl Recorder {
     }
 
     fn summary(&self) -> Summary {
+        log::debug!("final counters: {:?}", self.stats.snapshot());
         Summary {
             stats: self.stats.snapshot(),
             sample_rate: self.sample_rate,

@@ -43,6 +43,8 @@ pub struct Stats {
     pub buffered_frames: AtomicU64,
     /// Audio callbacks run.
     pub callbacks: AtomicU64,
+    /// Longest time between two audio callbacks, in microseconds.
+    pub max_callback_gap_us: AtomicU64,
     /// TCP connections established.
     pub connections: AtomicU64,
 }
@@ -86,6 +88,7 @@ impl Stats {
             silence_frames: g(&self.silence_frames),
             buffered_frames: g(&self.buffered_frames),
             callbacks: g(&self.callbacks),
+            max_callback_gap_us: g(&self.max_callback_gap_us),
             connections: g(&self.connections),
         }
     }
@@ -110,6 +113,7 @@ pub struct Snapshot {
     pub silence_frames: u64,
     pub buffered_frames: u64,
     pub callbacks: u64,
+    pub max_callback_gap_us: u64,
     pub connections: u64,
 }
 
