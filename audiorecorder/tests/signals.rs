@@ -1,0 +1,154 @@
+//! The real binary under signals: SIGKILL mid-stream leaves a WAV that
+//! opens and holds all but at most the last second; SIGTERM and SIGINT
+//! finalise the file and print the one-line summary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+const RATE: u32 = 44_100;
+
+/// Starts the binary on an ephemeral port; returns it and the bound address
+/// read from its stderr (the rest of stderr is drained in the background).
+fn spawn_recorder(wav: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audiorecorder"))
+        .args([
+            wav.to_str().unwrap(),
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--no-playback",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("audiorecorder: listening on UDP ") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the recorder printed its port");
+    (child, addr)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigkill_mid_stream_leaves_a_valid_wav_missing_at_most_the_last_second() {
+    let dir = temp_dir("sigkill");
+    let path = dir.join("rec.wav");
+    let (mut child, addr) = spawn_recorder(&path);
+    // 2.5 s of audio in real time, then the kill right after the last datagram.
+    let signal_samples = stereo_signal(RATE as usize * 5 / 2, 11);
+    send_stereo(&sender(), addr, &signal_samples, 441, Some(RATE));
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let (spec, samples) = read_wav(&path);
+    assert_eq!((spec.channels, spec.sample_rate), (2, RATE));
+    let frames = samples.len() / 2;
+    let sent = signal_samples.len() / 2;
+    assert!(
+        frames + RATE as usize >= sent && frames <= sent,
+        "WAV holds {frames} of {sent} frames"
+    );
+    assert!(
+        samples[..] == signal_samples[..samples.len()],
+        "not a prefix of the signal"
+    );
+
+    // Appending to the killed recording continues right after its last frame.
+    let (mut child, addr) = spawn_recorder(&path);
+    let more = stereo_signal(1000, 12);
+    send_stereo(&sender(), addr, &more, 250, None);
+    wait_until(
+        "the header to count the appended frames",
+        Duration::from_secs(10),
+        || hound::WavReader::open(&path).is_ok_and(|r| r.duration() as usize == frames + 1000),
+    );
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+    let (_, after) = read_wav(&path);
+    assert!(after[..samples.len()] == samples[..]);
+    assert!(after[samples.len()..] == more[..]);
+}
+
+#[test]
+fn sigterm_and_sigint_finalise_and_print_a_summary() {
+    for sig in ["-TERM", "-INT"] {
+        let dir = temp_dir(&format!("sig{sig}"));
+        let path = dir.join("rec.wav");
+        let (mut child, addr) = spawn_recorder(&path);
+        let signal_samples = stereo_signal(22_050, 13);
+        send_stereo(&sender(), addr, &signal_samples, 441, None);
+        // The header is refreshed twice a second: wait until it counts everything.
+        wait_until("header update", Duration::from_secs(10), || {
+            hound::WavReader::open(&path).is_ok_and(|r| r.duration() == 22_050)
+        });
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{sig}: {:?}", out.status);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert!(
+            stdout.starts_with(
+                "audiorecorder: received 0.50 s (22050 frames), recorded 22050 frames, underruns 0"
+            ),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("0 from other senders, 0 malformed datagrams"),
+            "{stdout}"
+        );
+        assert!(read_wav(&path).1 == signal_samples);
+    }
+}
+
+#[test]
+fn user_mistakes_exit_1_with_one_line() {
+    let dir = temp_dir("mistakes");
+    let missing = dir.join("nope/rec.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_audiorecorder"))
+        .args([missing.to_str().unwrap(), "0", "--no-playback"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("audiorecorder: cannot write"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_audiorecorder"))
+        .args(["rec.wav"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("missing the UDP port"));
+}
