@@ -99,7 +99,7 @@ fn sigterm_and_sigint_finalise_and_print_a_summary() {
     for sig in ["-TERM", "-INT"] {
         let dir = temp_dir(&format!("sig{sig}"));
         let path = dir.join("rec.wav");
-        let (mut child, addr) = spawn_recorder(&path);
+        let (child, addr) = spawn_recorder(&path);
         let signal_samples = stereo_signal(22_050, 13);
         send_stereo(&sender(), addr, &signal_samples, 441, None);
         // The header is refreshed twice a second: wait until it counts everything.
