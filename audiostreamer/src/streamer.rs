@@ -93,15 +93,14 @@ impl Streamer {
         };
         if let Some(udp) = &udp {
             let what = match config.layout {
-                Layout::MonoSeq => "mono with sequence numbers",
-                Layout::Stereo => "stereo without sequence numbers",
+                Layout::MonoSeq => format!("mono with sequence numbers from {}", config.start_seq),
+                Layout::Stereo => "stereo without sequence numbers".to_string(),
             };
             log::info!(
-                "sending UDP {what} to {} from {}, {} samples per datagram, first seq {}",
+                "sending UDP {what} to {} from {}, {} samples per datagram",
                 config.dest.map(|d| d.to_string()).unwrap_or_default(),
                 udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
                 config.chunk_samples,
-                config.start_seq
             );
         }
         Ok(Self {
