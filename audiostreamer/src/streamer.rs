@@ -43,66 +43,23 @@ impl Streamer {
     /// Opens the input and binds the sockets of a checked configuration.
     pub fn from_config(config: Config) -> anyhow::Result<Self> {
         // A file is opened first (the likeliest mistake); a microphone last,
-        // so that a socket error does not start and stop the device.
-        let file = match &config.input {
-            Input::File(path) => Some(FileSource::open(path, config.sample_rate, config.looping)?),
-            Input::Mic(_) => None,
-        };
-        let udp = config
-            .dest
-            .map(|dest| {
-                UdpOut::bind(
-                    dest,
-                    config.bind,
-                    config.layout,
-                    config.chunk_samples,
-                    config.start_seq,
-                )
-            })
-            .transpose()?;
-        let tcp = config
-            .tcp_listen
-            .as_deref()
-            .map(|addr| TcpOut::bind(addr, config.sample_rate))
-            .transpose()?;
-        let source: Box<dyn SampleSource> = match (file, &config.input) {
-            (Some(file), Input::File(path)) => {
-                let i = file.info();
-                log::info!(
-                    "{}: {} ch, {} Hz, {}-bit {}, {:.2} s{}",
-                    path.display(),
-                    i.channels,
-                    i.sample_rate,
-                    i.bits_per_sample,
-                    if i.float { "float" } else { "integer" },
-                    i.duration_secs(),
-                    if file.is_resampling() {
-                        format!("; resampling to {} Hz", config.sample_rate)
-                    } else {
-                        String::new()
-                    }
-                );
-                Box::new(file)
+        // so that a socket error does not start and stop the device. Nothing
+        // is logged until everything succeeded: a mistake stays one line.
+        let (source, udp, tcp): (Box<dyn SampleSource>, _, _) = match &config.input {
+            Input::File(path) => {
+                let file = FileSource::open(path, config.sample_rate, config.looping)?;
+                let (udp, tcp) = bind_outputs(&config)?;
+                log_file(path, &file, config.sample_rate);
+                (Box::new(file), udp, tcp)
             }
-            (_, Input::Mic(device)) => Box::new(MicSource::open(
-                device.as_deref(),
-                config.sample_rate,
-                config.chunk_samples,
-            )?),
-            (None, Input::File(_)) => unreachable!("a file input always has a FileSource"),
+            Input::Mic(device) => {
+                let (udp, tcp) = bind_outputs(&config)?;
+                let mic =
+                    MicSource::open(device.as_deref(), config.sample_rate, config.chunk_samples)?;
+                (Box::new(mic), udp, tcp)
+            }
         };
-        if let Some(udp) = &udp {
-            let what = match config.layout {
-                Layout::MonoSeq => format!("mono with sequence numbers from {}", config.start_seq),
-                Layout::Stereo => "stereo without sequence numbers".to_string(),
-            };
-            log::info!(
-                "sending UDP {what} to {} from {}, {} samples per datagram",
-                config.dest.map(|d| d.to_string()).unwrap_or_default(),
-                udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-                config.chunk_samples,
-            );
-        }
+        log_outputs(&config, udp.as_ref(), tcp.as_ref());
         Ok(Self {
             config,
             source,
@@ -195,6 +152,68 @@ impl Streamer {
         summary.send_failures = self.udp.as_ref().map_or(0, UdpOut::send_failures);
         progress.finish();
         Ok(summary)
+    }
+}
+
+/// Binds the UDP socket and the TCP listener the configuration asks for.
+fn bind_outputs(config: &Config) -> anyhow::Result<(Option<UdpOut>, Option<TcpOut>)> {
+    let udp = config
+        .dest
+        .map(|dest| {
+            UdpOut::bind(
+                dest,
+                config.bind,
+                config.layout,
+                config.chunk_samples,
+                config.start_seq,
+            )
+        })
+        .transpose()?;
+    let tcp = config
+        .tcp_listen
+        .as_deref()
+        .map(|addr| TcpOut::bind(addr, config.sample_rate))
+        .transpose()?;
+    Ok((udp, tcp))
+}
+
+fn log_file(path: &std::path::Path, file: &FileSource, out_rate: u32) {
+    let i = file.info();
+    let resampling = if file.is_resampling() {
+        format!("; resampling to {out_rate} Hz")
+    } else {
+        String::new()
+    };
+    log::info!(
+        "{}: {} ch, {} Hz, {}-bit {}, {:.2} s{resampling}",
+        path.display(),
+        i.channels,
+        i.sample_rate,
+        i.bits_per_sample,
+        if i.float { "float" } else { "integer" },
+        i.duration_secs(),
+    );
+}
+
+fn log_outputs(config: &Config, udp: Option<&UdpOut>, tcp: Option<&TcpOut>) {
+    if let Some(udp) = udp {
+        let what = match config.layout {
+            Layout::MonoSeq => format!("mono with sequence numbers from {}", config.start_seq),
+            Layout::Stereo => "stereo without sequence numbers".to_string(),
+        };
+        log::info!(
+            "sending UDP {what} to {} from {}, {} samples per datagram",
+            config.dest.map(|d| d.to_string()).unwrap_or_default(),
+            udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            config.chunk_samples,
+        );
+    }
+    if let Some(tcp) = tcp {
+        log::info!(
+            "serving TCP Spec/Samples (mono, {} Hz, 16-bit) on {}",
+            config.sample_rate,
+            tcp.local_addr()
+        );
     }
 }
 

@@ -28,10 +28,6 @@ impl TcpOut {
         })?;
         let spec = Spec::int16(1, sample_rate);
         server.set_new_client_message(Some(&spec.to_bytes()))?;
-        log::info!(
-            "serving TCP Spec/Samples (mono, {sample_rate} Hz, 16-bit) on {}",
-            server.local_addr()
-        );
         Ok(Self {
             server,
             message: Vec::new(),
