@@ -288,3 +288,24 @@ fn paced_at_speed_1_span_within_2_percent_of_track() {
     );
     println!("span {span:.4} s; {summary}");
 }
+
+#[test]
+fn ipv6_destination_gets_an_ipv6_source() {
+    let Ok(rx) = std::net::UdpSocket::bind("[::1]:0") else {
+        println!("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    };
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let dir = TempDir::new("v6");
+    let wav = dir.path("a.wav");
+    let samples = test_signal(441);
+    write_i16(&wav, 1, 44_100, &samples);
+    let dest = rx.local_addr().unwrap().to_string();
+    let streamer = audiostreamer::Streamer::new(&args(&[wav.to_str().unwrap(), &dest])).unwrap();
+    assert!(streamer.udp_local_addr().unwrap().is_ipv6());
+    streamer.run(&AtomicBool::new(false)).unwrap();
+    let mut buf = [0u8; 2000];
+    let n = rx.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], mono_bytes(0, &samples).as_slice());
+}
