@@ -238,20 +238,59 @@ where
     f32: FromSample<T>,
 {
     let overruns = Arc::clone(overruns);
-    let scale = FLOAT_SCALE as f32 / channels as f32;
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _: &cpal::InputCallbackInfo| {
-            // Real-time: no allocation, no lock, no logging, no IO.
-            for frame in data.chunks_exact(channels) {
-                let sum: f32 = frame.iter().map(|s| s.to_sample::<f32>()).sum();
-                if producer.push(sum * scale).is_err() {
-                    overruns.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            push_mono(data, channels, &mut producer, &overruns);
         },
         // Not the audio callback: logging here is allowed.
         |e| log::warn!("audio input error: {e}"),
         None,
     )
+}
+
+/// The capture callback's work: averages each interleaved frame of `data`
+/// to one i16-scale `f32` and pushes it into the ring; a full ring drops the
+/// sample and counts it. Real-time safe: no allocation, no lock, no logging.
+fn push_mono<T>(
+    data: &[T],
+    channels: usize,
+    producer: &mut rtrb::Producer<f32>,
+    overruns: &AtomicU64,
+) where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let scale = FLOAT_SCALE as f32 / channels as f32;
+    for frame in data.chunks_exact(channels) {
+        let sum: f32 = frame.iter().map(|s| s.to_sample::<f32>()).sum();
+        if producer.push(sum * scale).is_err() {
+            overruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_downmixes_and_counts_overruns() {
+        let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(3);
+        let overruns = AtomicU64::new(0);
+        // Stereo i16 frames: (1000, 3000) → 2000, (−4, 0) → −2.
+        push_mono(&[1000i16, 3000, -4, 0], 2, &mut producer, &overruns);
+        assert_eq!(consumer.pop(), Ok(2000.0));
+        assert_eq!(consumer.pop(), Ok(-2.0));
+        // Float mono: 0.5 → 16384; four samples into three free slots: one dropped.
+        push_mono(&[0.5f32, 0.25, -0.25, 1.0], 1, &mut producer, &overruns);
+        assert_eq!(overruns.load(Ordering::Relaxed), 1);
+        assert_eq!(consumer.pop(), Ok(16384.0));
+        assert_eq!(consumer.pop(), Ok(8192.0));
+        assert_eq!(consumer.pop(), Ok(-8192.0));
+        assert!(consumer.pop().is_err());
+        // A partial trailing frame is ignored.
+        push_mono(&[7u8], 2, &mut producer, &overruns);
+        assert!(consumer.pop().is_err());
+    }
 }

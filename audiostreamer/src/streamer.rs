@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::burst::{BurstReport, ErrorBurst};
 use crate::chunk::Layout;
 use crate::cli::Args;
 use crate::config::{Config, Input};
@@ -105,6 +106,9 @@ impl Streamer {
             last_lateness: None,
             max_lateness: None,
         };
+        // Repeated resyncs (a --speed the machine cannot sustain) are
+        // reported like send errors: once, then every 10 s.
+        let mut resyncs = ErrorBurst::new(Duration::from_secs(10));
         let start = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -118,10 +122,17 @@ impl Streamer {
             }
             if paced {
                 if let Some(late) = pacer.resync(start.elapsed(), MAX_LATE) {
-                    log::warn!(
-                        "fell {:.0} ms behind schedule (stalled?); continuing from now instead of bursting",
-                        late.as_secs_f64() * 1e3
-                    );
+                    match resyncs.on_error(start.elapsed()) {
+                        Some(BurstReport::Started) => log::warn!(
+                            "fell {:.0} ms behind schedule (stalled?); continuing from now instead of bursting",
+                            late.as_secs_f64() * 1e3
+                        ),
+                        Some(BurstReport::Ongoing { failures }) => log::warn!(
+                            "fell behind schedule {failures} times so far; this machine cannot keep up \
+                             (lower --speed or raise --chunk-ms)"
+                        ),
+                        _ => {}
+                    }
                 }
                 if !sleep_until(start, pacer.next_deadline(), stop) {
                     summary.interrupted = true;
