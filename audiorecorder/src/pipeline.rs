@@ -73,7 +73,7 @@ impl Pipeline {
                 return Err(e)
             }
             Err(e) => {
-                log::warn!("{e:#}: recording without playback");
+                log::warn!("audio output unavailable ({e:#}); recording without playback");
                 Playback::Unavailable
             }
         };

@@ -46,12 +46,13 @@ impl fmt::Display for WavFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
     /// The file could not be created or opened (missing directory, permissions, full disk).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (shown in the message, not chained, so
+        /// `{:#}` prints it once).
+        error: io::Error,
     },
     /// The file exists but is not a WAV file that can be appended to.
     #[error("{path} exists but is not a WAV file that can be appended to ({reason}); use --overwrite to replace it")]
@@ -85,17 +86,17 @@ pub enum Opened {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WavError + '_ {
-    move |source| WavError::Io {
+    move |error| WavError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
 fn hound_err(path: &Path, e: hound::Error) -> WavError {
     match e {
-        hound::Error::IoError(source) => WavError::Io {
+        hound::Error::IoError(error) => WavError::Io {
             path: path.to_owned(),
-            source,
+            error,
         },
         other => WavError::NotWav {
             path: path.to_owned(),

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -18,15 +18,26 @@ const RATE: u32 = 44_100;
 /// Starts the binary on an ephemeral port; returns it and the bound address
 /// read from its stderr (the rest of stderr is drained in the background).
 fn spawn_recorder(wav: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_audiorecorder"))
-        .args([
-            wav.to_str().unwrap(),
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--no-playback",
-        ])
+    let (child, addr, _) = spawn_with(wav, &["--no-playback"], &[]);
+    (child, addr)
+}
+
+/// Like [`spawn_recorder`] with extra flags and environment; also returns
+/// the stderr lines (collected in the background).
+fn spawn_with(
+    wav: &Path,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiorecorder"));
+    cmd.args([wav.to_str().unwrap(), "0", "--bind", "127.0.0.1"])
+        .args(flags)
         .env("RUST_LOG", "info")
+        .env_remove("PULSE_SERVER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -34,17 +45,20 @@ fn spawn_recorder(wav: &Path) -> (Child, SocketAddr) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let collected = Arc::clone(&lines);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("audiorecorder: listening on UDP ") {
                 let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
             }
+            collected.lock().unwrap().push(line);
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the recorder printed its port");
-    (child, addr)
+    (child, addr, lines)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -151,4 +165,35 @@ fn user_mistakes_exit_1_with_one_line() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("missing the UDP port"));
+}
+
+#[test]
+fn without_an_audio_device_it_warns_once_and_keeps_recording() {
+    let dir = temp_dir("nodevice");
+    let path = dir.join("rec.wav");
+    // An ALSA configuration whose default device is a sound card that does
+    // not exist: what a machine without a sound card looks like to cpal.
+    let alsa = dir.join("asound.conf");
+    std::fs::write(
+        &alsa,
+        "pcm.!default { type hw card 77 }\nctl.!default { type hw card 77 }\n",
+    )
+    .unwrap();
+    let (child, addr, lines) =
+        spawn_with(&path, &[], &[("ALSA_CONFIG_PATH", alsa.to_str().unwrap())]);
+    let signal_samples = stereo_signal(4_410, 14);
+    send_stereo(&sender(), addr, &signal_samples, 441, None);
+    wait_until("header update", Duration::from_secs(10), || {
+        hound::WavReader::open(&path).is_ok_and(|r| r.duration() == 4_410)
+    });
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines = lines.lock().unwrap();
+    let warnings: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("recording without playback"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    assert!(read_wav(&path).1 == signal_samples);
 }

@@ -108,6 +108,20 @@ fn missing_directory_and_busy_port_are_one_line_errors() {
         .unwrap();
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
 
+    // A full disk: /dev/full takes the open but refuses every byte.
+    let err = audiorecorder::start(config(&["/dev/full", "0", "--no-playback"]))
+        .err()
+        .unwrap();
+    assert_eq!(
+        format!("{err:#}"),
+        "cannot write /dev/full: No space left on device (os error 28)"
+    );
+    // A path that cannot be a file.
+    let err = audiorecorder::start(config(&[dir.to_str().unwrap(), "0", "--no-playback"]))
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("Is a directory"), "{err:#}");
+
     let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     let path = dir.join("rec.wav");

@@ -2,6 +2,8 @@
 //! signals, paced UDP sending, polling with a deadline, temp dirs, WAV reads.
 #![allow(dead_code)]
 
+pub mod audio;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
