@@ -11,7 +11,8 @@
 //! - [`wav`], [`writer`]: WAV open/append rules and the writer thread.
 //! - [`source`], [`udp`], [`tcp`]: the transports.
 //! - [`pipeline`]: fan-out of received frames to writer and player.
-//! - [`recorder`]: start/stop; [`stats`]: counters and the summary.
+//! - [`recorder`]: start/stop; [`stats`]: counters and the summary;
+//!   [`report`]: rate-limited log lines about playback trouble.
 
 pub mod backoff;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod pipeline;
 pub mod player;
 pub mod recorder;
+pub mod report;
 pub mod resample;
 pub mod source;
 pub mod stats;

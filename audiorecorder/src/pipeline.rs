@@ -6,8 +6,10 @@
 //! and turns format changes into new files.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::player::{PlaybackOptions, Player};
+use crate::report::Reporter;
 use crate::stats::Stats;
 use crate::wav::WavFormat;
 use crate::writer::WriterHandle;
@@ -32,6 +34,7 @@ pub struct Pipeline {
     /// Samples of a partial frame held until the rest arrives (TCP only).
     carry: Vec<i16>,
     stats: Arc<Stats>,
+    reporter: Reporter,
 }
 
 impl Pipeline {
@@ -48,6 +51,7 @@ impl Pipeline {
             format: None,
             carry: Vec::new(),
             stats,
+            reporter: Reporter::new(),
         }
     }
 
@@ -128,6 +132,14 @@ impl Pipeline {
         }
         if let Some(w) = &mut self.writer {
             w.write(samples, channels);
+        }
+    }
+
+    /// Logs playback trouble counted since the last report, if due; the
+    /// receive loops call this after every datagram and every poll timeout.
+    pub fn report(&mut self) {
+        if let Some(line) = self.reporter.check(self.stats.snapshot(), Instant::now()) {
+            log::warn!("{line}");
         }
     }
 

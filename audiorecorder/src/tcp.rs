@@ -135,6 +135,7 @@ fn receive(
         if pipeline.writer_failed() {
             return Ended::Lost;
         }
+        pipeline.report();
         match client.recv_message() {
             Ok(Some(Message::Spec(spec))) => match check_spec(&spec) {
                 Ok(format) => {

@@ -20,7 +20,8 @@ use crate::stats::Stats;
 const POLL: Duration = Duration::from_millis(100);
 
 /// Kernel receive buffer asked for: about 3 s of 44.1 kHz stereo, so a
-/// briefly descheduled receiver loses nothing.
+/// briefly descheduled receiver loses nothing (the kernel caps it at
+/// `net.core.rmem_max`).
 const RECV_BUFFER: usize = 1 << 19;
 
 /// Binds `bind:port` for receiving; an occupied port is a one-line error.
@@ -63,6 +64,7 @@ pub fn receive_loop(
         if pipeline.writer_failed() {
             return Ok(());
         }
+        pipeline.report();
         let (len, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
             Err(e)

@@ -13,26 +13,6 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Frequency of a tone by counting upward zero crossings.
-fn frequency(samples: &[f64], rate: usize) -> f64 {
-    let first = samples
-        .windows(2)
-        .position(|w| w[0] < 0.0 && w[1] >= 0.0)
-        .unwrap();
-    let last = samples.len()
-        - 1
-        - samples
-            .windows(2)
-            .rev()
-            .position(|w| w[0] < 0.0 && w[1] >= 0.0)
-            .unwrap();
-    let crossings = samples[first..=last]
-        .windows(2)
-        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
-        .count();
-    crossings as f64 * rate as f64 / (last - first) as f64
-}
-
 #[test]
 fn stream_rate_is_converted_to_the_device_rate() {
     let Some(env) = audio_or_skip() else { return };

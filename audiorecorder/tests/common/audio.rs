@@ -105,14 +105,22 @@ impl Capture {
     }
 
     /// Stops capturing; returns the left channel.
-    pub fn finish(mut self) -> Vec<f64> {
+    pub fn finish(self) -> Vec<f64> {
+        self.finish_stereo().0
+    }
+
+    /// Stops capturing; returns the left and right channels.
+    pub fn finish_stereo(mut self) -> (Vec<f64>, Vec<f64>) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let bytes = self.bytes.lock().unwrap();
-        bytes
-            .chunks_exact(4)
-            .map(|f| f64::from(i16::from_le_bytes([f[0], f[1]])))
-            .collect()
+        let channel = |at: usize| {
+            bytes
+                .chunks_exact(4)
+                .map(|f| f64::from(i16::from_le_bytes([f[at], f[at + 1]])))
+                .collect()
+        };
+        (channel(0), channel(2))
     }
 }
 
@@ -147,4 +155,24 @@ pub fn left(interleaved: &[i16]) -> Vec<f64> {
         .step_by(2)
         .map(|&s| f64::from(s))
         .collect()
+}
+
+/// Frequency of a tone by counting upward zero crossings.
+pub fn frequency(samples: &[f64], rate: usize) -> f64 {
+    let first = samples
+        .windows(2)
+        .position(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .unwrap();
+    let last = samples.len()
+        - 1
+        - samples
+            .windows(2)
+            .rev()
+            .position(|w| w[0] < 0.0 && w[1] >= 0.0)
+            .unwrap();
+    let crossings = samples[first..=last]
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
+    crossings as f64 * rate as f64 / (last - first) as f64
 }
