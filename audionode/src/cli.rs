@@ -42,15 +42,16 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
 
-    /// Web mixing desk and control API address, or "off" [planned; not yet served].
+    /// Web mixing desk, control API and /metrics address, or "off".
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
 
-    /// Token every control request must carry [planned].
+    /// Token every API, WebSocket and metrics request must carry (required
+    /// off loopback): `Authorization: Bearer TOKEN` or `?token=TOKEN`.
     #[arg(long, value_name = "TOKEN")]
     pub http_token: Option<String>,
 
-    /// Allow a non-loopback control surface without a token [planned].
+    /// Allow a non-loopback control surface without a token.
     #[arg(long)]
     pub http_insecure: bool,
 

@@ -32,6 +32,17 @@ pub struct Config {
     pub log_file: PathBuf,
     /// Engine settings.
     pub engine: EngineConfig,
+    /// The control surface, unless `--http off`.
+    pub http: Option<HttpSettings>,
+}
+
+/// Where and how the control surface is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Token every API and WebSocket request must carry, if any.
+    pub token: Option<String>,
 }
 
 impl Config {
@@ -86,9 +97,8 @@ impl Config {
         if args.timeout_ms < 10 {
             anyhow::bail!("--timeout-ms {} is below 10 ms", args.timeout_ms);
         }
+        let http = parse_http(args)?;
         for (given, flag) in [
-            (args.http_token.is_some(), "--http-token"),
-            (args.http_insecure, "--http-insecure"),
             (!args.tcp_source.is_empty(), "--tcp-source"),
             (args.tcp_listen.is_some(), "--tcp-listen"),
         ] {
@@ -114,8 +124,30 @@ impl Config {
                 max_sources: args.max_sources,
                 max_datagram_bytes: MAX_DATAGRAM_BYTES,
             },
+            http,
         })
     }
+}
+
+fn parse_http(args: &Args) -> anyhow::Result<Option<HttpSettings>> {
+    let text = args.http.trim();
+    if text.eq_ignore_ascii_case("off") {
+        if args.http_token.is_some() {
+            anyhow::bail!("--http-token given with --http off");
+        }
+        return Ok(None);
+    }
+    let addr = resolve(text, "--http")?;
+    let token = args.http_token.clone();
+    if token.as_deref() == Some("") {
+        anyhow::bail!("--http-token must not be empty");
+    }
+    if !addr.ip().is_loopback() && token.is_none() && !args.http_insecure {
+        anyhow::bail!(
+            "refusing to serve the control surface on {addr} (not loopback) without --http-token TOKEN (or --http-insecure)"
+        );
+    }
+    Ok(Some(HttpSettings { addr, token }))
 }
 
 fn parse_jitter(text: &str) -> anyhow::Result<JitterTarget> {
@@ -146,23 +178,66 @@ mod tests {
         None
     }
 
+    /// The arguments as clap gives them with no flags.
+    fn cli_defaults() -> Args {
+        use clap::Parser;
+        Args::parse_from(["audionode"])
+    }
+
     #[test]
     fn defaults() {
-        let c = Config::from_args(
-            &Args {
-                sample_rate: 44_100,
-                max_sources: 256,
-                timeout_ms: 1000,
-                ..Default::default()
-            },
-            no_env,
-        )
-        .unwrap();
+        let c = Config::from_args(&cli_defaults(), no_env).unwrap();
         assert_eq!(c.listen, "0.0.0.0:4030".parse().unwrap());
         assert_eq!(c.dests, vec!["127.0.0.1:4040".parse().unwrap()]);
         assert_eq!(c.log_file, PathBuf::from("audionode.log"));
         assert_eq!(c.engine.source.target, JitterTarget::FixedMs(20.0));
         assert_eq!(c.engine.source.block_frames, 220);
+        assert_eq!(
+            c.http,
+            Some(HttpSettings {
+                addr: "127.0.0.1:8080".parse().unwrap(),
+                token: None
+            })
+        );
+    }
+
+    #[test]
+    fn control_surface_off_loopback_needs_a_token() {
+        let base = cli_defaults();
+        let open = Args {
+            http: "0.0.0.0:8080".into(),
+            ..base.clone()
+        };
+        let err = Config::from_args(&open, no_env).unwrap_err().to_string();
+        assert!(err.contains("without --http-token"), "{err}");
+        let with_token = Args {
+            http_token: Some("s3cret".into()),
+            ..open.clone()
+        };
+        assert_eq!(
+            Config::from_args(&with_token, no_env)
+                .unwrap()
+                .http
+                .unwrap()
+                .token
+                .as_deref(),
+            Some("s3cret")
+        );
+        let insecure = Args {
+            http_insecure: true,
+            ..open
+        };
+        assert!(Config::from_args(&insecure, no_env)
+            .unwrap()
+            .http
+            .unwrap()
+            .token
+            .is_none());
+        let off = Args {
+            http: "off".into(),
+            ..base
+        };
+        assert!(Config::from_args(&off, no_env).unwrap().http.is_none());
     }
 
     #[test]
@@ -174,12 +249,7 @@ mod tests {
             "BUFFER_SIZE" => Some("auto".to_string()),
             _ => None,
         };
-        let args = Args {
-            sample_rate: 44_100,
-            max_sources: 1,
-            timeout_ms: 1000,
-            ..Default::default()
-        };
+        let args = cli_defaults();
         let c = Config::from_args(&args, env).unwrap();
         assert_eq!(c.listen, "0.0.0.0:5000".parse().unwrap());
         assert_eq!(c.dests.len(), 2);
@@ -197,12 +267,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let base = Args {
-            sample_rate: 44_100,
-            max_sources: 1,
-            timeout_ms: 1000,
-            ..Default::default()
-        };
+        let base = cli_defaults();
         let err = |args: Args| Config::from_args(&args, no_env).unwrap_err().to_string();
         assert!(err(Args {
             jitter_ms: Some("-3".into()),

@@ -54,12 +54,43 @@ impl Default for SourceControls {
     }
 }
 
+/// How long a dropped source's controls are remembered for its return.
+pub const REMEMBER_CONTROLS: Duration = Duration::from_secs(600);
+/// Most dropped sources whose controls are remembered.
+const REMEMBER_MAX: usize = 4096;
+
 #[derive(Debug)]
 struct Slot {
     source: Source,
     controls: SourceControls,
     /// The gain applied at the end of the last block (ramp start).
     applied: StereoGain,
+    /// Largest post-fader sample magnitude since the meters were last taken.
+    peak: f32,
+}
+
+/// Peak levels since the last call to [`Engine::take_meters`], as fractions
+/// of full scale (1.0 = 32768); a value of 1.0 or more means clipping.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meters {
+    /// Output peak, left channel.
+    pub left: f32,
+    /// Output peak, right channel.
+    pub right: f32,
+    /// Whether any output sample saturated.
+    pub clipped: bool,
+    /// Post-fader peak of each active source.
+    pub sources: Vec<(SocketAddr, f32)>,
+}
+
+/// A change of the stream set, for the control surface.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StreamChange {
+    /// A stream began, with the controls it starts with (remembered ones if
+    /// it returned within ten minutes).
+    Joined(SocketAddr, SourceControls),
+    /// A stream was dropped.
+    Left(SocketAddr),
 }
 
 /// The mixing engine.
@@ -79,6 +110,10 @@ pub struct Engine {
     counters: NodeCounters,
     refused_log: LogLimiter,
     malformed_log: LogLimiter,
+    remembered: HashMap<SocketAddr, (SourceControls, Duration)>,
+    changes: Vec<StreamChange>,
+    out_peak: (f32, f32),
+    clipped_since_meters: bool,
 }
 
 /// At most one log line per second for a kind of nuisance, with a count of
@@ -121,6 +156,10 @@ impl Engine {
             counters: NodeCounters::default(),
             refused_log: LogLimiter::default(),
             malformed_log: LogLimiter::default(),
+            remembered: HashMap::new(),
+            changes: Vec::new(),
+            out_peak: (0.0, 0.0),
+            clipped_since_meters: false,
         }
     }
 
@@ -182,11 +221,19 @@ impl Engine {
         }
         let clock = self.clock(now);
         let source = Source::new(from, self.config.source, &datagram, clock, events);
+        let controls = match self.remembered.remove(&from) {
+            Some((controls, dropped)) if now.saturating_sub(dropped) <= REMEMBER_CONTROLS => {
+                controls
+            }
+            _ => SourceControls::default(),
+        };
         let slot = Slot {
             source,
-            controls: SourceControls::default(),
-            applied: StereoGain::from_controls(1.0, 0.0, self.master),
+            controls,
+            applied: StereoGain::from_controls(controls.volume, controls.balance, self.master),
+            peak: 0.0,
         };
+        self.changes.push(StreamChange::Joined(from, controls));
         let index = match self.slots.iter().position(Option::is_none) {
             Some(free) => {
                 self.slots[free] = Some(slot);
@@ -236,8 +283,18 @@ impl Engine {
             };
             self.mixer.add(&self.block, slot.applied, target);
             slot.applied = target;
+            let loudest = self.block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            slot.peak = slot
+                .peak
+                .max(loudest * target.left.max(target.right) / 32768.0);
         }
-        self.counters.clipped += self.mixer.render(&mut self.out);
+        let clipped = self.mixer.render(&mut self.out);
+        self.counters.clipped += clipped;
+        self.clipped_since_meters |= clipped > 0;
+        for frame in self.out.chunks_exact(2) {
+            self.out_peak.0 = self.out_peak.0.max(f32::from(frame[0]).abs() / 32768.0);
+            self.out_peak.1 = self.out_peak.1.max(f32::from(frame[1]).abs() / 32768.0);
+        }
         self.counters.blocks += 1;
         self.counters.frames += frames as u64;
         self.frames_mixed += frames as u64;
@@ -253,7 +310,7 @@ impl Engine {
             };
             if now.saturating_sub(slot.source.last_heard()) > self.config.timeout {
                 slot.source.drop_stream(now, DropReason::Timeout, events);
-                self.remove(index);
+                self.remove(index, now);
             } else {
                 slot.source.flush_events(now, false, events);
             }
@@ -265,8 +322,26 @@ impl Engine {
         for index in 0..self.slots.len() {
             if let Some(slot) = self.slots[index].as_mut() {
                 slot.source.drop_stream(now, DropReason::Shutdown, events);
-                self.remove(index);
+                self.remove(index, now);
             }
+        }
+    }
+
+    /// Streams that joined or left since the last call (oldest first).
+    pub fn drain_changes(&mut self) -> std::vec::Drain<'_, StreamChange> {
+        self.changes.drain(..)
+    }
+
+    /// Peak levels since the last call, into `meters` (reusing its allocation).
+    pub fn take_meters(&mut self, meters: &mut Meters) {
+        meters.left = std::mem::take(&mut self.out_peak.0);
+        meters.right = std::mem::take(&mut self.out_peak.1);
+        meters.clipped = std::mem::take(&mut self.clipped_since_meters);
+        meters.sources.clear();
+        for slot in self.slots.iter_mut().flatten() {
+            meters
+                .sources
+                .push((slot.source.addr(), std::mem::take(&mut slot.peak)));
         }
     }
 
@@ -289,6 +364,14 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Every active source with its controls.
+    pub fn all_controls(&self) -> impl Iterator<Item = (SocketAddr, SourceControls)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| (s.source.addr(), s.controls))
     }
 
     /// One source's controls, if it is active.
@@ -339,10 +422,19 @@ impl Engine {
         }
     }
 
-    fn remove(&mut self, index: usize) {
+    fn remove(&mut self, index: usize, now: Duration) {
         if let Some(slot) = self.slots[index].take() {
-            self.by_addr.remove(&slot.source.addr());
+            let addr = slot.source.addr();
+            self.by_addr.remove(&addr);
             self.counters.streams_dropped += 1;
+            self.changes.push(StreamChange::Left(addr));
+            if self.remembered.len() >= REMEMBER_MAX {
+                self.remembered
+                    .retain(|_, (_, dropped)| now.saturating_sub(*dropped) <= REMEMBER_CONTROLS);
+            }
+            if self.remembered.len() < REMEMBER_MAX {
+                self.remembered.insert(addr, (slot.controls, now));
+            }
         }
         if self.by_addr.is_empty() {
             // Silent while no stream is active; the clock restarts with the next.

@@ -1,6 +1,7 @@
 //! audionode: receives many mono UDP sources, tracks loss/reorder/duplicates
 //! per source, jitter-buffers and mixes them into one stereo stream for
-//! recorders, and writes an event log.
+//! recorders, writes an event log, and serves a web mixing desk with a
+//! control API and metrics ([`control`]).
 //!
 //! The sans-IO core ([`engine`], [`source`], [`tracker`], [`jitter_buffer`],
 //! [`drift`], [`mixer`]) takes time as a parameter; [`node`] is the thin run
@@ -9,6 +10,7 @@
 pub mod batch_recv;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod drift;
 pub mod engine;
 pub mod event;
@@ -31,9 +33,6 @@ pub use node::{start, NodeHandle};
 /// Runs the node until SIGINT or SIGTERM, then logs final counters.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::from_args(&args, |key| std::env::var(key).ok())?;
-    if args.http != "off" {
-        log::warn!("the web mixing desk (--http) is not implemented in this version");
-    }
     let node = start(config)?;
     let stop = node.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))

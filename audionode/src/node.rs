@@ -16,7 +16,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::batch_recv::BatchReceiver;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::control::{ControlCommand, HttpServer, Hub, Tick};
+use crate::engine::{Engine, Meters};
 use crate::event::Event;
 use crate::event_log::EventLog;
 use crate::stats::NodeSnapshot;
@@ -29,12 +30,15 @@ pub const FRAMES_PER_DATAGRAM: usize = proto::MAX_UNFRAGMENTED_PAYLOAD / 4;
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// How often timeouts are checked and the snapshot is published.
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
+/// How often meters and counters go to the control surface (20 Hz).
+const TICK: Duration = Duration::from_millis(50);
 /// Datagrams taken per recvmmsg call.
 const BATCH: usize = 64;
 
 /// A running node.
 pub struct NodeHandle {
     local_addr: SocketAddr,
+    http: Option<HttpServer>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     snapshot: Arc<Mutex<NodeSnapshot>>,
@@ -44,6 +48,11 @@ impl NodeHandle {
     /// The address sources send to (with the real port when bound to 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The control surface's address, unless it is off.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
     }
 
     /// The latest published counters (at most ~10 ms old).
@@ -102,14 +111,39 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let out = UdpSocket::bind(out_bind).context("cannot open the output socket")?;
     let event_log = EventLog::open(&config.log_file)
         .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
+    let (http, control) = match &config.http {
+        Some(settings) => {
+            let (commands_tx, commands) = crossbeam_channel::bounded(1024);
+            let (ticks, ticks_rx) = tokio::sync::mpsc::channel(64);
+            let hub = Hub::new(commands_tx);
+            let server = HttpServer::start(settings.addr, settings.token.clone(), hub, ticks_rx)
+                .with_context(|| {
+                    format!("cannot serve the control surface on {}", settings.addr)
+                })?;
+            log::info!("mixing desk on http://{}/", server.local_addr());
+            (Some(server), Some(ControlLink { commands, ticks }))
+        }
+        None => (None, None),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let snapshot = Arc::new(Mutex::new(NodeSnapshot::default()));
     let (thread_stop, thread_snapshot) = (Arc::clone(&stop), Arc::clone(&snapshot));
     let thread = thread::Builder::new()
         .name("audionode".into())
-        .spawn(move || run_loop(config, socket, out, event_log, thread_stop, thread_snapshot))?;
+        .spawn(move || {
+            run_loop(
+                config,
+                socket,
+                out,
+                event_log,
+                control,
+                thread_stop,
+                thread_snapshot,
+            )
+        })?;
     Ok(NodeHandle {
         local_addr,
+        http,
         stop,
         thread: Some(thread),
         snapshot,
@@ -124,11 +158,49 @@ fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// The run loop's side of the control surface.
+struct ControlLink {
+    commands: crossbeam_channel::Receiver<ControlCommand>,
+    ticks: tokio::sync::mpsc::Sender<Tick>,
+}
+
+impl ControlLink {
+    /// Applies every pending change (called before each block is mixed).
+    fn apply_commands(&self, engine: &mut Engine) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                ControlCommand::Master(v) => engine.set_master(v),
+                ControlCommand::Source(addr, controls) => {
+                    // The source may have left meanwhile; then there is nothing to do.
+                    engine.set_controls(addr, controls);
+                }
+            }
+        }
+    }
+
+    /// Sends counters, meters and the active sources to the control surface.
+    fn tick(&self, engine: &mut Engine, meters: &mut Meters) {
+        let mut tick = Tick {
+            master: engine.master(),
+            ..Tick::default()
+        };
+        engine.snapshot(&mut tick.snapshot);
+        engine.take_meters(meters);
+        tick.meters = meters.clone();
+        tick.controls.extend(engine.all_controls());
+        // A full queue means the control thread is behind; the next tick
+        // carries everything again.
+        let _ = self.ticks.try_send(tick);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_loop(
     config: Config,
     socket: UdpSocket,
     out: UdpSocket,
     event_log: EventLog,
+    control: Option<ControlLink>,
     stop: Arc<AtomicBool>,
     snapshot: Arc<Mutex<NodeSnapshot>>,
 ) -> anyhow::Result<()> {
@@ -138,6 +210,8 @@ fn run_loop(
     let mut events: Vec<Event> = Vec::with_capacity(1024);
     let mut sender = MixSender::new(out, config.dests.clone());
     let mut next_housekeeping = Duration::ZERO;
+    let mut next_tick = Duration::ZERO;
+    let mut meters = Meters::default();
     log::info!(
         "listening on {}, sending to {}, event log {}",
         socket.local_addr()?,
@@ -162,6 +236,9 @@ fn run_loop(
             let (from, bytes) = rx.get(i);
             engine.on_datagram(now, from, bytes, &mut events);
         }
+        if let Some(control) = &control {
+            control.apply_commands(&mut engine);
+        }
         while let Some(block) = engine.mix_due(started.elapsed()) {
             sender.send(block, started.elapsed());
         }
@@ -172,12 +249,21 @@ fn run_loop(
                 engine.snapshot(&mut shared);
             }
         }
+        if let Some(control) = &control {
+            if now >= next_tick {
+                next_tick = now + TICK;
+                control.tick(&mut engine, &mut meters);
+            }
+        }
         for event in events.drain(..) {
             event_log.log(event);
         }
     }
     let now = started.elapsed();
     engine.shutdown(now, &mut events);
+    if let Some(control) = &control {
+        control.tick(&mut engine, &mut meters);
+    }
     for event in events.drain(..) {
         event_log.log(event);
     }

@@ -589,3 +589,85 @@ fn auto_target_grows_with_measured_jitter_until_nothing_is_late() {
         "the delay was lengthened by repeating samples"
     );
 }
+
+#[test]
+fn a_returning_source_gets_its_settings_back_within_ten_minutes() {
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 13);
+    let custom = SourceControls {
+        volume: 0.25,
+        balance: 0.5,
+        mute: false,
+        solo: true,
+    };
+    sim.deliver(Duration::ZERO, addr(1), &packet(0, &chunk));
+    assert!(sim.engine.set_controls(addr(1), custom));
+    // Dropped after the timeout, back 9 minutes later: settings restored.
+    sim.advance_to(Duration::from_secs(2));
+    assert_eq!(sim.engine.active_streams(), 0);
+    let back = Duration::from_secs(9 * 60);
+    sim.deliver(back, addr(1), &packet(0, &chunk));
+    assert_eq!(sim.engine.controls(addr(1)), Some(custom));
+    // Dropped again, back after 11 minutes: defaults.
+    sim.advance_to(back + Duration::from_secs(2));
+    sim.deliver(
+        back + Duration::from_secs(11 * 60),
+        addr(1),
+        &packet(0, &chunk),
+    );
+    assert_eq!(
+        sim.engine.controls(addr(1)),
+        Some(SourceControls::default())
+    );
+    let changes: Vec<_> = sim.engine.drain_changes().collect();
+    use crate::engine::StreamChange::*;
+    assert_eq!(
+        changes,
+        vec![
+            Joined(addr(1), SourceControls::default()),
+            Left(addr(1)),
+            Joined(addr(1), custom),
+            Left(addr(1)),
+            Joined(addr(1), SourceControls::default()),
+        ]
+    );
+}
+
+#[test]
+fn meters_report_post_fader_and_output_peaks() {
+    let mut sim = Sim::new(config(20.0));
+    let loud = vec![16384i16; 10 * CHUNK];
+    for k in 0..10 {
+        sim.deliver(
+            chunk_time(k),
+            addr(1),
+            &packet(k as u32, &loud[k * CHUNK..(k + 1) * CHUNK]),
+        );
+    }
+    sim.engine.set_controls(
+        addr(1),
+        SourceControls {
+            volume: 0.5,
+            ..Default::default()
+        },
+    );
+    let mut meters = crate::engine::Meters::default();
+    sim.engine.take_meters(&mut meters);
+    assert_eq!(
+        (meters.left, meters.right, meters.clipped),
+        (0.5, 0.5, false)
+    );
+    assert_eq!(meters.sources, vec![(addr(1), 0.5)]);
+    sim.advance_to(chunk_time(10) + Duration::from_millis(25));
+    sim.engine.take_meters(&mut meters);
+    // Half volume after the ramp.
+    assert_eq!(meters.sources, vec![(addr(1), 0.25)]);
+    sim.engine.set_master(4.0);
+    sim.engine.set_controls(addr(1), SourceControls::default());
+    for k in 10..20 {
+        sim.deliver(chunk_time(k), addr(1), &packet(k as u32, &loud[..CHUNK]));
+    }
+    sim.engine.take_meters(&mut meters);
+    assert!(meters.clipped);
+    assert!(meters.left >= 1.0 - 1e-4 && meters.sources[0].1 >= 1.0);
+}

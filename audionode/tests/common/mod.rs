@@ -164,3 +164,99 @@ pub fn start_frame(log: &Path, source: SocketAddr) -> usize {
         .unwrap();
     value.parse().unwrap()
 }
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let body = body.unwrap_or("");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    // The server may answer (e.g. 413) before reading a large body.
+    let _ = stream.write_all(body.as_bytes());
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Starts a node with its control surface on 127.0.0.1:0.
+pub fn start_node_with_http(
+    dir: &Path,
+    dest: SocketAddr,
+    token: Option<&str>,
+) -> (NodeHandle, PathBuf) {
+    let log = dir.join("audionode.log");
+    let args = Args {
+        listen: Some("127.0.0.1:0".into()),
+        dest: vec![dest.to_string()],
+        log_file: Some(log.clone()),
+        jitter_ms: Some("100".into()),
+        sample_rate: RATE,
+        max_sources: 16,
+        timeout_ms: 300,
+        http: "127.0.0.1:0".into(),
+        http_token: token.map(str::to_string),
+        ..Default::default()
+    };
+    let config = Config::from_args(&args, |_| None).unwrap();
+    (audionode::start(config).unwrap(), log)
+}
+
+/// Sends a constant-valued mono stream from a new socket for `seconds`, in
+/// the background; returns the socket's address.
+pub fn constant_stream(to: SocketAddr, value: i16, seconds: f64) -> (SocketAddr, JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let packets = (seconds * 100.0) as usize;
+    let samples = vec![value; packets * CHUNK];
+    let thread = thread::spawn(move || {
+        let script: Vec<usize> = (0..packets).collect();
+        send_paced(&socket, to, &samples, 0, &script);
+    });
+    (addr, thread)
+}

@@ -1,0 +1,239 @@
+//! Publish-subscribe between the control surface's clients and the mixer.
+//!
+//! Clients' changes are validated against the [`ControlState`], handed to
+//! the mixer through a bounded channel (applied at its next block), applied
+//! to the state and broadcast to every client, all under one lock so every
+//! client sees changes in the same order. The node reports ticks (~20 Hz)
+//! with its counters, meters and the active sources; the hub diffs them
+//! into `joined`/`left` messages, so the desk converges even if a tick is lost.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+use crate::engine::{Meters, SourceControls};
+use crate::stats::NodeSnapshot;
+
+use super::state::{ApiError, Change, ControlState, MasterPatch, ServerMessage, SourcePatch};
+
+/// Messages kept for a slow WebSocket client before it must resynchronise.
+const BROADCAST_DEPTH: usize = 256;
+
+/// A change for the mixer, applied at a block boundary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ControlCommand {
+    /// New master volume.
+    Master(f32),
+    /// New controls of one source.
+    Source(SocketAddr, SourceControls),
+}
+
+/// What the node reports about ten to twenty times a second.
+#[derive(Debug, Clone, Default)]
+pub struct Tick {
+    /// Counters.
+    pub snapshot: NodeSnapshot,
+    /// Peaks since the last tick.
+    pub meters: Meters,
+    /// Active sources with the controls the mixer applies.
+    pub controls: Vec<(SocketAddr, SourceControls)>,
+    /// The mixer's master volume.
+    pub master: f32,
+}
+
+/// The shared hub.
+pub struct Hub {
+    state: Mutex<ControlState>,
+    commands: crossbeam_channel::Sender<ControlCommand>,
+    broadcast: broadcast::Sender<Arc<str>>,
+}
+
+impl Hub {
+    /// A hub sending mixer commands into `commands`.
+    pub fn new(commands: crossbeam_channel::Sender<ControlCommand>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(ControlState::default()),
+            commands,
+            broadcast: broadcast::channel(BROADCAST_DEPTH).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The whole state.
+    pub fn full_state(&self) -> ServerMessage {
+        self.lock().full()
+    }
+
+    /// The whole state and a subscription to every later message, taken
+    /// atomically so nothing falls between them.
+    pub fn subscribe(&self) -> (ServerMessage, broadcast::Receiver<Arc<str>>) {
+        let state = self.lock();
+        (state.full(), self.broadcast.subscribe())
+    }
+
+    /// Sets the master volume.
+    pub fn set_master(&self, patch: MasterPatch) -> Result<ServerMessage, ApiError> {
+        let mut state = self.lock();
+        let change = state.check_master(patch)?;
+        self.commit(&mut state, change)
+    }
+
+    /// Changes one source's controls.
+    pub fn set_source(&self, id: &str, patch: SourcePatch) -> Result<ServerMessage, ApiError> {
+        let mut state = self.lock();
+        let change = state.check_source(id, patch)?;
+        self.commit(&mut state, change)
+    }
+
+    fn commit(&self, state: &mut ControlState, change: Change) -> Result<ServerMessage, ApiError> {
+        let command = match change {
+            Change::Master(v) => ControlCommand::Master(v),
+            Change::Source(addr, c) => ControlCommand::Source(addr, c),
+        };
+        self.commands
+            .try_send(command)
+            .map_err(|_| ApiError::Busy)?;
+        let message = state.apply(change);
+        self.publish(&message);
+        Ok(message)
+    }
+
+    /// Takes a tick from the node: announces joined and left streams, then
+    /// the meters.
+    pub fn on_tick(&self, tick: Tick) {
+        let mut state = self.lock();
+        let (joined, left) = state.diff_sources(&tick.controls);
+        for addr in left {
+            let message = state.left(addr);
+            self.publish(&message);
+        }
+        for (addr, controls) in joined {
+            let message = state.joined(addr, controls);
+            self.publish(&message);
+        }
+        let meters = state.tick(tick.snapshot, &tick.meters);
+        self.publish(&meters);
+    }
+
+    /// The latest counters, for `/metrics`.
+    pub fn snapshot(&self) -> NodeSnapshot {
+        self.lock().snapshot().clone()
+    }
+
+    fn publish(&self, message: &ServerMessage) {
+        // No subscribers is fine: nobody is watching.
+        let _ = self.broadcast.send(Arc::from(message.to_json()));
+    }
+}
+
+impl ControlState {
+    /// Sources in `active` but not in the state (joined, with their
+    /// controls) and in the state but not in `active` (left).
+    pub fn diff_sources(
+        &self,
+        active: &[(SocketAddr, SourceControls)],
+    ) -> (Vec<(SocketAddr, SourceControls)>, Vec<SocketAddr>) {
+        let joined = active
+            .iter()
+            .filter(|(a, _)| !self.has_source(*a))
+            .copied()
+            .collect();
+        let left = self
+            .source_addrs()
+            .filter(|a| !active.iter().any(|(b, _)| b == a))
+            .collect();
+        (joined, left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn changes_go_to_the_mixer_and_every_subscriber() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let hub = Hub::new(tx);
+        hub.on_tick(Tick {
+            controls: vec![(addr(1), SourceControls::default())],
+            ..Default::default()
+        });
+        let (initial, mut sub) = hub.subscribe();
+        assert!(initial.to_json().contains(r#""id":"127.0.0.1:1""#));
+        hub.set_source(
+            "127.0.0.1:1",
+            SourcePatch {
+                volume: Some(0.5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ControlCommand::Source(
+                addr(1),
+                SourceControls {
+                    volume: 0.5,
+                    ..Default::default()
+                }
+            )
+        );
+        assert_eq!(
+            &*sub.try_recv().unwrap(),
+            r#"{"type":"source","id":"127.0.0.1:1","volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
+        );
+        // A refused change reaches nobody.
+        assert!(hub.set_master(MasterPatch { volume: 9.0 }).is_err());
+        assert!(rx.try_recv().is_err());
+        assert!(sub.try_recv().is_err());
+    }
+
+    #[test]
+    fn ticks_announce_joins_and_leaves() {
+        let (tx, _rx) = crossbeam_channel::bounded(8);
+        let hub = Hub::new(tx);
+        let (_, mut sub) = hub.subscribe();
+        let remembered = SourceControls {
+            mute: true,
+            ..Default::default()
+        };
+        hub.on_tick(Tick {
+            controls: vec![(addr(1), remembered)],
+            ..Default::default()
+        });
+        let joined = sub.try_recv().unwrap();
+        assert!(joined.starts_with(r#"{"type":"joined","source":{"id":"127.0.0.1:1","volume":1.0,"balance":0.0,"mute":true"#), "{joined}");
+        assert!(sub.try_recv().unwrap().starts_with(r#"{"type":"meters""#));
+        hub.on_tick(Tick::default());
+        assert_eq!(
+            &*sub.try_recv().unwrap(),
+            r#"{"type":"left","id":"127.0.0.1:1"}"#
+        );
+    }
+
+    #[test]
+    fn a_full_mixer_queue_is_busy_and_changes_nothing() {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let hub = Hub::new(tx);
+        hub.set_master(MasterPatch { volume: 0.5 }).unwrap();
+        assert_eq!(
+            hub.set_master(MasterPatch { volume: 0.7 }),
+            Err(ApiError::Busy)
+        );
+        assert_eq!(
+            hub.full_state(),
+            ServerMessage::State {
+                master: 0.5,
+                sources: vec![]
+            }
+        );
+    }
+}

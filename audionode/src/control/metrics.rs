@@ -1,0 +1,194 @@
+//! `/metrics` in the Prometheus text format, built with the official client
+//! crate from the node's latest counters at each scrape.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::stats::{NodeSnapshot, SourceStats};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+type SourceCounter = Family<SourceLabel, Counter>;
+/// A per-source metric: name, help, and how to read it from the stats.
+type Metric<T> = (&'static str, &'static str, fn(&SourceStats) -> T);
+type SourceGauge = Family<SourceLabel, Gauge<f64, AtomicU64>>;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// Renders `snapshot` as a Prometheus text exposition.
+pub fn render(snapshot: &NodeSnapshot) -> String {
+    let mut registry = Registry::with_prefix("audionode");
+    let n = snapshot.node;
+    counter(&mut registry, "packets", "Datagrams received", n.packets);
+    counter(&mut registry, "blocks_mixed", "Blocks mixed", n.blocks);
+    counter(
+        &mut registry,
+        "frames_sent",
+        "Stereo frames mixed and sent",
+        n.frames,
+    );
+    counter(
+        &mut registry,
+        "deadline_misses",
+        "Blocks mixed more than a block late",
+        n.deadline_misses,
+    );
+    counter(
+        &mut registry,
+        "clipped_samples",
+        "Output samples saturated at the i16 range",
+        n.clipped,
+    );
+    counter(
+        &mut registry,
+        "refused_datagrams",
+        "Datagrams refused because --max-sources was reached",
+        n.refused,
+    );
+    counter(
+        &mut registry,
+        "malformed_unknown",
+        "Malformed datagrams from unknown addresses",
+        n.malformed_unknown,
+    );
+    counter(
+        &mut registry,
+        "streams_started",
+        "Streams admitted",
+        n.streams_started,
+    );
+    counter(
+        &mut registry,
+        "streams_dropped",
+        "Streams dropped",
+        n.streams_dropped,
+    );
+    let active = Gauge::<i64>::default();
+    active.set(snapshot.sources.len() as i64);
+    registry.register("active_sources", "Streams being mixed", active);
+
+    let per_source_counters: [Metric<u64>; 7] = [
+        (
+            "source_received",
+            "Datagrams received from the source",
+            |s| s.received,
+        ),
+        (
+            "source_lost",
+            "Packets lost (expected minus unique received)",
+            |s| s.lost,
+        ),
+        (
+            "source_duplicates",
+            "Packets received more than once",
+            |s| s.duplicates,
+        ),
+        (
+            "source_reordered",
+            "Packets that arrived after a higher sequence number",
+            |s| s.reordered,
+        ),
+        (
+            "source_late",
+            "Packets that arrived after their playout time",
+            |s| s.late,
+        ),
+        (
+            "source_malformed",
+            "Malformed datagrams from the source",
+            |s| s.malformed,
+        ),
+        (
+            "source_overflow",
+            "Packets beyond the jitter buffer's capacity",
+            |s| s.overflow,
+        ),
+    ];
+    for (name, help, get) in per_source_counters {
+        let family = SourceCounter::default();
+        for (addr, stats) in &snapshot.sources {
+            family
+                .get_or_create(&SourceLabel {
+                    source: addr.to_string(),
+                })
+                .inc_by(get(stats));
+        }
+        registry.register(name, help, family);
+    }
+    let per_source_gauges: [Metric<f64>; 3] = [
+        (
+            "source_jitter_ms",
+            "RFC 3550 interarrival jitter in milliseconds",
+            |s| s.jitter_ms,
+        ),
+        (
+            "source_buffered_ms",
+            "Audio buffered ahead of playout in milliseconds",
+            |s| s.buffered_ms,
+        ),
+        (
+            "source_target_ms",
+            "Jitter-buffer target in milliseconds",
+            |s| s.target_ms,
+        ),
+    ];
+    for (name, help, get) in per_source_gauges {
+        let family = SourceGauge::default();
+        for (addr, stats) in &snapshot.sources {
+            family
+                .get_or_create(&SourceLabel {
+                    source: addr.to_string(),
+                })
+                .set(get(stats));
+        }
+        registry.register(name, help, family);
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::NodeCounters;
+
+    #[test]
+    fn exposes_node_and_labelled_source_metrics() {
+        let snapshot = NodeSnapshot {
+            node: NodeCounters {
+                packets: 42,
+                deadline_misses: 1,
+                ..Default::default()
+            },
+            sources: vec![(
+                "127.0.0.1:5000".parse().unwrap(),
+                SourceStats {
+                    received: 40,
+                    lost: 2,
+                    jitter_ms: 1.5,
+                    ..Default::default()
+                },
+            )],
+        };
+        let text = render(&snapshot);
+        assert!(text.contains("audionode_packets_total 42\n"), "{text}");
+        assert!(text.contains("audionode_deadline_misses_total 1\n"));
+        assert!(text.contains("audionode_active_sources 1\n"));
+        assert!(text.contains(r#"audionode_source_lost_total{source="127.0.0.1:5000"} 2"#));
+        assert!(text.contains(r#"audionode_source_jitter_ms{source="127.0.0.1:5000"} 1.5"#));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,346 @@
+//! The HTTP side of the control surface: axum on a small tokio runtime in
+//! its own thread (the audio path never waits on it). Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /`, `/app.js`, `/style.css` | the mixing desk (embedded) |
+//! | `GET /api/state` | the whole state |
+//! | `PUT /api/master` | `{"volume": 0.5}` |
+//! | `PUT /api/sources/{ip:port}` | `{"volume"?, "balance"?, "mute"?, "solo"?}` |
+//! | `GET /ws` | WebSocket: state, then deltas and meters |
+//! | `GET /metrics` | Prometheus text format |
+//!
+//! With a token, every route but the page's assets needs it, as
+//! `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::hub::{Hub, Tick};
+use super::metrics;
+use super::state::{ApiError, ClientMessage, MasterPatch, ServerMessage, SourcePatch};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Largest WebSocket message accepted from a client.
+pub const MAX_WS_MESSAGE: usize = 4 * 1024;
+
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const STYLE_CSS: &str = include_str!("../../assets/style.css");
+
+#[derive(Clone)]
+struct AppState {
+    hub: Arc<Hub>,
+    token: Option<Arc<str>>,
+}
+
+/// A running control surface.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds `addr` (errors at once, e.g. an occupied port) and serves the
+    /// control surface on its own thread; node ticks arrive on `ticks`.
+    pub fn start(
+        addr: SocketAddr,
+        token: Option<String>,
+        hub: Arc<Hub>,
+        mut ticks: mpsc::Receiver<Tick>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("control-http")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = AppState {
+            hub: Arc::clone(&hub),
+            token: token.map(Arc::from),
+        };
+        let thread = thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            log::error!("control surface: {e}");
+                            return;
+                        }
+                    };
+                    tokio::spawn(async move {
+                        while let Some(tick) = ticks.recv().await {
+                            hub.on_tick(tick);
+                        }
+                    });
+                    let app = router(state);
+                    tokio::select! {
+                        result = axum::serve(listener, app) => {
+                            if let Err(e) = result {
+                                log::error!("control surface stopped: {e}");
+                            }
+                        }
+                        _ = stopped => {}
+                    }
+                });
+                // Open WebSockets would keep a graceful shutdown waiting forever.
+                runtime.shutdown_timeout(Duration::from_millis(500));
+            })?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/state", get(get_state))
+        .route("/api/master", put(put_master))
+        .route("/api/sources/{id}", put(put_source))
+        .route("/ws", get(websocket))
+        .route("/metrics", get(get_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route(
+            "/",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    INDEX_HTML,
+                )
+            }),
+        )
+        .route(
+            "/app.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    APP_JS,
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    STYLE_CSS,
+                )
+            }),
+        )
+        .merge(protected)
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        error_response(status, self.message())
+    }
+}
+
+fn json(message: &ServerMessage) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        message.to_json(),
+    )
+        .into_response()
+}
+
+/// The body as JSON of type `T`, with a clear message when it is not.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+}
+
+async fn get_state(State(app): State<AppState>) -> Response {
+    json(&app.hub.full_state())
+}
+
+async fn put_master(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let patch: MasterPatch = parse_body(body)?;
+    Ok(json(&app.hub.set_master(patch)?))
+}
+
+async fn put_source(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let patch: SourcePatch = parse_body(body)?;
+    Ok(json(&app.hub.set_source(&id, patch)?))
+}
+
+async fn get_metrics(State(app): State<AppState>) -> Response {
+    let text = metrics::render(&app.hub.snapshot());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn require_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &app.token else {
+        return next.run(request).await;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
+    let given = bearer.or(query).unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| serve_client(socket, app.hub))
+}
+
+/// One WebSocket client: the state, then every broadcast message; changes
+/// it sends are applied like REST calls (errors come back to it alone).
+async fn serve_client(socket: WebSocket, hub: Arc<Hub>) {
+    let (mut tx, mut rx) = socket.split();
+    let (initial, mut updates) = hub.subscribe();
+    if tx
+        .send(Message::Text(initial.to_json().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            update = updates.recv() => {
+                let text: String = match update {
+                    Ok(text) => text.to_string(),
+                    // Too slow to keep up: start again from the whole state.
+                    Err(broadcast::error::RecvError::Lagged(_)) => hub.full_state().to_json(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = rx.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let result = serde_json::from_str::<ClientMessage>(&text)
+                    .map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
+                    .and_then(|m| match m {
+                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume }),
+                        ClientMessage::SetSource { id, volume, balance, mute, solo } => {
+                            hub.set_source(&id, SourcePatch { volume, balance, mute, solo })
+                        }
+                    });
+                if let Err(e) = result {
+                    let reply = serde_json::json!({ "type": "error", "status": e.status(), "message": e.message() });
+                    if tx.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}
