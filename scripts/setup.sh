@@ -5,6 +5,7 @@
 #   libasound2-dev, pkg-config   cpal's ALSA backend (build)
 #   pulseaudio, pulseaudio-utils headless playback/capture tests (null sink, parec)
 #   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
+#   chromium, chromium-driver    the mixing desk's browser test (headless, driven over WebDriver)
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,8 @@ packages=(
   pulseaudio
   pulseaudio-utils
   libasound2-plugins
+  chromium
+  chromium-driver
 )
 
 missing=()

@@ -260,3 +260,10 @@ pub fn constant_stream(to: SocketAddr, value: i16, seconds: f64) -> (SocketAddr,
     });
     (addr, thread)
 }
+
+impl Collector {
+    /// A copy of `len` frames starting at `from` (which must have arrived).
+    pub fn snapshot_frames(&self, from: usize, len: usize) -> Vec<(i16, i16)> {
+        self.frames.lock().unwrap()[from..from + len].to_vec()
+    }
+}
