@@ -50,9 +50,10 @@ pub struct Args {
     #[arg(long, value_name = "HZ")]
     pub device_rate: Option<u32>,
 
-    /// Audio device period in milliseconds (0: the device's default, which
-    /// for the ALSA pulse plugin means seconds of buffering).
-    #[arg(long, value_name = "MS", default_value_t = 10)]
+    /// Audio device period in milliseconds; the device buffers two periods
+    /// (0: the device's default, which for the ALSA pulse plugin means
+    /// seconds of buffering).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
     pub period_ms: u32,
 
     /// List audio output devices and exit.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use cpal::{FromSample, Sample};
 use rtrb::Consumer;
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, BackoffCounters};
 use crate::stats::Stats;
 
 /// Interleaved samples per ring frame: the ring always carries stereo.
@@ -28,6 +28,8 @@ pub struct OutputStage {
     /// When the previous callback ran (reading the clock is allocation-
     /// and lock-free: a vDSO call).
     last_callback: Option<Instant>,
+    /// Backoff counters already added to the shared stats.
+    published: BackoffCounters,
 }
 
 impl OutputStage {
@@ -46,6 +48,7 @@ impl OutputStage {
             stats,
             device_channels: device_channels.max(1),
             last_callback: None,
+            published: BackoffCounters::default(),
         }
     }
 
@@ -91,7 +94,9 @@ impl OutputStage {
             stats.max_callback_gap_us.fetch_max(gap, Ordering::Relaxed);
         }
         self.last_callback = Some(now);
-        stats.store_backoff(&self.backoff.counters());
+        let counters = self.backoff.counters();
+        stats.add_backoff(&self.published, &counters);
+        self.published = counters;
         Stats::add(&stats.played_frames, played as u64);
         Stats::add(&stats.silence_frames, (requested - played) as u64);
         Stats::add(&stats.callbacks, 1);

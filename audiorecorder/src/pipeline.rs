@@ -6,7 +6,7 @@
 //! and turns format changes into new files.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::player::{PlaybackOptions, Player};
 use crate::report::Reporter;
@@ -14,22 +14,36 @@ use crate::stats::Stats;
 use crate::wav::WavFormat;
 use crate::writer::WriterHandle;
 
+/// How long the audio callback may stay silent (not be called at all)
+/// before the output stream counts as dead and is reopened. Longer than the
+/// PulseAudio plugin's start-up pause (up to 1.5 s after an idle spell).
+pub const STALL_LIMIT: Duration = Duration::from_millis(2500);
+
 /// The playback side, as far as it got.
 enum Playback {
-    /// `--no-playback`.
+    /// `--no-playback`, or not opened yet.
     Off,
-    /// Waiting for the first format to open the device with.
-    Pending(PlaybackOptions),
     /// Playing.
     On(Box<Player>),
     /// No usable output device (already warned once).
     Unavailable,
 }
 
+/// Watches the callback count to notice a dead output stream (the ALSA
+/// pulse plugin, for one, never recovers from some xruns).
+#[derive(Debug, Clone, Copy)]
+struct Watchdog {
+    callbacks: u64,
+    since: Instant,
+}
+
 /// Fans received frames out to the writer and the player.
 pub struct Pipeline {
     writer: Option<WriterHandle>,
     playback: Playback,
+    /// Playback settings (`None`: `--no-playback`).
+    opts: Option<PlaybackOptions>,
+    watchdog: Watchdog,
     format: Option<WavFormat>,
     /// Samples of a partial frame held until the rest arrives (TCP only).
     carry: Vec<i16>,
@@ -47,7 +61,12 @@ impl Pipeline {
     ) -> Self {
         Self {
             writer,
-            playback: playback.map_or(Playback::Off, Playback::Pending),
+            playback: Playback::Off,
+            opts: playback,
+            watchdog: Watchdog {
+                callbacks: 0,
+                since: Instant::now(),
+            },
             format: None,
             carry: Vec::new(),
             stats,
@@ -59,12 +78,18 @@ impl Pipeline {
     /// A missing or unusable device is a warning, never an error, unless
     /// `--device` named one that does not exist.
     pub fn open_player(&mut self, stream_rate: u32) -> anyhow::Result<()> {
-        let Playback::Pending(opts) = &self.playback else {
+        let Some(opts) = &mut self.opts else {
             return Ok(());
         };
-        let mut opts = opts.clone();
+        if !matches!(self.playback, Playback::Off) {
+            return Ok(());
+        }
         opts.stream_rate = stream_rate;
-        self.playback = match Player::open(&opts, Arc::clone(&self.stats)) {
+        self.watchdog = Watchdog {
+            callbacks: Stats::get(&self.stats.callbacks),
+            since: Instant::now(),
+        };
+        self.playback = match Player::open(opts, Arc::clone(&self.stats)) {
             Ok(Some(player)) => Playback::On(Box::new(player)),
             Ok(None) => {
                 log::warn!("no audio output device: recording without playback");
@@ -135,11 +160,43 @@ impl Pipeline {
         }
     }
 
-    /// Logs playback trouble counted since the last report, if due; the
-    /// receive loops call this after every datagram and every poll timeout.
+    /// Logs playback trouble counted since the last report, if due, and
+    /// reopens a dead output stream; the receive loops call this after
+    /// every datagram and every poll timeout.
     pub fn report(&mut self) {
-        if let Some(line) = self.reporter.check(self.stats.snapshot(), Instant::now()) {
+        let now = Instant::now();
+        if let Some(line) = self.reporter.check(self.stats.snapshot(), now) {
             log::warn!("{line}");
+        }
+        self.check_stall(now);
+    }
+
+    fn check_stall(&mut self, now: Instant) {
+        if !matches!(self.playback, Playback::On(_)) {
+            return;
+        }
+        let callbacks = Stats::get(&self.stats.callbacks);
+        if callbacks != self.watchdog.callbacks {
+            self.watchdog = Watchdog {
+                callbacks,
+                since: now,
+            };
+            return;
+        }
+        if now.saturating_duration_since(self.watchdog.since) < STALL_LIMIT {
+            return;
+        }
+        log::warn!(
+            "the audio output stopped calling back for {} ms; reopening it",
+            STALL_LIMIT.as_millis()
+        );
+        Stats::add(&self.stats.output_reopens, 1);
+        // Close the dead stream before opening the device again.
+        self.playback = Playback::Off;
+        let rate = self.opts.as_ref().map_or(0, |o| o.stream_rate);
+        if let Err(e) = self.open_player(rate) {
+            log::warn!("cannot reopen the audio output ({e:#}); recording without playback");
+            self.playback = Playback::Unavailable;
         }
     }
 

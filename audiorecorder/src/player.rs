@@ -7,6 +7,7 @@
 //! owns the ring's consumer inside an [`OutputStage`], which applies the
 //! jitter backoff and the latency bound.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cpal::traits::{DeviceTrait, StreamTrait};
@@ -72,7 +73,7 @@ impl Player {
             Arc::clone(&stats),
             usize::from(choice.config.channels),
         );
-        let stream = build_stream(&device, choice, stage)?;
+        let stream = build_stream(&device, choice, stage, Arc::clone(&stats))?;
         stream
             .play()
             .map_err(|e| anyhow::anyhow!("cannot start playback on {label}: {e}"))?;
@@ -179,15 +180,16 @@ fn build_stream(
     device: &cpal::Device,
     choice: DeviceChoice,
     stage: OutputStage,
+    stats: Arc<Stats>,
 ) -> anyhow::Result<Stream> {
     let config = choice.config;
     match choice.format {
-        SampleFormat::F32 => build::<f32>(device, config, stage),
-        SampleFormat::I16 => build::<i16>(device, config, stage),
-        SampleFormat::I32 => build::<i32>(device, config, stage),
-        SampleFormat::U16 => build::<u16>(device, config, stage),
-        SampleFormat::F64 => build::<f64>(device, config, stage),
-        SampleFormat::U8 => build::<u8>(device, config, stage),
+        SampleFormat::F32 => build::<f32>(device, config, stage, stats),
+        SampleFormat::I16 => build::<i16>(device, config, stage, stats),
+        SampleFormat::I32 => build::<i32>(device, config, stage, stats),
+        SampleFormat::U16 => build::<u16>(device, config, stage, stats),
+        SampleFormat::F64 => build::<f64>(device, config, stage, stats),
+        SampleFormat::U8 => build::<u8>(device, config, stage, stats),
         other => anyhow::bail!("unsupported device sample format {other}"),
     }
 }
@@ -196,6 +198,7 @@ fn build<T>(
     device: &cpal::Device,
     config: StreamConfig,
     mut stage: OutputStage,
+    stats: Arc<Stats>,
 ) -> anyhow::Result<Stream>
 where
     T: SizedSample + FromSample<f32> + Send + 'static,
@@ -204,8 +207,14 @@ where
         .build_output_stream(
             config,
             move |data: &mut [T], _: &cpal::OutputCallbackInfo| stage.fill(data),
-            // Not the data callback: logging here is allowed.
-            |e| log::warn!("audio output error: {e}"),
+            // Not the data callback, but a failing device can call this in a
+            // tight loop: log the first error, count the rest (the network
+            // thread reports the count).
+            move |e| {
+                if stats.output_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    log::warn!("audio output error: {e}");
+                }
+            },
             None,
         )
         .map_err(|e| anyhow::anyhow!("cannot open the audio output stream: {e}"))

@@ -50,7 +50,8 @@ impl Reporter {
         let dropped = d(|s| s.latency_dropped_frames);
         let overrun = d(|s| s.overrun_frames);
         let record_dropped = d(|s| s.record_dropped_frames);
-        if underruns + drops + overrun + record_dropped == 0 {
+        let errors = d(|s| s.output_errors);
+        if underruns + drops + overrun + record_dropped + errors == 0 {
             return None;
         }
         self.last = now;
@@ -68,6 +69,9 @@ impl Reporter {
         }
         if overrun > 0 {
             parts.push(format!("{overrun} frames lost to a full ring (overrun)"));
+        }
+        if errors > 0 {
+            parts.push(format!("{errors} audio output error(s)"));
         }
         if record_dropped > 0 {
             parts.push(format!(

@@ -45,6 +45,10 @@ pub struct Stats {
     pub callbacks: AtomicU64,
     /// Longest time between two audio callbacks, in microseconds.
     pub max_callback_gap_us: AtomicU64,
+    /// Errors reported by the audio output (xruns, a failing device).
+    pub output_errors: AtomicU64,
+    /// Times the output stream was reopened after it stalled.
+    pub output_reopens: AtomicU64,
     /// TCP connections established.
     pub connections: AtomicU64,
 }
@@ -60,13 +64,20 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Publishes the backoff state machine's counters (callback side).
-    pub fn store_backoff(&self, c: &BackoffCounters) {
-        self.underruns.store(c.underruns, Ordering::Relaxed);
-        self.resumes.store(c.resumes, Ordering::Relaxed);
-        self.latency_drops.store(c.latency_drops, Ordering::Relaxed);
-        self.latency_dropped_frames
-            .store(c.latency_dropped_frames, Ordering::Relaxed);
+    /// Publishes the growth of a backoff state machine's counters from
+    /// `before` to `now` (callback side). Adding deltas rather than storing
+    /// totals keeps the counters growing across a reopened output stream.
+    pub fn add_backoff(&self, before: &BackoffCounters, now: &BackoffCounters) {
+        Self::add(&self.underruns, now.underruns - before.underruns);
+        Self::add(&self.resumes, now.resumes - before.resumes);
+        Self::add(
+            &self.latency_drops,
+            now.latency_drops - before.latency_drops,
+        );
+        Self::add(
+            &self.latency_dropped_frames,
+            now.latency_dropped_frames - before.latency_dropped_frames,
+        );
     }
 
     /// A consistent-enough copy of every counter.
@@ -89,6 +100,8 @@ impl Stats {
             buffered_frames: g(&self.buffered_frames),
             callbacks: g(&self.callbacks),
             max_callback_gap_us: g(&self.max_callback_gap_us),
+            output_errors: g(&self.output_errors),
+            output_reopens: g(&self.output_reopens),
             connections: g(&self.connections),
         }
     }
@@ -114,6 +127,8 @@ pub struct Snapshot {
     pub buffered_frames: u64,
     pub callbacks: u64,
     pub max_callback_gap_us: u64,
+    pub output_errors: u64,
+    pub output_reopens: u64,
     pub connections: u64,
 }
 
@@ -159,12 +174,15 @@ mod tests {
         let stats = Stats::default();
         Stats::add(&stats.received_frames, 88_200);
         Stats::add(&stats.foreign_datagrams, 3);
-        stats.store_backoff(&BackoffCounters {
-            underruns: 2,
-            resumes: 3,
-            latency_drops: 0,
-            latency_dropped_frames: 0,
-        });
+        stats.add_backoff(
+            &BackoffCounters::default(),
+            &BackoffCounters {
+                underruns: 2,
+                resumes: 3,
+                latency_drops: 0,
+                latency_dropped_frames: 0,
+            },
+        );
         let line = Summary {
             stats: stats.snapshot(),
             sample_rate: 44_100,
