@@ -55,11 +55,13 @@ pub struct Args {
     #[arg(long)]
     pub http_insecure: bool,
 
-    /// Pull a source from an `audiostreamer --tcp-listen` server; repeatable [planned].
+    /// Pull a source from a TCP Spec/Samples server such as
+    /// `audiostreamer --tcp-listen` (for networks that block UDP); repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp_source: Vec<String>,
 
-    /// Serve the stereo mix over TCP (Spec/Samples) on ADDR [planned].
+    /// Also serve the stereo mix over TCP (Spec/Samples) on ADDR, e.g. to
+    /// `audiorecorder --tcp`.
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 }

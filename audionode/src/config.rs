@@ -34,6 +34,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// The control surface, unless `--http off`.
     pub http: Option<HttpSettings>,
+    /// TCP Spec/Samples servers to pull sources from.
+    pub tcp_sources: Vec<String>,
+    /// Where to serve the mix over TCP Spec/Samples.
+    pub tcp_listen: Option<SocketAddr>,
 }
 
 /// Where and how the control surface is served.
@@ -98,14 +102,15 @@ impl Config {
             anyhow::bail!("--timeout-ms {} is below 10 ms", args.timeout_ms);
         }
         let http = parse_http(args)?;
-        for (given, flag) in [
-            (!args.tcp_source.is_empty(), "--tcp-source"),
-            (args.tcp_listen.is_some(), "--tcp-listen"),
-        ] {
-            if given {
-                anyhow::bail!("{flag} is not implemented in this version");
-            }
+        for server in &args.tcp_source {
+            // Checked now for a clear error; resolved again at each (re)connect.
+            resolve(server, "--tcp-source")?;
         }
+        let tcp_listen = args
+            .tcp_listen
+            .as_deref()
+            .map(|a| resolve(a, "--tcp-listen"))
+            .transpose()?;
         let block_frames = (f64::from(rate) * MAX_BLOCK_MS / 1000.0).floor() as usize;
         Ok(Config {
             listen,
@@ -125,6 +130,8 @@ impl Config {
                 max_datagram_bytes: MAX_DATAGRAM_BYTES,
             },
             http,
+            tcp_sources: args.tcp_source.clone(),
+            tcp_listen,
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod mixer;
 pub mod node;
 pub mod source;
 pub mod stats;
+pub mod tcp_source;
 pub mod throttle;
 pub mod tracker;
 

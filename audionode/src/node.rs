@@ -21,6 +21,9 @@ use crate::engine::{Engine, Meters};
 use crate::event::Event;
 use crate::event_log::EventLog;
 use crate::stats::NodeSnapshot;
+use crate::tcp_source::{self, TcpPacket};
+use proto::message::encode_samples;
+use proto::{Spec, TcpServer, TcpServerConfig};
 
 /// Frames per output datagram: 368 × 4 bytes = 1472, the largest payload
 /// that does not fragment on Ethernet.
@@ -28,6 +31,8 @@ pub const FRAMES_PER_DATAGRAM: usize = proto::MAX_UNFRAGMENTED_PAYLOAD / 4;
 
 /// Longest the loop sleeps while idle (bounds the reaction to a stop request).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// Longest the loop sleeps when TCP sources may hand it packets.
+const TCP_SOURCE_WAIT: Duration = Duration::from_millis(5);
 /// How often timeouts are checked and the snapshot is published.
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
 /// How often meters and counters go to the control surface (20 Hz).
@@ -41,6 +46,8 @@ pub struct NodeHandle {
     http: Option<HttpServer>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    tcp_threads: Vec<JoinHandle<()>>,
+    tcp_listen_addr: Option<SocketAddr>,
     snapshot: Arc<Mutex<NodeSnapshot>>,
 }
 
@@ -48,6 +55,11 @@ impl NodeHandle {
     /// The address sources send to (with the real port when bound to 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the mix is served over TCP, with `--tcp-listen`.
+    pub fn tcp_listen_addr(&self) -> Option<SocketAddr> {
+        self.tcp_listen_addr
     }
 
     /// The control surface's address, unless it is off.
@@ -81,12 +93,20 @@ impl NodeHandle {
     }
 
     fn join(&mut self) -> anyhow::Result<()> {
-        match self.thread.take() {
+        let result = match self.thread.take() {
             Some(t) => t
                 .join()
-                .map_err(|_| anyhow::anyhow!("the node's thread panicked"))?,
+                .map_err(|_| anyhow::anyhow!("the node's thread panicked"))
+                .and_then(|r| r),
             None => Ok(()),
+        };
+        // The run loop sent its last tick; now the control surface can go.
+        self.http.take();
+        // TCP source threads watch the same stop flag.
+        for t in self.tcp_threads.drain(..) {
+            let _ = t.join();
         }
+        result
     }
 }
 
@@ -125,25 +145,51 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         }
         None => (None, None),
     };
+    let tcp_out = match config.tcp_listen {
+        Some(addr) => {
+            let server = TcpServer::bind(addr, TcpServerConfig::default())
+                .with_context(|| format!("cannot serve the mix over TCP on {addr}"))?;
+            let spec = Spec::int16(2, config.engine.source.rate);
+            server.set_new_client_message(Some(&spec.to_bytes()))?;
+            log::info!("serving the mix over TCP on {}", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let tcp_listen_addr = tcp_out.as_ref().map(TcpServer::local_addr);
     let stop = Arc::new(AtomicBool::new(false));
+    let (tcp_packets, tcp_in) = crossbeam_channel::bounded::<TcpPacket>(4096);
+    let mut tcp_threads = Vec::new();
+    for server in &config.tcp_sources {
+        let rate = config.engine.source.rate;
+        let packets = tcp_packets.clone();
+        tcp_threads.push(tcp_source::spawn(
+            server.clone(),
+            rate,
+            packets,
+            Arc::clone(&stop),
+        )?);
+    }
+    let tcp_in = (!config.tcp_sources.is_empty()).then_some(tcp_in);
     let snapshot = Arc::new(Mutex::new(NodeSnapshot::default()));
-    let (thread_stop, thread_snapshot) = (Arc::clone(&stop), Arc::clone(&snapshot));
+    let parts = LoopParts {
+        sender: MixSender::new(out, config.dests.clone(), tcp_out),
+        config,
+        socket,
+        event_log,
+        control,
+        tcp_in,
+        stop: Arc::clone(&stop),
+        snapshot: Arc::clone(&snapshot),
+    };
     let thread = thread::Builder::new()
         .name("audionode".into())
-        .spawn(move || {
-            run_loop(
-                config,
-                socket,
-                out,
-                event_log,
-                control,
-                thread_stop,
-                thread_snapshot,
-            )
-        })?;
+        .spawn(move || run_loop(parts))?;
     Ok(NodeHandle {
         local_addr,
         http,
+        tcp_threads,
+        tcp_listen_addr,
         stop,
         thread: Some(thread),
         snapshot,
@@ -194,21 +240,38 @@ impl ControlLink {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_loop(
+/// Everything the run loop owns.
+struct LoopParts {
     config: Config,
     socket: UdpSocket,
-    out: UdpSocket,
+    sender: MixSender,
     event_log: EventLog,
     control: Option<ControlLink>,
+    tcp_in: Option<crossbeam_channel::Receiver<TcpPacket>>,
     stop: Arc<AtomicBool>,
     snapshot: Arc<Mutex<NodeSnapshot>>,
-) -> anyhow::Result<()> {
+}
+
+fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
+    let LoopParts {
+        config,
+        socket,
+        mut sender,
+        event_log,
+        control,
+        tcp_in,
+        stop,
+        snapshot,
+    } = parts;
+    let idle_wait = if tcp_in.is_some() {
+        TCP_SOURCE_WAIT
+    } else {
+        IDLE_WAIT
+    };
     let started = Instant::now();
     let mut engine = Engine::new(config.engine);
     let mut rx = BatchReceiver::new(BATCH, config.engine.max_datagram_bytes + 1);
     let mut events: Vec<Event> = Vec::with_capacity(1024);
-    let mut sender = MixSender::new(out, config.dests.clone());
     let mut next_housekeeping = Duration::ZERO;
     let mut next_tick = Duration::ZERO;
     let mut meters = Meters::default();
@@ -227,14 +290,19 @@ fn run_loop(
         let now = started.elapsed();
         let wait = match engine.next_deadline() {
             Some(deadline) if deadline <= now => None,
-            Some(deadline) => Some((deadline - now).min(IDLE_WAIT)),
-            None => Some(IDLE_WAIT),
+            Some(deadline) => Some((deadline - now).min(idle_wait)),
+            None => Some(idle_wait),
         };
         let n = rx.recv(&socket, wait).context("receiving datagrams")?;
         let now = started.elapsed();
         for i in 0..n {
             let (from, bytes) = rx.get(i);
             engine.on_datagram(now, from, bytes, &mut events);
+        }
+        if let Some(tcp_in) = &tcp_in {
+            for packet in tcp_in.try_iter() {
+                engine.on_datagram(now, packet.from, &packet.datagram, &mut events);
+            }
         }
         if let Some(control) = &control {
             control.apply_commands(&mut engine);
@@ -288,27 +356,38 @@ fn run_loop(
 }
 
 /// Sends mixed blocks to every destination in datagrams of at most
-/// [`FRAMES_PER_DATAGRAM`] frames; send errors are logged once per burst.
+/// [`FRAMES_PER_DATAGRAM`] frames (send errors logged once per burst), and
+/// to TCP clients as Samples messages with `--tcp-listen`.
 struct MixSender {
     socket: UdpSocket,
     dests: Vec<SocketAddr>,
     buf: Vec<u8>,
     failing_since: Option<Duration>,
     errors: u64,
+    tcp: Option<TcpServer>,
+    tcp_buf: Vec<u8>,
 }
 
 impl MixSender {
-    fn new(socket: UdpSocket, dests: Vec<SocketAddr>) -> Self {
+    fn new(socket: UdpSocket, dests: Vec<SocketAddr>, tcp: Option<TcpServer>) -> Self {
         Self {
             socket,
             dests,
             buf: vec![0; proto::MAX_UNFRAGMENTED_PAYLOAD],
             failing_since: None,
             errors: 0,
+            tcp,
+            tcp_buf: Vec::new(),
         }
     }
 
     fn send(&mut self, interleaved: &[i16], now: Duration) {
+        if let Some(tcp) = &self.tcp {
+            self.tcp_buf.clear();
+            encode_samples(interleaved, &mut self.tcp_buf);
+            // Never blocks: a client that falls behind is disconnected.
+            let _ = tcp.broadcast(&self.tcp_buf);
+        }
         let mut ok = true;
         for frames in interleaved.chunks(2 * FRAMES_PER_DATAGRAM) {
             let len = proto::encode_stereo(frames, &mut self.buf)

@@ -147,7 +147,10 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
         assert!(reply.starts_with(r#"{"error":"#), "{reply}");
     }
     let (status, reply) = http(api, "GET", "/api/master", None, &[]);
-    assert_eq!((status, reply.as_str()), (405, r#"{"error":"method not allowed here"}"#));
+    assert_eq!(
+        (status, reply.as_str()),
+        (405, r#"{"error":"method not allowed here"}"#)
+    );
     let huge = format!(r#"{{"volume":1{}}}"#, " ".repeat(20_000));
     let (status, _) = http(api, "PUT", "/api/master", Some(&huge), &[]);
     assert_eq!(status, 413, "oversized request");

@@ -171,7 +171,10 @@ fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here".into())
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here".into(),
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
