@@ -2,11 +2,19 @@
 //! arrival order, unaffected by playback) and to the player's ring.
 //!
 //! Both transports (UDP and TCP) feed a [`Pipeline`]; it keeps frames whole
-//! across messages, opens the player lazily when the first format is known
-//! and turns format changes into new files.
+//! across messages, opens the player when the first format is known, turns
+//! format changes into new files, reports playback trouble and reopens an
+//! output stream that stopped calling back.
+//!
+//! Opening (and closing) an output stream can block for seconds when the
+//! sound server hangs, so it happens on a helper thread: the network thread
+//! never waits for the audio device, and recording never misses a datagram
+//! because of playback.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::player::{PlaybackOptions, Player};
 use crate::report::Reporter;
@@ -19,18 +27,22 @@ use crate::writer::WriterHandle;
 /// PulseAudio plugin's start-up pause (up to 1.5 s after an idle spell).
 pub const STALL_LIMIT: Duration = Duration::from_millis(2500);
 
+/// What opening the player produced: a player, no device, or why not.
+type Opened = anyhow::Result<Option<Player>>;
+
 /// The playback side, as far as it got.
 enum Playback {
     /// `--no-playback`, or not opened yet.
     Off,
+    /// A helper thread is opening the device.
+    Opening(Receiver<Opened>),
     /// Playing.
     On(Box<Player>),
     /// No usable output device (already warned once).
     Unavailable,
 }
 
-/// Watches the callback count to notice a dead output stream (the ALSA
-/// pulse plugin, for one, never recovers from some xruns).
+/// Watches the callback count to notice a dead output stream.
 #[derive(Debug, Clone, Copy)]
 struct Watchdog {
     callbacks: u64,
@@ -74,39 +86,56 @@ impl Pipeline {
         }
     }
 
-    /// Opens the output device now (UDP knows its format from the start).
-    /// A missing or unusable device is a warning, never an error, unless
-    /// `--device` named one that does not exist.
-    pub fn open_player(&mut self, stream_rate: u32) -> anyhow::Result<()> {
-        let Some(opts) = &mut self.opts else {
-            return Ok(());
-        };
-        if !matches!(self.playback, Playback::Off) {
-            return Ok(());
-        }
+    /// Starts opening the output device for a stream at `stream_rate` on a
+    /// helper thread; `old` (a dead player) is dropped there too.
+    fn open_player(&mut self, stream_rate: u32, old: Option<Box<Player>>) {
+        let Some(opts) = &mut self.opts else { return };
         opts.stream_rate = stream_rate;
-        self.watchdog = Watchdog {
-            callbacks: Stats::get(&self.stats.callbacks),
-            since: Instant::now(),
+        let opts = opts.clone();
+        let stats = Arc::clone(&self.stats);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("audio-open".into())
+            .spawn(move || {
+                drop(old);
+                let _ = tx.send(Player::open(&opts, stats));
+            });
+        self.playback = match spawned {
+            Ok(_) => Playback::Opening(rx),
+            Err(e) => {
+                log::warn!("cannot start the audio thread ({e}); recording without playback");
+                Playback::Unavailable
+            }
         };
-        self.playback = match Player::open(opts, Arc::clone(&self.stats)) {
-            Ok(Some(player)) => Playback::On(Box::new(player)),
+    }
+
+    /// Takes the player once the helper thread has opened it.
+    fn poll_opening(&mut self) {
+        let Playback::Opening(rx) = &self.playback else {
+            return;
+        };
+        let opened = match rx.try_recv() {
+            Ok(opened) => opened,
+            Err(TryRecvError::Empty) => return,
+            Err(TryRecvError::Disconnected) => Err(anyhow::anyhow!("the audio thread died")),
+        };
+        self.playback = match opened {
+            Ok(Some(player)) => {
+                self.watchdog = Watchdog {
+                    callbacks: Stats::get(&self.stats.callbacks),
+                    since: Instant::now(),
+                };
+                Playback::On(Box::new(player))
+            }
             Ok(None) => {
                 log::warn!("no audio output device: recording without playback");
                 Playback::Unavailable
-            }
-            Err(e)
-                if opts.device.is_some()
-                    && e.to_string().contains("no audio output device matches") =>
-            {
-                return Err(e)
             }
             Err(e) => {
                 log::warn!("audio output unavailable ({e:#}); recording without playback");
                 Playback::Unavailable
             }
         };
-        Ok(())
     }
 
     /// Whether audio is being played.
@@ -120,10 +149,10 @@ impl Pipeline {
     }
 
     /// Sets the stream format (the first, or a changed one from a TCP Spec).
-    pub fn set_format(&mut self, format: WavFormat) -> anyhow::Result<()> {
+    pub fn set_format(&mut self, format: WavFormat) {
         self.carry.clear();
         if self.format == Some(format) {
-            return Ok(());
+            return;
         }
         if self.format.is_some() {
             log::info!("stream format changed to {format}");
@@ -132,7 +161,11 @@ impl Pipeline {
         if let Some(w) = &mut self.writer {
             w.set_format(format);
         }
-        self.open_player(format.sample_rate)
+        // The device stays open across format changes: the player
+        // resamples from the new rate.
+        if matches!(self.playback, Playback::Off) {
+            self.open_player(format.sample_rate, None);
+        }
     }
 
     /// Takes received interleaved samples in the current format.
@@ -152,6 +185,7 @@ impl Pipeline {
             return;
         }
         Stats::add(&self.stats.received_frames, (whole / channels) as u64);
+        self.poll_opening();
         if let Playback::On(player) = &mut self.playback {
             player.push(&samples, channels, format.sample_rate);
         }
@@ -165,6 +199,7 @@ impl Pipeline {
     /// every datagram and every poll timeout.
     pub fn report(&mut self) {
         let now = Instant::now();
+        self.poll_opening();
         if let Some(line) = self.reporter.check(self.stats.snapshot(), now) {
             log::warn!("{line}");
         }
@@ -191,13 +226,12 @@ impl Pipeline {
             STALL_LIMIT.as_millis()
         );
         Stats::add(&self.stats.output_reopens, 1);
-        // Close the dead stream before opening the device again.
-        self.playback = Playback::Off;
+        let old = match std::mem::replace(&mut self.playback, Playback::Off) {
+            Playback::On(player) => Some(player),
+            _ => None,
+        };
         let rate = self.opts.as_ref().map_or(0, |o| o.stream_rate);
-        if let Err(e) = self.open_player(rate) {
-            log::warn!("cannot reopen the audio output ({e:#}); recording without playback");
-            self.playback = Playback::Unavailable;
-        }
+        self.open_player(rate, old);
     }
 
     /// Whether the writer thread stopped on an error.

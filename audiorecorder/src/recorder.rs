@@ -18,7 +18,7 @@ use crate::pipeline::Pipeline;
 use crate::stats::{Stats, Summary};
 use crate::wav::WavFormat;
 use crate::writer::{WavSink, WriterHandle};
-use crate::{tcp, udp};
+use crate::{device, tcp, udp};
 
 /// A running recorder.
 pub struct Recorder {
@@ -49,6 +49,11 @@ pub fn start(config: Config) -> anyhow::Result<Recorder> {
         }
         None => None,
     };
+    if let Some(name) = config.playback.as_ref().and_then(|p| p.device.as_deref()) {
+        // A misspelt --device is a user mistake: say so now. (A machine
+        // without any device only gets a warning, later.)
+        device::find_output_device(Some(name))?;
+    }
     let mut pipeline = Pipeline::new(writer, config.playback.clone(), Arc::clone(&stats));
     let thread_stats = Arc::clone(&stats);
     let thread_stop = Arc::clone(&stop);
@@ -59,7 +64,7 @@ pub fn start(config: Config) -> anyhow::Result<Recorder> {
             let local = socket
                 .local_addr()
                 .context("cannot read the bound address")?;
-            pipeline.set_format(udp_format)?;
+            pipeline.set_format(udp_format);
             (
                 Some(local),
                 Box::new(move || {

@@ -139,11 +139,7 @@ fn receive(
         match client.recv_message() {
             Ok(Some(Message::Spec(spec))) => match check_spec(&spec) {
                 Ok(format) => {
-                    if let Err(e) = pipeline.set_format(format) {
-                        log::error!("{e:#}");
-                        stop.store(true, Ordering::Relaxed);
-                        return Ended::Stopped;
-                    }
+                    pipeline.set_format(format);
                     have_spec = true;
                 }
                 Err(why) => {
