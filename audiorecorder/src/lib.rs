@@ -14,6 +14,8 @@
 //! - [`recorder`]: start/stop; [`stats`]: counters and the summary;
 //!   [`report`]: rate-limited log lines about playback trouble.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod cli;
 pub mod device;

@@ -74,8 +74,9 @@ fn sigkill_mid_stream_leaves_a_valid_wav_missing_at_most_the_last_second() {
     let dir = temp_dir("sigkill");
     let path = dir.join("rec.wav");
     let (mut child, addr) = spawn_recorder(&path);
-    // 2.5 s of audio in real time, then the kill right after the last datagram.
-    let signal_samples = stereo_signal(RATE as usize * 5 / 2, 11);
+    // 2.25 s of audio in real time (not a multiple of the 0.5 s header
+    // refresh), then the kill right after the last datagram.
+    let signal_samples = stereo_signal(RATE as usize * 9 / 4, 11);
     send_stereo(&sender(), addr, &signal_samples, 441, Some(RATE));
     signal(&child, "-KILL");
     child.wait().unwrap();
@@ -83,6 +84,10 @@ fn sigkill_mid_stream_leaves_a_valid_wav_missing_at_most_the_last_second() {
     assert_eq!((spec.channels, spec.sample_rate), (2, RATE));
     let frames = samples.len() / 2;
     let sent = signal_samples.len() / 2;
+    eprintln!(
+        "SIGKILL: the WAV holds {frames} of {sent} frames ({:.0} ms lost)",
+        (sent - frames.min(sent)) as f64 * 1000.0 / f64::from(RATE)
+    );
     assert!(
         frames + RATE as usize >= sent && frames <= sent,
         "WAV holds {frames} of {sent} frames"
