@@ -44,7 +44,13 @@ pub struct WavSink {
     index: u32,
     current: Option<(FileWriter, WavFormat, PathBuf)>,
     stats: Arc<Stats>,
+    max_data_bytes: u64,
 }
+
+/// Largest data chunk written to one file: WAV (and hound) count sizes in
+/// `u32`, so a file is continued in the next numbered one before 4 GiB
+/// (about 6.7 h of 44.1 kHz stereo).
+pub const MAX_DATA_BYTES: u64 = u32::MAX as u64 - (1 << 20);
 
 impl WavSink {
     /// A sink writing to `base` (and `base-2…` after format changes).
@@ -67,7 +73,14 @@ impl WavSink {
             index: 0,
             current: None,
             stats,
+            max_data_bytes: MAX_DATA_BYTES,
         })
+    }
+
+    /// Lowers the per-file size limit (tests of the continuation).
+    pub fn with_max_data_bytes(mut self, bytes: u64) -> Self {
+        self.max_data_bytes = bytes.min(MAX_DATA_BYTES);
+        self
     }
 
     /// The file being written, once a format is known.
@@ -83,6 +96,12 @@ impl WavSink {
                 return Ok(());
             }
         }
+        self.start_next(format)
+    }
+
+    /// Finishes the current file (if any) and opens the next one in the
+    /// sequence `base`, `base-2`, `base-3`, … for `format`.
+    fn start_next(&mut self, format: WavFormat) -> anyhow::Result<()> {
         if let Some((writer, _, path)) = self.current.take() {
             writer
                 .finalize()
@@ -119,6 +138,15 @@ impl WavSink {
 
     /// Appends whole frames in the current format.
     pub fn write(&mut self, samples: &[i16]) -> anyhow::Result<()> {
+        let Some((writer, format, _)) = &self.current else {
+            anyhow::bail!("samples before the stream format is known");
+        };
+        let bytes = 2 * (u64::from(writer.len()) + samples.len() as u64);
+        if bytes > self.max_data_bytes {
+            let format = *format;
+            log::info!("the WAV file is full (4 GiB limit); continuing in the next file");
+            self.start_next(format)?;
+        }
         let Some((writer, format, path)) = &mut self.current else {
             anyhow::bail!("samples before the stream format is known");
         };
@@ -252,4 +280,42 @@ fn writer_loop(mut sink: WavSink, rx: Receiver<WriterMsg>) -> anyhow::Result<()>
         }
     }
     sink.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_continues_in_the_next_numbered_one() {
+        let dir = std::env::temp_dir().join(format!("audiorecorder-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("rec.wav");
+        let stats = Arc::new(Stats::default());
+        // Room for 3 stereo frames (12 bytes) per file.
+        let mut sink = WavSink::new(&base, false, Arc::clone(&stats))
+            .unwrap()
+            .with_max_data_bytes(12);
+        sink.set_format(WavFormat {
+            channels: 2,
+            sample_rate: 8000,
+        })
+        .unwrap();
+        sink.write(&[1, 2, 3, 4]).unwrap();
+        sink.write(&[5, 6]).unwrap();
+        sink.write(&[7, 8, 9, 10]).unwrap();
+        assert_eq!(sink.current_path(), Some(dir.join("rec-2.wav").as_path()));
+        sink.finish().unwrap();
+        let read = |p: &Path| -> Vec<i16> {
+            hound::WavReader::open(p)
+                .unwrap()
+                .samples()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(read(&base), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(read(&dir.join("rec-2.wav")), [7, 8, 9, 10]);
+        assert_eq!(Stats::get(&stats.recorded_frames), 5);
+    }
 }
