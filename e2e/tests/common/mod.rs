@@ -1,0 +1,243 @@
+//! Helpers shared by the end-to-end tests: starting each program on
+//! ephemeral ports, WAV files in and out, event-log parsing, offline mixes.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+pub const RATE: u32 = 44_100;
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `cond` until it holds, failing after a generous deadline.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A distinctive mono test signal: a chirp-like tone plus a salted pattern.
+pub fn signal(len: usize, salt: u32, amplitude: f64) -> Vec<i16> {
+    (0..len)
+        .map(|i| {
+            let t = i as f64 / f64::from(RATE);
+            let f = 110.0 * f64::from(salt + 1) + 40.0 * t;
+            let pattern =
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) >> 24) as f64 - 128.0;
+            (amplitude * (2.0 * std::f64::consts::PI * f * t).sin() + pattern) as i16
+        })
+        .collect()
+}
+
+/// Writes a 44.1 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Reads a stereo 16-bit WAV as frames.
+pub fn read_stereo_wav(path: &Path) -> Vec<(i16, i16)> {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(r.spec().channels, 2, "{}", path.display());
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    samples.chunks_exact(2).map(|f| (f[0], f[1])).collect()
+}
+
+/// Starts a node (in-process) with `extra` flags on ephemeral ports.
+pub fn start_node(log: &Path, extra: &[&str]) -> audionode::NodeHandle {
+    let mut argv = vec![
+        "audionode",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--log-file",
+    ];
+    argv.push(log.to_str().unwrap());
+    argv.extend_from_slice(extra);
+    let args = audionode::Args::parse_from(argv);
+    audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap()
+}
+
+/// Frames the node has sent, once its snapshot has caught up (call when
+/// every stream has been dropped, so the count no longer changes).
+pub fn frames_sent(node: &audionode::NodeHandle) -> u64 {
+    let mut last = u64::MAX;
+    loop {
+        thread::sleep(Duration::from_millis(50));
+        let now = node.snapshot().node.frames;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Starts a recorder (in-process, no playback) with `extra` flags.
+pub fn start_recorder(extra: &[&str]) -> audiorecorder::Recorder {
+    let mut argv = vec!["audiorecorder", "--no-playback"];
+    argv.extend_from_slice(extra);
+    let args = audiorecorder::Args::parse_from(argv);
+    audiorecorder::start(audiorecorder::Config::from_args(&args).unwrap()).unwrap()
+}
+
+/// A streamer running in its own thread.
+pub struct StreamerRun {
+    pub udp_addr: Option<SocketAddr>,
+    pub tcp_addr: Option<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<audiostreamer::Summary>>,
+}
+
+impl StreamerRun {
+    /// Sets up a streamer with `argv` (after the program name) and starts
+    /// sending in its own thread.
+    pub fn start(argv: &[&str]) -> Self {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (addrs_tx, addrs) = std::sync::mpsc::channel();
+        // The streamer owns a non-Send source: build it on its own thread.
+        let thread = thread::spawn(move || {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let streamer = prepare(&argv);
+            addrs_tx
+                .send((streamer.udp_local_addr(), streamer.tcp_local_addr()))
+                .unwrap();
+            streamer.run(&flag).expect("streamer runs")
+        });
+        let (udp_addr, tcp_addr) = addrs.recv().expect("streamer set up");
+        Self {
+            udp_addr,
+            tcp_addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it now (Ctrl-C equivalent).
+    pub fn stop(&mut self) -> audiostreamer::Summary {
+        self.stop.store(true, Ordering::SeqCst);
+        self.join()
+    }
+
+    /// Waits until the track has been sent.
+    pub fn join(&mut self) -> audiostreamer::Summary {
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("streamer thread")
+    }
+}
+
+/// A streamer set up (sockets bound) but not yet sending.
+pub fn prepare(argv: &[&str]) -> audiostreamer::Streamer {
+    let mut full = vec!["audiostreamer"];
+    full.extend_from_slice(argv);
+    audiostreamer::Streamer::new(&audiostreamer::Args::parse_from(full)).expect("streamer set-up")
+}
+
+/// The event-log lines of `source`, without time stamp and address.
+pub fn events_of(log: &Path, source: SocketAddr) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tag = format!("[{:>21}] ", source.to_string());
+    text.lines()
+        .filter_map(|l| l.split_once(&tag).map(|(_, e)| e.to_string()))
+        .collect()
+}
+
+/// Value of `key=` in an event line.
+pub fn field(line: &str, key: &str) -> u64 {
+    line.split(&format!("{key}="))
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// `start_frame` of every `New stream` / `Stream restarted` line of `source`.
+pub fn start_frames(log: &Path, source: SocketAddr) -> Vec<u64> {
+    events_of(log, source)
+        .iter()
+        .filter(|l| l.starts_with("New stream") || l.starts_with("Stream restarted"))
+        .map(|l| field(l, "start_frame"))
+        .collect()
+}
+
+/// Whether `source` has a `Dropped stream` line.
+pub fn dropped(log: &Path, source: SocketAddr) -> bool {
+    events_of(log, source)
+        .iter()
+        .any(|l| l.starts_with("Dropped stream"))
+}
+
+/// The offline mix: each track placed at its start frame, summed and
+/// saturated like the node (unity gains: left = right).
+pub fn offline_mix(len: usize, tracks: &[(u64, &[i16])]) -> Vec<(i16, i16)> {
+    let mut sum = vec![0i32; len];
+    for &(start, samples) in tracks {
+        for (i, &s) in samples.iter().enumerate() {
+            if let Some(slot) = sum.get_mut(start as usize + i) {
+                *slot += i32::from(s);
+            }
+        }
+    }
+    sum.into_iter()
+        .map(|s| {
+            let s = s.clamp(-32768, 32767) as i16;
+            (s, s)
+        })
+        .collect()
+}
+
+/// First frame where two recordings differ, for readable failures.
+pub fn first_difference(
+    got: &[(i16, i16)],
+    want: &[(i16, i16)],
+) -> Option<(usize, (i16, i16), (i16, i16))> {
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+        .map(|(i, (g, w))| (i, *g, *w))
+}
+
+/// A program binary built next to this test (`cargo test --workspace`
+/// builds every member's binaries).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the end-to-end tests with `cargo test --workspace` so every program is built",
+        path.display()
+    );
+    path
+}
