@@ -216,11 +216,11 @@ pub fn offline_mix(len: usize, tracks: &[(u64, &[i16])]) -> Vec<(i16, i16)> {
         .collect()
 }
 
-/// First frame where two recordings differ, for readable failures.
-pub fn first_difference(
-    got: &[(i16, i16)],
-    want: &[(i16, i16)],
-) -> Option<(usize, (i16, i16), (i16, i16))> {
+/// A stereo frame.
+pub type Frame = (i16, i16);
+
+/// First frame where two recordings differ (index, got, wanted), for readable failures.
+pub fn first_difference(got: &[(i16, i16)], want: &[(i16, i16)]) -> Option<(usize, Frame, Frame)> {
     got.iter()
         .zip(want)
         .enumerate()
