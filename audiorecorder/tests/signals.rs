@@ -202,3 +202,53 @@ fn without_an_audio_device_it_warns_once_and_keeps_recording() {
     assert_eq!(warnings.len(), 1, "{lines:#?}");
     assert!(read_wav(&path).1 == signal_samples);
 }
+
+#[test]
+fn a_write_error_mid_recording_is_one_line_and_keeps_the_file_readable() {
+    // The disk "fills" after 300 KiB (1.7 s): a file-size limit (bash counts
+    // `ulimit -f` in KiB, POSIX sh in 512-byte blocks) with SIGXFSZ ignored,
+    // so the write fails with EFBIG as a full disk would with ENOSPC.
+    let dir = temp_dir("fsize");
+    let path = dir.join("rec.wav");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 300 && trap '' XFSZ && exec '{}' '{}' 0 --bind 127.0.0.1 --no-playback",
+            env!("CARGO_BIN_EXE_audiorecorder"),
+            path.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no port line");
+        if let Some(addr) = line.trim().strip_prefix("audiorecorder: listening on UDP ") {
+            break addr.parse().unwrap();
+        }
+    };
+    // 2.5 s of audio in real time: 430 KiB, more than the limit allows.
+    let signal_samples = stereo_signal(RATE as usize * 5 / 2, 15);
+    send_stereo(&sender(), addr, &signal_samples, 441, Some(RATE));
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = stderr.lines().map_while(Result::ok).collect();
+    assert_eq!(status.code(), Some(1), "{rest:#?}");
+    let last = rest.last().expect("an error line");
+    assert!(
+        last.starts_with("audiorecorder: writing") && last.contains("File too large"),
+        "{last}"
+    );
+    // What was recorded up to the last header refresh (at least the first
+    // 1.5 s: refreshes come every 0.5 s) is there and exact.
+    let (_, samples) = read_wav(&path);
+    assert!(
+        samples.len() >= 2 * RATE as usize * 3 / 2,
+        "{} frames",
+        samples.len() / 2
+    );
+    assert!(samples.len() < signal_samples.len());
+    assert!(samples[..] == signal_samples[..samples.len()]);
+}
