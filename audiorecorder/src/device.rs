@@ -71,18 +71,27 @@ pub fn find_output_device(name: Option<&str>) -> anyhow::Result<Option<Device>> 
         return Ok(host.default_output_device());
     };
     let wanted = name.to_lowercase();
-    let devices = host
+    let devices: Vec<Device> = host
         .output_devices()
-        .map_err(|e| anyhow::anyhow!("cannot list audio output devices: {e}"))?;
-    for device in devices {
-        let id = device.id().map(|i| i.to_string()).unwrap_or_default();
-        let label = device_label(&device).to_lowercase();
-        if id.to_lowercase() == wanted
-            || id.to_lowercase().ends_with(&format!(":{wanted}"))
-            || label.contains(&wanted)
-        {
-            return Ok(Some(device));
-        }
+        .map_err(|e| anyhow::anyhow!("cannot list audio output devices: {e}"))?
+        .collect();
+    let id = |d: &Device| {
+        d.id()
+            .map(|i| i.to_string().to_lowercase())
+            .unwrap_or_default()
+    };
+    // An exact id (`alsa:pulse`, or `pulse`) wins over a part of a
+    // description, which several devices may share.
+    let exact = devices
+        .iter()
+        .position(|d| id(d) == wanted || id(d).ends_with(&format!(":{wanted}")));
+    let partial = || {
+        devices
+            .iter()
+            .position(|d| device_label(d).to_lowercase().contains(&wanted))
+    };
+    if let Some(i) = exact.or_else(partial) {
+        return Ok(devices.into_iter().nth(i));
     }
     anyhow::bail!("no audio output device matches {name:?}; see --list-devices")
 }

@@ -20,6 +20,10 @@ use crate::output::{OutputStage, RING_CHANNELS};
 use crate::resample::StereoResampler;
 use crate::stats::Stats;
 
+/// Callbacks after which a new stream counts as running: errors before
+/// that are start-up noise of the sound server, counted separately.
+const STARTUP_CALLBACKS: u64 = 50;
+
 /// What the player needs to know to open the device.
 #[derive(Debug, Clone)]
 pub struct PlaybackOptions {
@@ -183,13 +187,14 @@ fn build_stream(
     stats: Arc<Stats>,
 ) -> anyhow::Result<Stream> {
     let config = choice.config;
+    let started_at = Stats::get(&stats.callbacks);
     match choice.format {
-        SampleFormat::F32 => build::<f32>(device, config, stage, stats),
-        SampleFormat::I16 => build::<i16>(device, config, stage, stats),
-        SampleFormat::I32 => build::<i32>(device, config, stage, stats),
-        SampleFormat::U16 => build::<u16>(device, config, stage, stats),
-        SampleFormat::F64 => build::<f64>(device, config, stage, stats),
-        SampleFormat::U8 => build::<u8>(device, config, stage, stats),
+        SampleFormat::F32 => build::<f32>(device, config, stage, stats, started_at),
+        SampleFormat::I16 => build::<i16>(device, config, stage, stats, started_at),
+        SampleFormat::I32 => build::<i32>(device, config, stage, stats, started_at),
+        SampleFormat::U16 => build::<u16>(device, config, stage, stats, started_at),
+        SampleFormat::F64 => build::<f64>(device, config, stage, stats, started_at),
+        SampleFormat::U8 => build::<u8>(device, config, stage, stats, started_at),
         other => anyhow::bail!("unsupported device sample format {other}"),
     }
 }
@@ -199,6 +204,7 @@ fn build<T>(
     config: StreamConfig,
     mut stage: OutputStage,
     stats: Arc<Stats>,
+    started_at: u64,
 ) -> anyhow::Result<Stream>
 where
     T: SizedSample + FromSample<f32> + Send + 'static,
@@ -211,7 +217,12 @@ where
             // tight loop: log the first error, count the rest (the network
             // thread reports the count).
             move |e| {
-                if stats.output_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                // The ALSA pulse plugin reports errors (EIO) while PulseAudio
+                // is still starting a new stream: expected, only counted.
+                let running = Stats::get(&stats.callbacks) >= started_at + STARTUP_CALLBACKS;
+                if !running {
+                    Stats::add(&stats.startup_errors, 1);
+                } else if stats.output_errors.fetch_add(1, Ordering::Relaxed) == 0 {
                     log::warn!("audio output error: {e}");
                 }
             },

@@ -45,8 +45,10 @@ pub struct Stats {
     pub callbacks: AtomicU64,
     /// Longest time between two audio callbacks, in microseconds.
     pub max_callback_gap_us: AtomicU64,
-    /// Errors reported by the audio output (xruns, a failing device).
+    /// Errors reported by the audio output once running (xruns, a failing device).
     pub output_errors: AtomicU64,
+    /// Errors reported while an output stream was starting (not logged).
+    pub startup_errors: AtomicU64,
     /// Times the output stream was reopened after it stalled.
     pub output_reopens: AtomicU64,
     /// TCP connections established.
@@ -101,6 +103,7 @@ impl Stats {
             callbacks: g(&self.callbacks),
             max_callback_gap_us: g(&self.max_callback_gap_us),
             output_errors: g(&self.output_errors),
+            startup_errors: g(&self.startup_errors),
             output_reopens: g(&self.output_reopens),
             connections: g(&self.connections),
         }
@@ -128,6 +131,7 @@ pub struct Snapshot {
     pub callbacks: u64,
     pub max_callback_gap_us: u64,
     pub output_errors: u64,
+    pub startup_errors: u64,
     pub output_reopens: u64,
     pub connections: u64,
 }

@@ -1,7 +1,8 @@
 //! Playback when the device runs at another rate than the stream: a
 //! 44.1 kHz stream is resampled (rubato) to a device opened at 48 kHz. The
 //! captured tone must have the sent pitch, which it would not if the
-//! samples were played unconverted (1 kHz would come out at 1088 Hz).
+//! samples were played unconverted (1 kHz would come out at 1088 Hz). The
+//! device is picked by name (`--device pulse`).
 
 mod common;
 
@@ -16,6 +17,15 @@ const LIMIT: Duration = Duration::from_secs(20);
 #[test]
 fn stream_rate_is_converted_to_the_device_rate() {
     let Some(env) = audio_or_skip() else { return };
+    // A misspelt --device is an error at start, not a silent fallback.
+    let err = audiorecorder::start(config(&["--no-record", "0", "--device", "no-such-device"]))
+        .err()
+        .expect("unknown device");
+    assert!(
+        format!("{err:#}").contains("no audio output device matches"),
+        "{err:#}"
+    );
+
     let capture = Capture::start(&env);
     wait_until("parec to deliver audio", LIMIT, || {
         capture.frames() > PERIOD
@@ -30,6 +40,9 @@ fn stream_rate_is_converted_to_the_device_rate() {
         "44100",
         "--device-rate",
         "48000",
+        // By id: the ALSA `pulse` device (the default sink is the null sink).
+        "--device",
+        "pulse",
     ]))
     .unwrap();
     let stats = rec.stats();
