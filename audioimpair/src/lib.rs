@@ -10,8 +10,8 @@
 //! the node's counters with.
 //!
 //! Layout: [`loss`], [`rate`] and [`impairment`] decide the fate of one
-//! datagram; [`scheduler`] orders releases; [`truth`] classifies what was
-//! released the way the node does; [`engine`] ties them together for all
+//! datagram; [`scheduler`] orders releases; [`truth`] (with [`window`]) classifies
+//! what was released the way the node does; [`engine`] ties them together for all
 //! clients, with the clock passed in; [`proxy`] is the socket loop; `run`
 //! is the binary's body.
 
@@ -25,6 +25,7 @@ pub mod rate;
 mod run;
 pub mod scheduler;
 pub mod truth;
+pub mod window;
 
 pub use cli::Args;
 pub use config::{Config, ConfigError};

@@ -2,19 +2,23 @@
 //! the way the node's tracker (`audionode::tracker`) will see them.
 //!
 //! Classification happens at release, in the real send order, so it matches
-//! what a receiver sees over a path that keeps order (loopback):
+//! what a receiver sees over a path that keeps order (loopback), in the
+//! node's order of checks ([`crate::window`]):
+//! - one numbered before the client's first released datagram is listed
+//!   in `before_first` (the node takes it for a possible restart);
 //! - a released datagram whose sequence number was released before is a
-//!   **duplicate** (checked first, like the node);
+//!   **duplicate**;
 //! - otherwise, one released after a datagram with a higher sequence number
 //!   (serial arithmetic, [`proto::seq_is_newer`]) is **reordered**.
 //!
 //! Datagrams that do not decode as mono datagrams have no sequence number:
 //! they are counted in `received`/`forwarded`/`dropped` but listed nowhere.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::window::{ReleaseWindow, Seen};
 
 /// The ground truth of a whole run: written as JSON on exit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -56,6 +60,10 @@ pub struct SourceTruth {
     /// Released datagrams, first of their sequence number, released after a
     /// datagram with a higher sequence number.
     pub reordered: u64,
+    /// Released datagrams numbered before the first one released (it
+    /// overtook them): the node puts these on restart probation, so they
+    /// are neither reordered nor duplicates.
+    pub before_first: u64,
     /// Datagrams scheduled but not yet released (at exit: never sent).
     pub pending: u64,
     /// Releases whose send failed (not in `forwarded` nor `released_seqs`).
@@ -69,6 +77,8 @@ pub struct SourceTruth {
     pub duplicated_seqs: Vec<u32>,
     /// Sequence numbers of the reordered datagrams, in release order.
     pub reordered_seqs: Vec<u32>,
+    /// Sequence numbers counted in `before_first`, in release order.
+    pub before_first_seqs: Vec<u32>,
     /// Every datagram sent upstream, in release order, duplicates included.
     pub released_seqs: Vec<u32>,
 }
@@ -77,10 +87,8 @@ pub struct SourceTruth {
 #[derive(Debug, Clone)]
 pub struct SourceRecorder {
     truth: SourceTruth,
-    /// Sequence numbers released so far (duplicate detection).
-    released: HashSet<u32>,
-    /// Highest sequence number released so far (serial arithmetic).
-    highest: Option<u32>,
+    /// Sequence numbers released so far, for the classification.
+    window: ReleaseWindow,
 }
 
 impl SourceRecorder {
@@ -96,16 +104,17 @@ impl SourceRecorder {
                 dropped_by_rate: 0,
                 duplicated: 0,
                 reordered: 0,
+                before_first: 0,
                 pending: 0,
                 send_errors: 0,
                 replies: 0,
                 dropped_seqs: Vec::new(),
                 duplicated_seqs: Vec::new(),
                 reordered_seqs: Vec::new(),
+                before_first_seqs: Vec::new(),
                 released_seqs: Vec::new(),
             },
-            released: HashSet::new(),
-            highest: None,
+            window: ReleaseWindow::new(),
         }
     }
 
@@ -128,18 +137,20 @@ impl SourceRecorder {
         self.truth.forwarded += 1;
         let Some(seq) = seq else { return };
         self.truth.released_seqs.push(seq);
-        if !self.released.insert(seq) {
-            self.truth.duplicated += 1;
-            self.truth.duplicated_seqs.push(seq);
-            return;
-        }
-        match self.highest {
-            Some(h) if proto::seq_is_newer(h, seq) => {
+        match self.window.release(seq) {
+            Seen::Again => {
+                self.truth.duplicated += 1;
+                self.truth.duplicated_seqs.push(seq);
+            }
+            Seen::Late => {
                 self.truth.reordered += 1;
                 self.truth.reordered_seqs.push(seq);
             }
-            // Not a duplicate and not older: it is the new highest.
-            _ => self.highest = Some(seq),
+            Seen::BeforeFirst => {
+                self.truth.before_first += 1;
+                self.truth.before_first_seqs.push(seq);
+            }
+            Seen::InOrder => {}
         }
     }
 
@@ -202,9 +213,20 @@ mod tests {
         assert_eq!(t.duplicated_seqs, vec![5]);
         // A copy released before its original's reordered twin: the first
         // release is the one that counts.
-        let t = release(&mut recorder(), &[1, 1, 0, 0]);
-        assert_eq!(t.duplicated_seqs, vec![1, 0]);
-        assert_eq!(t.reordered_seqs, vec![0]);
+        let t = release(&mut recorder(), &[1, 2, 2, 1, 3]);
+        assert_eq!(t.duplicated_seqs, vec![2, 1]);
+        assert_eq!(t.reordered_seqs, Vec::<u32>::new());
+        let t = release(&mut recorder(), &[1, 3, 3, 2, 2]);
+        assert_eq!(t.duplicated_seqs, vec![3, 2]);
+        assert_eq!(t.reordered_seqs, vec![2]);
+    }
+
+    #[test]
+    fn overtaken_first_datagram_is_set_aside() {
+        // 0 was held and 1, 2 overtook it: the node anchors at 1.
+        let t = release(&mut recorder(), &[1, 2, 0, 0, 3]);
+        assert_eq!(t.before_first_seqs, vec![0, 0]);
+        assert_eq!((t.reordered, t.duplicated, t.before_first), (0, 0, 2));
     }
 
     #[test]
