@@ -123,12 +123,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let socket = bind_listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = socket.local_addr()?;
-    let out_bind: SocketAddr = if config.dests.iter().all(SocketAddr::is_ipv4) {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
-    };
-    let out = UdpSocket::bind(out_bind).context("cannot open the output socket")?;
+    let out = output_socket(&socket, local_addr, &config.dests)?;
     let event_log = EventLog::open(&config.log_file)
         .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
     let (http, control) = match &config.http {
@@ -194,6 +189,29 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         thread: Some(thread),
         snapshot,
     })
+}
+
+/// The socket the mix is sent from. It is the listening socket itself when
+/// the address families allow: recorders lock onto the sender's address,
+/// and the listening address is the one that stays the same when the node
+/// restarts. Otherwise a socket of the destinations' family on a free port.
+fn output_socket(
+    listen: &UdpSocket,
+    local: SocketAddr,
+    dests: &[SocketAddr],
+) -> anyhow::Result<UdpSocket> {
+    let same_family = dests.iter().all(|d| d.is_ipv4() == local.is_ipv4());
+    if same_family {
+        return listen
+            .try_clone()
+            .context("cannot share the listening socket for output");
+    }
+    let any: SocketAddr = if dests.iter().all(SocketAddr::is_ipv4) {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    };
+    UdpSocket::bind(any).context("cannot open the output socket")
 }
 
 fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
