@@ -7,6 +7,7 @@
 //! change (a new TCP Spec) finishes the file and continues in the next
 //! numbered one (`rec-2.wav`, …).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,9 +19,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use crate::stats::Stats;
 use crate::wav::{self, FileWriter, Opened, WavFormat};
 
-/// How often the header is rewritten: a SIGKILL loses at most this much
-/// (plus what the OS has not written back yet, which a crash of the
-/// process alone does not lose).
+/// How often the header is rewritten and the file synced to disk: a SIGKILL
+/// or a power cut loses at most this much.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Messages queued before frames are dropped (each is one datagram or
@@ -43,6 +43,9 @@ pub struct WavSink {
     /// Number of the file being written (1 = the base path).
     index: u32,
     current: Option<(FileWriter, WavFormat, PathBuf)>,
+    /// A second handle on the current file, for `fsync`: hound does not
+    /// expose its own, and `fsync` applies to the file, whichever handle.
+    sync: Option<File>,
     stats: Arc<Stats>,
     max_data_bytes: u64,
 }
@@ -72,6 +75,7 @@ impl WavSink {
             overwrite,
             index: 0,
             current: None,
+            sync: None,
             stats,
             max_data_bytes: MAX_DATA_BYTES,
         })
@@ -102,11 +106,7 @@ impl WavSink {
     /// Finishes the current file (if any) and opens the next one in the
     /// sequence `base`, `base-2`, `base-3`, … for `format`.
     fn start_next(&mut self, format: WavFormat) -> anyhow::Result<()> {
-        if let Some((writer, _, path)) = self.current.take() {
-            writer
-                .finalize()
-                .with_context(|| format!("cannot finish {}", path.display()))?;
-        }
+        self.finish_current()?;
         let (path, (writer, opened)) = if self.index == 0 {
             self.index = 1;
             (
@@ -132,7 +132,25 @@ impl WavSink {
                 frames as f64 / f64::from(format.sample_rate)
             ),
         }
+        self.sync = Some(
+            File::open(&path)
+                .with_context(|| format!("cannot open {} to sync it", path.display()))?,
+        );
         self.current = Some((writer, format, path));
+        Ok(())
+    }
+
+    /// Finalises the current file and makes it durable.
+    fn finish_current(&mut self) -> anyhow::Result<()> {
+        let sync = self.sync.take();
+        if let Some((writer, _, path)) = self.current.take() {
+            writer
+                .finalize()
+                .with_context(|| format!("cannot finish {}", path.display()))?;
+            if let Some(file) = sync {
+                durable(&file).with_context(|| format!("cannot sync {}", path.display()))?;
+            }
+        }
         Ok(())
     }
 
@@ -167,24 +185,43 @@ impl WavSink {
         Ok(())
     }
 
-    /// Brings the header up to date and flushes to the OS.
+    /// Brings the header up to date and makes samples and header durable
+    /// (`fdatasync`), so a power cut loses no more than a process crash.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         if let Some((writer, _, path)) = &mut self.current {
-            writer
-                .flush()
-                .with_context(|| format!("updating {} failed; the file holds what was recorded until the last header update", path.display()))?;
+            let failed = || {
+                format!(
+                    "updating {} failed; the file holds what was recorded until the last header update",
+                    path.display()
+                )
+            };
+            writer.flush().with_context(failed)?;
+            if let Some(file) = &self.sync {
+                durable(file).with_context(failed)?;
+            }
         }
         Ok(())
     }
 
     /// Finalises the current file.
     pub fn finish(mut self) -> anyhow::Result<()> {
-        if let Some((writer, _, path)) = self.current.take() {
-            writer
-                .finalize()
-                .with_context(|| format!("cannot finish {}", path.display()))?;
+        self.finish_current()
+    }
+}
+
+/// `fdatasync`, except on files that cannot be synced (`/dev/null`, some
+/// pipes and special files: EINVAL), where there is nothing to make durable.
+fn durable(file: &File) -> std::io::Result<()> {
+    match file.sync_data() {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+            ) =>
+        {
+            Ok(())
         }
-        Ok(())
+        other => other,
     }
 }
 
