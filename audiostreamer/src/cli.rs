@@ -16,7 +16,8 @@ use clap::Parser;
         audiostreamer track.wav 127.0.0.1:4040 --stream-to-recorder\n  \
         audiostreamer track.wav --tcp-listen 0.0.0.0:4031 --loop\n  \
         audiostreamer --mic --device default 127.0.0.1:4030\n  \
-        audiostreamer --list-devices"
+        audiostreamer --list-devices\n  \
+        audiostreamer --generate demo-stems --duration 24"
 )]
 pub struct Args {
     /// WAV file to stream: 8/16/24/32-bit integer or 32-bit float, any channel
@@ -76,4 +77,29 @@ pub struct Args {
     /// ADDR:PORT to any number of clients; DEST is then optional.
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
+
+    /// Write four demo stems that play together (bass.wav, chords.wav,
+    /// lead.wav, drums.wav; mono 16-bit at --sample-rate) into DIR, creating
+    /// it, and exit. Deterministic: the same arguments give identical files.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "input", "dest", "mic", "device", "list_devices", "tcp_listen", "bind",
+            "stream_to_recorder", "looping", "speed", "chunk_ms", "start_seq",
+        ]
+    )]
+    pub generate: Option<PathBuf>,
+
+    /// Length of the --generate stems in whole seconds, 4 to 120 [default: 24].
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "generate",
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(crate::generate::MIN_DURATION_SECS)
+                ..=i64::from(crate::generate::MAX_DURATION_SECS)
+        )
+    )]
+    pub duration: Option<u32>,
 }

@@ -48,6 +48,10 @@ pub struct Config {
 impl Config {
     /// Checks `args`; the error names the offending flag or value.
     pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        if args.duration.is_some() {
+            // clap drops `requires` when a conflicting input is present.
+            bail!("--duration only applies with --generate DIR");
+        }
         // With --mic the first positional argument is the destination.
         let (input, dest) = if args.mic {
             if args.dest.is_some() {
@@ -212,5 +216,6 @@ mod tests {
         assert!(err("a.wav 127.0.0.1:1 --sample-rate 0").contains("--sample-rate"));
         assert!(err("a.wav 127.0.0.1:1 --chunk-ms 743").contains("65507"));
         assert!(err("a.wav 127.0.0.1:1 --device x").contains("--device"));
+        assert!(err("a.wav 127.0.0.1:1 --duration 9").contains("--generate"));
     }
 }

@@ -5,12 +5,14 @@
 //! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
 //! [`pacer`], [`burst`]) that is unit-tested with hand-computed inputs and a
 //! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
-//! [`tcp_out`], [`progress`]) wired together by [`streamer`].
+//! [`tcp_out`], [`progress`]) wired together by [`streamer`]. [`generate`]
+//! writes the demo stems (`--generate DIR`) and sends nothing.
 
 pub mod burst;
 pub mod chunk;
 pub mod cli;
 pub mod config;
+pub mod generate;
 pub mod mic;
 pub mod pacer;
 pub mod progress;
@@ -32,9 +34,23 @@ pub use streamer::Streamer;
 /// Set by Ctrl-C (SIGINT/SIGTERM); the run loop stops at the next chunk.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Runs the program with parsed command-line arguments: lists devices, or
-/// streams until the input ends or Ctrl-C, then logs the one-line summary.
+/// Runs the program with parsed command-line arguments: lists devices,
+/// writes the demo stems, or streams until the input ends or Ctrl-C, then
+/// logs the one-line summary.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(dir) = &args.generate {
+        let secs = args.duration.unwrap_or(generate::DEFAULT_DURATION_SECS);
+        for w in generate::write_stems(dir, secs, args.sample_rate)? {
+            println!(
+                "wrote {} ({} s, {} Hz mono 16-bit, peak {:.1} dBFS)",
+                w.path.display(),
+                secs,
+                args.sample_rate,
+                w.peak_dbfs
+            );
+        }
+        return Ok(());
+    }
     if args.list_devices {
         let devices = mic::list_input_devices()?;
         if devices.is_empty() {
