@@ -281,6 +281,53 @@ mod tests {
         assert_eq!(t.released_seqs, vec![0]);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_traffic_is_accounted_for(
+            mut datagrams in proptest::collection::vec(
+                (0u64..3000, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48)),
+                0..300,
+            ),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let config = ImpairmentConfig {
+                loss: LossModel::gilbert_elliott(0.2, 2.0).unwrap(),
+                reorder: 0.2,
+                duplicate: 0.2,
+                jitter: 20 * MS,
+                rate_kbps: Some(64.0),
+                ..Default::default()
+            };
+            let mut e = Engine::new(config, seed);
+            let c = e.add_client(addr(1), addr(2));
+            datagrams.sort_by_key(|d| d.0);
+            let (mut copies, mut numbered_copies) = (0, 0);
+            for (t, bytes) in &datagrams {
+                let fate = e.on_datagram(Duration::from_millis(*t), c, bytes);
+                if matches!(fate, Fate::Forward { copy: Some(_), .. }) {
+                    copies += 1;
+                    numbered_copies += usize::from(seq_of(bytes).is_some());
+                }
+            }
+            let mut last = Duration::ZERO;
+            while let Some(d) = e.pop_due(Duration::MAX) {
+                proptest::prop_assert!(d.release >= last, "release order");
+                last = d.release;
+                e.on_sent(d, true);
+            }
+            let t = &e.ground_truth().sources[0];
+            proptest::prop_assert_eq!(t.received as usize, datagrams.len());
+            proptest::prop_assert_eq!(t.pending, 0);
+            proptest::prop_assert_eq!(t.received + copies, t.forwarded + t.dropped);
+            // Numbered datagrams (and their copies) are all listed once.
+            let numbered = datagrams.iter().filter(|d| seq_of(&d.1).is_some()).count();
+            proptest::prop_assert_eq!(
+                t.released_seqs.len() + t.dropped_seqs.len(),
+                numbered + numbered_copies
+            );
+        }
+    }
+
     #[test]
     fn failed_sends_are_not_released() {
         let mut e = Engine::new(ImpairmentConfig::default(), 0);

@@ -38,8 +38,9 @@ impl GroundTruth {
 
 /// What happened to the datagrams of one client.
 ///
-/// When nothing is pending: `received + duplicated = forwarded + dropped + send_errors`
-/// (for a source that never sends the same sequence number twice itself).
+/// When nothing is pending and no send failed:
+/// `received + duplicated = forwarded + dropped` (for a source that never
+/// sends the same sequence number twice itself).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceTruth {
     /// The client's source address (where the datagrams came from).
