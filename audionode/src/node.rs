@@ -86,10 +86,11 @@ impl NodeHandle {
     }
 
     /// Stops the node: every stream is dropped with its final counters in
-    /// the event log, which is flushed.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    /// the event log, which is flushed. Returns the final counters.
+    pub fn stop(mut self) -> anyhow::Result<NodeSnapshot> {
         self.stop.store(true, Ordering::SeqCst);
-        self.join()
+        self.join()?;
+        Ok(self.snapshot())
     }
 
     fn join(&mut self) -> anyhow::Result<()> {

@@ -671,3 +671,20 @@ fn meters_report_post_fader_and_output_peaks() {
     assert!(meters.clipped);
     assert!(meters.left >= 1.0 - 1e-4 && meters.sources[0].1 >= 1.0);
 }
+
+#[test]
+fn an_unconfirmed_stray_packet_is_counted_once_superseded() {
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 14);
+    // The stream's first packet overtook packet 3: 3 lies before the origin.
+    for (i, seq) in [4u32, 3, 5, 6].into_iter().enumerate() {
+        sim.deliver(chunk_time(i), addr(1), &packet(seq, &chunk));
+    }
+    let mut snapshot = Default::default();
+    sim.engine.snapshot(&mut snapshot);
+    let stats = snapshot.source(addr(1)).unwrap();
+    assert_eq!(
+        (stats.stray, stats.restarts, stats.reordered, stats.lost),
+        (1, 0, 0, 0)
+    );
+}

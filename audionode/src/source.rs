@@ -178,6 +178,9 @@ impl Source {
         let previous_highest = self.tracker.highest_seq();
         let classified = self.tracker.on_packet(datagram.seq);
         let seq = datagram.seq;
+        if !matches!(classified.arrival, Arrival::Probation | Arrival::Restart) {
+            self.discard_probation();
+        }
         match classified.arrival {
             Arrival::First => unreachable!("a Source is created by its first packet"),
             Arrival::InOrder {
@@ -217,11 +220,7 @@ impl Source {
                 );
             }
             Arrival::Probation => {
-                if !self.probation.is_empty() {
-                    // The previous stray packet was never confirmed.
-                    self.stray += 1;
-                }
-                self.probation.clear();
+                self.discard_probation();
                 self.probation.extend(datagram.samples());
                 self.probation_frames = clock.frames_mixed;
             }
@@ -280,8 +279,18 @@ impl Source {
         });
     }
 
+    /// A packet held on probation that no successor confirmed is a stray:
+    /// counted and forgotten.
+    fn discard_probation(&mut self) {
+        if !self.probation.is_empty() {
+            self.stray += 1;
+            self.probation.clear();
+        }
+    }
+
     /// Reports the stream's removal with its final counters.
     pub fn drop_stream(&mut self, now: Duration, reason: DropReason, events: &mut Vec<Event>) {
+        self.discard_probation();
         self.flush_events(now, true, events);
         let stats = self.stats();
         self.push_event(now, events, EventKind::Dropped { reason, stats });

@@ -14,6 +14,7 @@ use common::*;
 
 #[test]
 fn a_restarted_streamer_is_logged_and_both_runs_are_recorded() {
+    let _serial = serial();
     let dir = temp_dir("streamer-restart");
     let (wav, log) = (dir.join("rec.wav"), dir.join("node.log"));
     let recorder = start_recorder(&[wav.to_str().unwrap(), "0", "--bind", "127.0.0.1"]);
@@ -23,7 +24,7 @@ fn a_restarted_streamer_is_logged_and_both_runs_are_recorded() {
             "--dest",
             &recorder.local_addr().unwrap().to_string(),
             "--jitter-ms",
-            "100",
+            JITTER_MS,
             "--timeout-ms",
             "400",
         ],
@@ -82,11 +83,19 @@ fn a_restarted_streamer_is_logged_and_both_runs_are_recorded() {
 
 #[test]
 fn a_restarted_node_resumes_the_stream_and_the_recording_continues() {
+    let _serial = serial();
     let dir = temp_dir("node-restart");
     let (wav, log) = (dir.join("rec.wav"), dir.join("node.log"));
     let recorder = start_recorder(&[wav.to_str().unwrap(), "0", "--bind", "127.0.0.1"]);
     let dest = recorder.local_addr().unwrap().to_string();
-    let flags = ["--dest", &dest, "--jitter-ms", "100", "--timeout-ms", "400"];
+    let flags = [
+        "--dest",
+        &dest,
+        "--jitter-ms",
+        JITTER_MS,
+        "--timeout-ms",
+        "400",
+    ];
     let track = signal(RATE as usize * 4, 3, 8000.0);
     let path = dir.join("track.wav");
     write_wav(&path, &track);
@@ -101,8 +110,7 @@ fn a_restarted_node_resumes_the_stream_and_the_recording_continues() {
     ]);
     let source = run.udp_addr.unwrap();
     thread::sleep(Duration::from_millis(1500));
-    node_a.stop().unwrap(); // the node goes away mid-stream
-    let sent_a = recorder.stats().snapshot().recorded_frames;
+    let sent_a = node_a.stop().unwrap().node.frames; // the node goes away mid-stream
     thread::sleep(Duration::from_millis(200)); // the streamer keeps sending into the void
     let listen_text = listen.to_string();
     let mut argv_b = flags.to_vec();
@@ -208,6 +216,7 @@ fn spawn_recorder(wav: &std::path::Path, port: u16) -> Child {
 
 #[test]
 fn a_killed_recorder_restarted_with_append_keeps_everything_it_wrote() {
+    let _serial = serial();
     let dir = temp_dir("recorder-kill");
     let (wav, log) = (dir.join("rec.wav"), dir.join("node.log"));
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -222,7 +231,7 @@ fn a_killed_recorder_restarted_with_append_keeps_everything_it_wrote() {
             "--dest",
             &format!("127.0.0.1:{port}"),
             "--jitter-ms",
-            "100",
+            JITTER_MS,
             "--timeout-ms",
             "400",
         ],

@@ -8,6 +8,7 @@ use common::*;
 
 #[test]
 fn tcp_only_path_records_bit_exact() {
+    let _serial = serial();
     let dir = temp_dir("tcp-only");
     let wav = dir.join("rec.wav");
     let log = dir.join("node.log");
@@ -29,7 +30,7 @@ fn tcp_only_path_records_bit_exact() {
             "--dest",
             "127.0.0.1:9", // UDP output unused here
             "--jitter-ms",
-            "100",
+            JITTER_MS,
             "--timeout-ms",
             "300",
         ],

@@ -11,6 +11,7 @@ use common::*;
 
 #[test]
 fn recording_equals_the_offline_mix_from_start_frames() {
+    let _serial = serial();
     let dir = temp_dir("three");
     let wav = dir.join("rec.wav");
     let log = dir.join("node.log");
@@ -22,7 +23,7 @@ fn recording_equals_the_offline_mix_from_start_frames() {
             "--dest",
             &rec_addr,
             "--jitter-ms",
-            "100",
+            JITTER_MS,
             "--timeout-ms",
             "300",
         ],

@@ -15,6 +15,18 @@ use clap::Parser;
 pub const RATE: u32 = 44_100;
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Held by each test for its whole run: the scenarios are real-time and
+/// timing-sensitive, so they run one at a time rather than competing for
+/// the machine's two cores.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Jitter-buffer target for the scenarios: generous, so a loaded machine
+/// delaying a streamer never makes a packet late (exact comparisons).
+pub const JITTER_MS: &str = "250";
+
 /// A fresh directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("e2e-{}-{name}", std::process::id()));
