@@ -38,6 +38,22 @@ use std::time::Duration;
 pub use cli::{Args, Config};
 pub use recorder::{start, Recorder};
 
+/// The whole program: logging (`RUST_LOG`, info by default), flags from the
+/// command line, [`run`], and a one-line error with exit code 1. `main.rs`
+/// is just this, so other binaries (the end-to-end tests') can be the
+/// recorder too.
+pub fn main_entry() -> std::process::ExitCode {
+    use clap::Parser;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("audiorecorder: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the recorder with parsed command-line arguments until SIGINT or
 /// SIGTERM (or an error), then prints the summary line.
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -1,17 +1,5 @@
-//! audiorecorder's entry point: parse flags, set up logging, run, map errors to an exit code.
+//! audiorecorder's entry point; everything is in the library ([`audiorecorder::main_entry`]).
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = audiorecorder::Args::parse();
-    match audiorecorder::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("audiorecorder: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    audiorecorder::main_entry()
 }

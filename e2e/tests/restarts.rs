@@ -188,7 +188,7 @@ fn a_restarted_node_resumes_the_stream_and_the_recording_continues() {
 
 /// Reads the recorder's "listening on UDP addr" line from its stderr.
 fn spawn_recorder(wav: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(binary("audiorecorder"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-audiorecorder"))
         .arg(wav)
         .arg(port.to_string())
         .args(["--bind", "127.0.0.1", "--no-playback"])

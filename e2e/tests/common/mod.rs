@@ -239,17 +239,3 @@ pub fn first_difference(got: &[(i16, i16)], want: &[(i16, i16)]) -> Option<(usiz
         .find(|(_, (g, w))| g != w)
         .map(|(i, (g, w))| (i, *g, *w))
 }
-
-/// A program binary built next to this test (`cargo test --workspace`
-/// builds every member's binaries).
-pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the end-to-end tests with `cargo test --workspace` so every program is built",
-        path.display()
-    );
-    path
-}
