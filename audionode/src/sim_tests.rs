@@ -42,6 +42,18 @@ fn signal(len: usize, salt: i32) -> Vec<i16> {
         .collect()
 }
 
+/// Asserts two outputs are equal, reporting only the first difference.
+#[track_caller]
+fn assert_same(got: &[i16], want: &[i16]) {
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!(
+            "first difference at sample {i}: got {}, want {}",
+            got[i], want[i]
+        );
+    }
+    assert_eq!(got.len(), want.len(), "lengths differ");
+}
+
 fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
     let mut buf = vec![0; mono_datagram_len(samples.len())];
     encode_mono(seq, samples, &mut buf).unwrap();
@@ -142,7 +154,7 @@ fn single_source_is_bit_exact_at_start_frame() {
     assert_eq!(start, 882, "20 ms target at 44.1 kHz from an idle node");
     let left = sim.left();
     let right: Vec<i16> = sim.out.iter().skip(1).step_by(2).copied().collect();
-    assert_eq!(left, expect_mono_at(left.len(), start, &samples));
+    assert_same(&left, &expect_mono_at(left.len(), start, &samples));
     assert_eq!(left, right);
     // The stream timed out and the node went silent.
     assert_eq!(sim.engine.active_streams(), 0);
@@ -168,11 +180,7 @@ fn reorder_goes_back_in_place_and_duplicates_are_dropped() {
     sim.advance_to(Duration::from_secs(3));
     let start = sim.start_frames()[0] as usize;
     let left = sim.left();
-    assert_eq!(
-        left,
-        expect_mono_at(left.len(), start, &samples),
-        "bit-exact despite reorder"
-    );
+    assert_same(&left, &expect_mono_at(left.len(), start, &samples));
     let texts = sim.event_texts();
     assert_eq!(
         texts[..7],
@@ -202,7 +210,7 @@ fn loss_runs_become_silence_and_are_reported() {
     heard[5 * CHUNK..9 * CHUNK].fill(0);
     heard[20 * CHUNK..21 * CHUNK].fill(0);
     let left = sim.left();
-    assert_eq!(left, expect_mono_at(left.len(), start, &heard));
+    assert_same(&left, &expect_mono_at(left.len(), start, &heard));
     let texts = sim.event_texts();
     assert!(texts.contains(&"Missing packets count=4 seq=5..=8".to_string()));
     assert!(texts.contains(&"Missing packets count=1 seq=20..=20".to_string()));
@@ -239,7 +247,7 @@ fn late_packet_is_counted_and_not_mixed() {
     let mut heard = samples.clone();
     heard[6 * CHUNK..7 * CHUNK].fill(0);
     let left = sim.left();
-    assert_eq!(left, expect_mono_at(left.len(), start, &heard));
+    assert_same(&left, &expect_mono_at(left.len(), start, &heard));
     let late: Vec<_> = sim
         .events
         .iter()
@@ -265,7 +273,7 @@ fn wrap_at_2_pow_32_is_seamless() {
     sim.advance_to(Duration::from_secs(3));
     let start = sim.start_frames()[0] as usize;
     let left = sim.left();
-    assert_eq!(left, expect_mono_at(left.len(), start, &samples));
+    assert_same(&left, &expect_mono_at(left.len(), start, &samples));
     let texts = sim.event_texts();
     assert_eq!(
         texts[1],
@@ -360,7 +368,7 @@ fn three_sources_mix_to_the_sum_at_their_start_frames() {
         }
     }
     let want: Vec<i16> = want.into_iter().map(|s| s as i16).collect();
-    assert_eq!(left, want);
+    assert_same(&left, &want);
 }
 
 #[test]
@@ -460,7 +468,7 @@ fn extra_sources_are_refused_and_admitted_ones_unaffected() {
         .into_iter()
         .map(|s| s.clamp(-32768, 32767) as i16)
         .collect();
-    assert_eq!(left, want);
+    assert_same(&left, &want);
 }
 
 #[test]
@@ -687,4 +695,17 @@ fn an_unconfirmed_stray_packet_is_counted_once_superseded() {
         (stats.stray, stats.restarts, stats.reordered, stats.lost),
         (1, 0, 0, 0)
     );
+}
+
+#[test]
+fn streams_arriving_together_start_together() {
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 15);
+    // The first stream starts the mixer (one block is mixed at once); the
+    // second arrives 1 ms later, the third 3 ms later.
+    for (port, ms) in [(1, 0), (2, 1), (3, 3)] {
+        sim.deliver(Duration::from_millis(ms), addr(port), &packet(0, &chunk));
+    }
+    // Each plays the 20 ms target (882 frames) after its own arrival.
+    assert_eq!(sim.start_frames(), vec![882, 882 + 45, 882 + 133]);
 }

@@ -79,7 +79,8 @@ pub struct Source {
     last_heard: Duration,
     packets_since_retarget: u32,
     probation: Vec<i16>,
-    /// Output frames mixed when the packet on probation arrived.
+    /// The output position (rounded up, never before what was already
+    /// mixed) when the packet on probation arrived.
     probation_frames: u64,
     late: u64,
     malformed: u64,
@@ -110,7 +111,10 @@ impl Source {
             + 8 * packet_size
             + 2 * params.block_frames
             + params.rate as usize / 4;
-        let buffer = JitterBuffer::new(capacity, -target_frames);
+        let frame_offset = first_playout_frame(clock, target_frames);
+        // The next block to mix is output frame `frames_mixed`, i.e. timeline
+        // position `frames_mixed − frame_offset` (negative: the wait).
+        let buffer = JitterBuffer::new(capacity, clock.frames_mixed as i64 - frame_offset);
         let misorder = (buffer.capacity() / packet_size.max(1)).clamp(16, 1024) as u64;
         let mut source = Self {
             addr,
@@ -124,7 +128,7 @@ impl Source {
             throttle: Throttle::new(Duration::from_secs(1), params.events_per_second),
             packet_size,
             instance_offset: 0,
-            frame_offset: clock.frames_mixed as i64 + target_frames,
+            frame_offset,
             target_frames,
             last_heard: clock.now,
             packets_since_retarget: 0,
@@ -222,7 +226,7 @@ impl Source {
             Arrival::Probation => {
                 self.discard_probation();
                 self.probation.extend(datagram.samples());
-                self.probation_frames = clock.frames_mixed;
+                self.probation_frames = first_playout_frame(clock, 0) as u64;
             }
             Arrival::Restart => {
                 // The new instance starts a target delay after its first
@@ -411,6 +415,15 @@ impl Source {
             self.push_event(now, events, kind);
         }
     }
+}
+
+/// The output frame where a stream arriving at `clock` starts playing: the
+/// target delay after its arrival, measured on the continuous clock (so
+/// streams arriving together start together, whatever the block phase),
+/// but never inside a block that was already mixed.
+fn first_playout_frame(clock: MixClock, target_frames: i64) -> i64 {
+    let ideal = clock.position.ceil() as i64 + target_frames;
+    ideal.max(clock.frames_mixed as i64)
 }
 
 fn summary_kind(summary: Summary, window_ms: u64) -> EventKind {
