@@ -195,3 +195,43 @@ fn garbage_datagrams_are_counted_and_do_not_disturb_the_stream() {
         assert_eq!(frames[start + k], (s, s), "sample {k}");
     }
 }
+
+#[test]
+fn every_destination_receives_the_same_mix() {
+    let dir = temp_dir("two-dests");
+    let (first, second) = (Collector::start(), Collector::start());
+    let log = dir.join("audionode.log");
+    let args = audionode::Args {
+        listen: Some("127.0.0.1:0".into()),
+        dest: vec![first.addr.to_string(), second.addr.to_string()],
+        log_file: Some(log.clone()),
+        jitter_ms: Some("100".into()),
+        sample_rate: RATE,
+        max_sources: 4,
+        timeout_ms: 300,
+        http: "off".into(),
+        ..Default::default()
+    };
+    let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();
+    let source = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let samples = signal(30 * CHUNK, 6);
+    send_paced(
+        &source,
+        node.local_addr(),
+        &samples,
+        0,
+        &(0..30).collect::<Vec<_>>(),
+    );
+    let addr = source.local_addr().unwrap();
+    wait_for("the stream to time out", || {
+        events_of(&log, addr)
+            .iter()
+            .any(|l| l.starts_with("Dropped stream"))
+    });
+    let sent = node.stop().unwrap().node.frames;
+    let (a, b) = (first.finish(), second.finish());
+    assert_eq!(a.len() as u64, sent);
+    assert_eq!(a, b, "both recorders get the identical mix");
+    let start = start_frame(&log, addr);
+    assert_eq!(a[start], (samples[0], samples[0]));
+}
