@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
@@ -49,26 +48,16 @@ fn expected_events(truth: &audioimpair::SourceTruth) -> Vec<String> {
 fn node_counters_and_log_match_the_proxys_ground_truth() {
     let _serial = serial();
     let dir = temp_dir("impaired");
-    let (wav, log) = (dir.join("rec.wav"), dir.join("node.log"));
-    let recorder = start_recorder(&[wav.to_str().unwrap(), "0", "--bind", "127.0.0.1"]);
-    // A jitter target well above jitter + reorder holds: nothing is late.
-    let node = start_node(
-        &log,
-        &[
-            "--dest",
-            &recorder.local_addr().unwrap().to_string(),
-            "--jitter-ms",
-            JITTER_MS,
-            "--timeout-ms",
-            "500",
-        ],
-    );
+    // The scenarios' jitter target is well above jitter + reorder holds:
+    // nothing is late.
+    let rig = Rig::start(&dir, "500", &[]);
+    let log = rig.log.clone();
     let args = audioimpair::Args::parse_from([
         "audioimpair",
         "--listen",
         "127.0.0.1:0",
         "--forward",
-        &node.local_addr().to_string(),
+        &rig.node_addr(),
         "--loss",
         "0.05",
         "--reorder",
@@ -86,18 +75,7 @@ fn node_counters_and_log_match_the_proxys_ground_truth() {
     let tracks: Vec<Vec<i16>> = (0..3)
         .map(|i| signal(RATE as usize * 3 + 500 * i, 10 + i as u32, 5000.0))
         .collect();
-    let mut runs = Vec::new();
-    for (i, track) in tracks.iter().enumerate() {
-        let path = dir.join(format!("track{i}.wav"));
-        write_wav(&path, track);
-        runs.push(StreamerRun::start(&[
-            path.to_str().unwrap(),
-            &proxy_addr,
-            "--bind",
-            "127.0.0.1:0",
-        ]));
-        thread::sleep(Duration::from_millis(40));
-    }
+    let mut runs = stream_tracks(&dir, &tracks, &proxy_addr, Duration::from_millis(40));
     let clients: Vec<_> = runs.iter().map(|r| r.udp_addr.unwrap()).collect();
     for run in &mut runs {
         run.join();
@@ -110,14 +88,7 @@ fn node_counters_and_log_match_the_proxys_ground_truth() {
     for s in &truth.sources {
         wait_for("each stream to be dropped", || dropped(&log, s.upstream));
     }
-    let sent = frames_sent(&node);
-    wait_for("every frame recorded", || {
-        recorder.stats().snapshot().recorded_frames == sent
-    });
-    node.stop().unwrap();
-    recorder.stop().unwrap();
-
-    let recording = read_stereo_wav(&wav);
+    let recording = rig.finish();
     let mut heard_tracks = Vec::new();
     for (client, track) in clients.iter().zip(&tracks) {
         let t = truth.source(*client).expect("the proxy saw every streamer");

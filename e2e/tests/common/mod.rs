@@ -239,3 +239,78 @@ pub fn first_difference(got: &[(i16, i16)], want: &[(i16, i16)]) -> Option<(usiz
         .find(|(_, (g, w))| g != w)
         .map(|(i, (g, w))| (i, *g, *w))
 }
+
+/// The usual rig: a recorder (in-process, no playback, ephemeral port)
+/// writing `rec.wav`, and a node sending to it and logging to `node.log`.
+pub struct Rig {
+    pub wav: PathBuf,
+    pub log: PathBuf,
+    pub recorder: audiorecorder::Recorder,
+    pub node: audionode::NodeHandle,
+}
+
+impl Rig {
+    /// Starts the recorder, then the node with the scenarios' jitter target,
+    /// `--timeout-ms timeout_ms` and `extra` flags.
+    pub fn start(dir: &Path, timeout_ms: &str, extra: &[&str]) -> Self {
+        let (wav, log) = (dir.join("rec.wav"), dir.join("node.log"));
+        let recorder = start_recorder(&[wav.to_str().unwrap(), "0", "--bind", "127.0.0.1"]);
+        let dest = recorder.local_addr().unwrap().to_string();
+        let mut flags = vec![
+            "--dest",
+            &dest,
+            "--jitter-ms",
+            JITTER_MS,
+            "--timeout-ms",
+            timeout_ms,
+        ];
+        flags.extend_from_slice(extra);
+        let node = start_node(&log, &flags);
+        Self {
+            wav,
+            log,
+            recorder,
+            node,
+        }
+    }
+
+    /// The node's address, for streamers.
+    pub fn node_addr(&self) -> String {
+        self.node.local_addr().to_string()
+    }
+
+    /// Once every stream was dropped: waits until the recorder has every
+    /// frame the node sent, stops both, and returns the recording.
+    pub fn finish(self) -> Vec<Frame> {
+        let sent = frames_sent(&self.node);
+        wait_for("the recorder to receive every frame sent", || {
+            self.recorder.stats().snapshot().recorded_frames == sent
+        });
+        self.node.stop().unwrap();
+        self.recorder.stop().unwrap();
+        read_stereo_wav(&self.wav)
+    }
+}
+
+/// Writes each track to `dir/track<i>.wav` and starts one streamer per
+/// track towards `dest` (bound to 127.0.0.1), `stagger` apart.
+pub fn stream_tracks(
+    dir: &Path,
+    tracks: &[Vec<i16>],
+    dest: &str,
+    stagger: Duration,
+) -> Vec<StreamerRun> {
+    let mut runs = Vec::new();
+    for (i, track) in tracks.iter().enumerate() {
+        let path = dir.join(format!("track{i}.wav"));
+        write_wav(&path, track);
+        runs.push(StreamerRun::start(&[
+            path.to_str().unwrap(),
+            dest,
+            "--bind",
+            "127.0.0.1:0",
+        ]));
+        thread::sleep(stagger);
+    }
+    runs
+}
