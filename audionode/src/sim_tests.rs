@@ -709,3 +709,43 @@ fn streams_arriving_together_start_together() {
     // Each plays the 20 ms target (882 frames) after its own arrival.
     assert_eq!(sim.start_frames(), vec![882, 882 + 45, 882 + 133]);
 }
+
+#[test]
+fn a_restart_placed_after_the_old_tail_is_not_drift_corrected() {
+    let mut sim = Sim::new(config(20.0));
+    let from = addr(1);
+    let first = signal(300 * CHUNK, 16);
+    let second = signal(300 * CHUNK, 17);
+    for k in 0..300 {
+        sim.deliver(
+            chunk_time(k),
+            from,
+            &packet(k as u32, &first[k * CHUNK..(k + 1) * CHUNK]),
+        );
+    }
+    // Restarted at once (5 ms after the last packet): the new instance must
+    // wait for the old one's buffered tail, i.e. it waits longer than the
+    // old instance did. That is its timing now, not drift.
+    let restart = chunk_time(300) - Duration::from_millis(5);
+    for k in 0..300 {
+        let t = restart + chunk_time(k);
+        sim.deliver(
+            t,
+            from,
+            &packet(k as u32, &second[k * CHUNK..(k + 1) * CHUNK]),
+        );
+    }
+    sim.advance_to(Duration::from_secs(8));
+    let starts = sim.start_frames();
+    let left = sim.left();
+    let mut want = expect_mono_at(left.len(), starts[0] as usize, &first);
+    for (i, &s) in second.iter().enumerate() {
+        want[starts[1] as usize + i] = s;
+    }
+    assert_same(&left, &want);
+    let dropped = sim.event_texts().pop().unwrap();
+    assert!(
+        dropped.contains("drift_drops=0 drift_repeats=0"),
+        "{dropped}"
+    );
+}

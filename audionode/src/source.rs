@@ -124,7 +124,7 @@ impl Source {
                 ..TrackerLimits::default()
             }),
             buffer,
-            drift: DriftControl::new(params.drift_warmup, params.drift_band_ms * rate / 1000.0),
+            drift: new_drift_control(&params),
             throttle: Throttle::new(Duration::from_secs(1), params.events_per_second),
             packet_size,
             instance_offset: 0,
@@ -246,6 +246,9 @@ impl Source {
                         start_frame: (self.instance_offset + self.frame_offset) as u64,
                     },
                 );
+                // The new instance has its own timing: its delay is measured
+                // afresh rather than "corrected" towards the old instance's.
+                self.drift = new_drift_control(&self.params);
                 let stashed = std::mem::take(&mut self.probation);
                 self.place(0, first_seq, stashed.iter().copied(), clock, events);
                 self.probation = stashed;
@@ -415,6 +418,11 @@ impl Source {
             self.push_event(now, events, kind);
         }
     }
+}
+
+fn new_drift_control(params: &SourceParams) -> DriftControl {
+    let band = params.drift_band_ms * f64::from(params.rate) / 1000.0;
+    DriftControl::new(params.drift_warmup, band)
 }
 
 /// The output frame where a stream arriving at `clock` starts playing: the
