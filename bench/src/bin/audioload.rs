@@ -1,0 +1,81 @@
+//! `audioload`: sends N synthetic mono-with-seq sources to a node, each on
+//! its own UDP socket, paced on a deadline schedule (see `bench::load`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Sends N synthetic sources (one UDP socket each) to an audionode.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Number of sources.
+    #[arg(long, default_value_t = 100)]
+    sources: usize,
+    /// Node address the sources send to.
+    #[arg(long, default_value = "127.0.0.1:4030")]
+    dest: String,
+    /// Milliseconds of audio per packet.
+    #[arg(long, default_value_t = 10.0)]
+    chunk_ms: f64,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("audioload: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let dest: SocketAddr = args
+        .dest
+        .to_socket_addrs()
+        .with_context(|| format!("bad --dest {}", args.dest))?
+        .next()
+        .with_context(|| format!("--dest {} resolves to nothing", args.dest))?;
+    anyhow::ensure!(
+        args.chunk_ms > 0.0 && args.chunk_ms <= 185.0,
+        "--chunk-ms must be in (0, 185]"
+    );
+    let mut config = bench::load::LoadConfig::new(args.sources, dest, args.chunk_ms);
+    config.duration = args.seconds.map(Duration::from_secs_f64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the signal handler")?;
+    let stats = bench::load::run(&config, &stop)
+        .with_context(|| format!("cannot open {} sockets", args.sources))?;
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = usage.ru_utime.tv_sec as f64
+        + usage.ru_utime.tv_usec as f64 / 1e6
+        + usage.ru_stime.tv_sec as f64
+        + usage.ru_stime.tv_usec as f64 / 1e6;
+    let secs = stats.elapsed.as_secs_f64();
+    println!(
+        "audioload sources={} sent={} send_errors={} syscalls={} catch_ups={} max_lag_ms={:.2} seconds={:.2} rate_pps={:.0} cpu_pct={:.1}",
+        args.sources,
+        stats.sent,
+        stats.send_errors,
+        stats.syscalls,
+        stats.catch_ups,
+        stats.max_lag.as_secs_f64() * 1e3,
+        secs,
+        stats.sent as f64 / secs.max(1e-9),
+        100.0 * cpu / secs.max(1e-9),
+    );
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Measurement tools for audionode (issue 8): the `audioload` load
+//! generator ([`load`]), the bare receive-and-mix baseline ([`bare`]),
+//! `/proc` readers ([`procfs`]) and the `/metrics` scraper ([`metrics`])
+//! used by the `audiocapacity` driver. See docs/performance.md.
+
+pub mod bare;
+pub mod load;
+pub mod metrics;
+pub mod procfs;
