@@ -288,13 +288,11 @@ impl Engine {
                 .peak
                 .max(loudest * target.left.max(target.right) / 32768.0);
         }
-        let clipped = self.mixer.render(&mut self.out);
-        self.counters.clipped += clipped;
-        self.clipped_since_meters |= clipped > 0;
-        for frame in self.out.chunks_exact(2) {
-            self.out_peak.0 = self.out_peak.0.max(f32::from(frame[0]).abs() / 32768.0);
-            self.out_peak.1 = self.out_peak.1.max(f32::from(frame[1]).abs() / 32768.0);
-        }
+        let rendered = self.mixer.render(&mut self.out);
+        self.counters.clipped += rendered.clipped;
+        self.clipped_since_meters |= rendered.clipped > 0;
+        self.out_peak.0 = self.out_peak.0.max(rendered.peak_left as f32 / 32768.0);
+        self.out_peak.1 = self.out_peak.1.max(rendered.peak_right as f32 / 32768.0);
         self.counters.blocks += 1;
         self.counters.frames += frames as u64;
         self.frames_mixed += frames as u64;

@@ -106,22 +106,24 @@ impl JitterBuffer {
     /// Plays one block into `out` (as f32 sample values), consuming
     /// `adjust.consumed(out.len())` samples, and clears what it consumed.
     pub fn read(&mut self, out: &mut [f32], adjust: Adjust) {
-        let frames = out.len();
-        let consumed = adjust.consumed(frames);
-        let mid = frames / 2;
-        // Output frame i reads timeline offset src(i): identity, except that
-        // from the middle on a Drop skips one sample and a Repeat reuses one.
-        for (i, o) in out.iter_mut().enumerate() {
-            let offset = match adjust {
-                Adjust::None => i,
-                Adjust::Drop if i >= mid => i + 1,
-                Adjust::Repeat if i > mid => i - 1,
-                _ => i,
-            };
-            *o = f32::from(self.ring[((self.read_pos + offset as i64) & self.mask) as usize]);
-        }
-        for k in 0..consumed as i64 {
-            self.ring[((self.read_pos + k) & self.mask) as usize] = 0;
+        let consumed = adjust.consumed(out.len());
+        let mid = out.len() / 2;
+        // One pass over the consumed slots: take each sample (leaving
+        // silence behind for the ring's next lap) and write it out; a Drop
+        // skips the middle sample, a Repeat writes it twice.
+        let mut o = 0;
+        for k in 0..consumed {
+            let slot = &mut self.ring[((self.read_pos + k as i64) & self.mask) as usize];
+            let sample = f32::from(std::mem::take(slot));
+            if adjust == Adjust::Drop && k == mid {
+                continue;
+            }
+            out[o] = sample;
+            o += 1;
+            if adjust == Adjust::Repeat && k == mid {
+                out[o] = sample;
+                o += 1;
+            }
         }
         self.read_pos += consumed as i64;
     }

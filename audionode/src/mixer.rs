@@ -90,9 +90,10 @@ impl Mixer {
     }
 
     /// Writes the block as interleaved i16 into `out` (2 × frames samples),
-    /// rounding and saturating; returns how many samples clipped.
-    pub fn render(&self, out: &mut [i16]) -> u64 {
-        let mut clipped = 0u64;
+    /// rounding and saturating; returns how many samples clipped and the
+    /// block's peaks, in the same pass.
+    pub fn render(&self, out: &mut [i16]) -> Rendered {
+        let mut rendered = Rendered::default();
         let frames = self.frames;
         for ((o, &l), &r) in out
             .chunks_exact_mut(2)
@@ -103,10 +104,23 @@ impl Mixer {
             let (r, cr) = saturate(r);
             o[0] = l;
             o[1] = r;
-            clipped += u64::from(cl) + u64::from(cr);
+            rendered.clipped += u64::from(cl) + u64::from(cr);
+            rendered.peak_left = rendered.peak_left.max(i32::from(l).unsigned_abs());
+            rendered.peak_right = rendered.peak_right.max(i32::from(r).unsigned_abs());
         }
-        clipped
+        rendered
     }
+}
+
+/// What rendering one block produced besides the samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Samples that saturated at the i16 range.
+    pub clipped: u64,
+    /// Largest |sample| on the left channel (32768 at most).
+    pub peak_left: u32,
+    /// Largest |sample| on the right channel.
+    pub peak_right: u32,
 }
 
 /// Rounds to the nearest integer and clamps to i16, reporting clipping.
@@ -133,7 +147,7 @@ mod tests {
             m.add(x, g, g);
         }
         let mut out = vec![0; 2 * frames];
-        let clipped = m.render(&mut out);
+        let clipped = m.render(&mut out).clipped;
         (out, clipped)
     }
 
