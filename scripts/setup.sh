@@ -6,6 +6,7 @@
 #   pulseaudio, pulseaudio-utils headless playback/capture tests (null sink, parec)
 #   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
 #   chromium, chromium-driver    the mixing desk's browser test (headless, driven over WebDriver)
+#   fonts-dejavu-core            the font scripts/bench.sh's PNG plots are labelled with
 set -euo pipefail
 
 packages=(
@@ -16,6 +17,7 @@ packages=(
   libasound2-plugins
   chromium
   chromium-driver
+  fonts-dejavu-core
 )
 
 missing=()
