@@ -7,3 +7,7 @@ pub mod bare;
 pub mod load;
 pub mod metrics;
 pub mod procfs;
+pub mod latency;
+pub mod memory;
+pub mod pacing;
+pub mod report;

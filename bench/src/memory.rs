@@ -1,0 +1,1 @@
+//! Recorder and node memory over long recordings (filled in by the memory bench work).

@@ -1,0 +1,1 @@
+//! Streamer pacing over long tracks (filled in by the pacing bench work).
