@@ -273,7 +273,7 @@ impl Engine {
         let any_solo = self.slots.iter().flatten().any(|s| s.controls.solo);
         self.mixer.begin(frames);
         for slot in self.slots.iter_mut().flatten() {
-            slot.source.read_block(&mut self.block);
+            let loudest = slot.source.read_block(&mut self.block) as f32;
             let c = slot.controls;
             let audible = !c.mute && (!any_solo || c.solo);
             let target = if audible {
@@ -283,7 +283,6 @@ impl Engine {
             };
             self.mixer.add(&self.block, slot.applied, target);
             slot.applied = target;
-            let loudest = self.block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
             slot.peak = slot
                 .peak
                 .max(loudest * target.left.max(target.right) / 32768.0);

@@ -96,8 +96,21 @@ impl JitterBuffer {
         if end > self.read_pos + self.ring.len() as i64 {
             return WriteOutcome::Overflow;
         }
-        for (i, s) in samples.enumerate() {
-            self.ring[((pos + i as i64) & self.mask) as usize] = s;
+        // The overflow check bounds the packet by the ring's length, so it
+        // spans at most two contiguous runs: up to the ring's end, then from
+        // its start. Plain slice loops, no per-sample index masking.
+        let start = (pos & self.mask) as usize;
+        let first = samples.len().min(self.ring.len() - start);
+        let rest = samples.len() - first;
+        let mut samples = samples;
+        for (slot, s) in self.ring[start..start + first]
+            .iter_mut()
+            .zip(samples.by_ref())
+        {
+            *slot = s;
+        }
+        for (slot, s) in self.ring[..rest].iter_mut().zip(samples) {
+            *slot = s;
         }
         self.write_end = self.write_end.max(end);
         WriteOutcome::Stored
@@ -105,27 +118,55 @@ impl JitterBuffer {
 
     /// Plays one block into `out` (as f32 sample values), consuming
     /// `adjust.consumed(out.len())` samples, and clears what it consumed.
-    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) {
-        let consumed = adjust.consumed(out.len());
-        let mid = out.len() / 2;
-        // One pass over the consumed slots: take each sample (leaving
-        // silence behind for the ring's next lap) and write it out; a Drop
-        // skips the middle sample, a Repeat writes it twice.
-        let mut o = 0;
-        for k in 0..consumed {
-            let slot = &mut self.ring[((self.read_pos + k as i64) & self.mask) as usize];
-            let sample = f32::from(std::mem::take(slot));
-            if adjust == Adjust::Drop && k == mid {
-                continue;
+    /// Returns the block's peak magnitude (0..=32768), for the meters.
+    ///
+    /// A `Drop` skips the block's middle sample, a `Repeat` plays it twice.
+    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
+        let frames = out.len();
+        let mid = frames / 2;
+        let pos = self.read_pos;
+        let peak = match adjust {
+            Adjust::None => self.take(pos, out),
+            Adjust::Drop => {
+                let (front, back) = out.split_at_mut(mid);
+                let peak = self.take(pos, front);
+                // The skipped sample is cleared but not played.
+                self.take(pos + mid as i64, &mut [0.0]);
+                peak.max(self.take(pos + mid as i64 + 1, back))
             }
-            out[o] = sample;
-            o += 1;
-            if adjust == Adjust::Repeat && k == mid {
-                out[o] = sample;
-                o += 1;
+            Adjust::Repeat if frames < 2 => {
+                // Nothing to repeat inside a one-frame block: hold silence.
+                out.fill(0.0);
+                0
+            }
+            Adjust::Repeat => {
+                let (front, back) = out.split_at_mut(mid + 1);
+                let peak = self.take(pos, front);
+                back[0] = front[mid];
+                peak.max(self.take(pos + mid as i64 + 1, &mut back[1..]))
+            }
+        };
+        self.read_pos += adjust.consumed(frames) as i64;
+        peak
+    }
+
+    /// Moves `out.len()` samples from timeline position `pos` into `out`,
+    /// leaving silence behind for the ring's next lap; returns their peak
+    /// magnitude. At most two contiguous runs of the ring, each a plain
+    /// slice loop the compiler vectorises (convert, clear, integer max).
+    fn take(&mut self, pos: i64, out: &mut [f32]) -> u32 {
+        let start = (pos & self.mask) as usize;
+        let first = out.len().min(self.ring.len() - start);
+        let (out_head, out_tail) = out.split_at_mut(first);
+        let mut peak = 0u32;
+        for (run, out) in [(start, out_head), (0, out_tail)] {
+            for (o, slot) in out.iter_mut().zip(&mut self.ring[run..]) {
+                let s = std::mem::take(slot);
+                *o = f32::from(s);
+                peak = peak.max(s.unsigned_abs().into());
             }
         }
-        self.read_pos += consumed as i64;
+        peak
     }
 }
 
@@ -193,5 +234,35 @@ mod tests {
         assert_eq!(read(&mut b, 4, Adjust::Repeat), vec![6.0, 7.0, 8.0, 8.0]);
         assert_eq!(b.read_pos(), 8);
         assert_eq!(read(&mut b, 2, Adjust::None), vec![9.0, 10.0]);
+    }
+
+    #[test]
+    fn reads_and_writes_across_the_ring_boundary() {
+        let mut b = JitterBuffer::new(8, 0);
+        read(&mut b, 6, Adjust::None);
+        // Positions 6..12 occupy ring slots 6, 7, 0, 1, 2, 3.
+        assert_eq!(
+            b.write(6, [1i16, 2, 3, 4, 5, 6].into_iter()),
+            WriteOutcome::Stored
+        );
+        assert_eq!(read(&mut b, 4, Adjust::Drop), vec![1.0, 2.0, 4.0, 5.0]);
+        assert_eq!(read(&mut b, 1, Adjust::None), vec![6.0]);
+        // Everything consumed across the wrap was cleared.
+        assert_eq!(read(&mut b, 8, Adjust::None), vec![0.0; 8]);
+    }
+
+    #[test]
+    fn read_reports_the_peak_magnitude_of_what_it_played() {
+        let mut b = JitterBuffer::new(16, 0);
+        b.write(0, [3i16, -7, 5, i16::MIN, 2, 1].into_iter());
+        let mut out = [0.0f32; 2];
+        assert_eq!(b.read(&mut out, Adjust::None), 7);
+        // The Drop skips -32768 (the middle of the next four): not played.
+        let mut out = [0.0f32; 3];
+        assert_eq!(b.read(&mut out, Adjust::Drop), 5);
+        assert_eq!(out, [5.0, 2.0, 1.0]);
+        let mut b = JitterBuffer::new(16, 0);
+        b.write(0, [i16::MIN].into_iter());
+        assert_eq!(b.read(&mut [0.0f32; 2], Adjust::None), 32768);
     }
 }

@@ -105,12 +105,16 @@ impl Source {
             JitterTarget::Auto => (AUTO_INITIAL_MS, AUTO_MAX_MS),
         };
         let target_frames = (target_ms * rate / 1000.0).round() as i64;
-        // Room for the largest target, a burst of packets, a block, and slack
-        // for a source that runs ahead, so only a misbehaving source overflows.
+        // Room for the largest target, a burst of packets, a block, and
+        // 50 ms of slack for a source that runs ahead, so only a misbehaving
+        // source overflows (the power-of-two rounding adds more: 186 ms
+        // ahead of the reader at the defaults). Not more: every slot of the
+        // ring is touched once per lap, so its size is the node's memory
+        // per source (16 KB at the defaults).
         let capacity = (max_target_ms * rate / 1000.0) as usize
             + 8 * packet_size
             + 2 * params.block_frames
-            + params.rate as usize / 4;
+            + params.rate as usize / 20;
         let frame_offset = first_playout_frame(clock, target_frames);
         // The next block to mix is output frame `frames_mixed`, i.e. timeline
         // position `frames_mixed − frame_offset` (negative: the wait).
@@ -261,15 +265,17 @@ impl Source {
         }
     }
 
-    /// Plays the next block of this source into `out`.
-    pub fn read_block(&mut self, out: &mut [f32]) {
+    /// Plays the next block of this source into `out`; returns the block's
+    /// peak magnitude (0..=32768).
+    pub fn read_block(&mut self, out: &mut [f32]) -> u32 {
         let adjust = self.drift.next_adjust();
-        self.buffer.read(out, adjust);
+        let peak = self.buffer.read(out, adjust);
         match adjust {
             Adjust::None => {}
             Adjust::Drop => self.frame_offset -= 1,
             Adjust::Repeat => self.frame_offset += 1,
         }
+        peak
     }
 
     /// Logs summaries of suppressed bursts whose window has ended (all of
