@@ -86,31 +86,40 @@ impl JitterBuffer {
     }
 
     /// Stores `samples` at timeline position `pos`.
-    pub fn write(&mut self, pos: i64, samples: impl ExactSizeIterator<Item = i16>) -> WriteOutcome {
+    pub fn write(&mut self, pos: i64, samples: &[i16]) -> WriteOutcome {
+        self.write_with(pos, samples.len(), |offset, run| {
+            run.copy_from_slice(&samples[offset..offset + run.len()]);
+        })
+    }
+
+    /// Stores `len` samples at timeline position `pos`, produced by `fill`
+    /// straight into the ring: `fill(offset, run)` writes samples
+    /// `offset..offset + run.len()` of the packet into `run`. Called at most
+    /// twice (the ring's wrap point), so a packet is decoded in place with
+    /// no intermediate copy and no per-sample index masking.
+    pub fn write_with(
+        &mut self,
+        pos: i64,
+        len: usize,
+        mut fill: impl FnMut(usize, &mut [i16]),
+    ) -> WriteOutcome {
         if pos < self.read_pos {
             return WriteOutcome::Late {
                 behind: self.read_pos - pos,
             };
         }
-        let end = pos + samples.len() as i64;
+        let end = pos + len as i64;
         if end > self.read_pos + self.ring.len() as i64 {
             return WriteOutcome::Overflow;
         }
         // The overflow check bounds the packet by the ring's length, so it
         // spans at most two contiguous runs: up to the ring's end, then from
-        // its start. Plain slice loops, no per-sample index masking.
+        // its start.
         let start = (pos & self.mask) as usize;
-        let first = samples.len().min(self.ring.len() - start);
-        let rest = samples.len() - first;
-        let mut samples = samples;
-        for (slot, s) in self.ring[start..start + first]
-            .iter_mut()
-            .zip(samples.by_ref())
-        {
-            *slot = s;
-        }
-        for (slot, s) in self.ring[..rest].iter_mut().zip(samples) {
-            *slot = s;
+        let first = len.min(self.ring.len() - start);
+        fill(0, &mut self.ring[start..start + first]);
+        if first < len {
+            fill(first, &mut self.ring[..len - first]);
         }
         self.write_end = self.write_end.max(end);
         WriteOutcome::Stored
@@ -183,7 +192,7 @@ mod tests {
     #[test]
     fn plays_silence_until_the_target_delay_has_passed() {
         let mut b = JitterBuffer::new(64, -4);
-        assert_eq!(b.write(0, [1i16, 2, 3].into_iter()), WriteOutcome::Stored);
+        assert_eq!(b.write(0, &[1i16, 2, 3]), WriteOutcome::Stored);
         assert_eq!(
             read(&mut b, 6, Adjust::None),
             vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0]
@@ -194,8 +203,8 @@ mod tests {
     #[test]
     fn reordered_packets_go_back_in_place_and_gaps_are_silent() {
         let mut b = JitterBuffer::new(64, 0);
-        b.write(4, [5i16, 6].into_iter());
-        b.write(0, [1i16, 2].into_iter());
+        b.write(4, &[5i16, 6]);
+        b.write(0, &[1i16, 2]);
         // positions 2..4 never arrive
         assert_eq!(b.buffered(), 6);
         assert_eq!(
@@ -208,18 +217,15 @@ mod tests {
     fn late_and_overflow() {
         let mut b = JitterBuffer::new(8, 0);
         read(&mut b, 4, Adjust::None);
-        assert_eq!(
-            b.write(2, [1i16].into_iter()),
-            WriteOutcome::Late { behind: 2 }
-        );
-        assert_eq!(b.write(4, [1i16; 8].into_iter()), WriteOutcome::Stored);
-        assert_eq!(b.write(12, [1i16].into_iter()), WriteOutcome::Overflow);
+        assert_eq!(b.write(2, &[1i16]), WriteOutcome::Late { behind: 2 });
+        assert_eq!(b.write(4, &[1i16; 8]), WriteOutcome::Stored);
+        assert_eq!(b.write(12, &[1i16]), WriteOutcome::Overflow);
     }
 
     #[test]
     fn consumed_slots_are_cleared_for_reuse() {
         let mut b = JitterBuffer::new(4, 0);
-        b.write(0, [9i16; 4].into_iter());
+        b.write(0, &[9i16; 4]);
         read(&mut b, 4, Adjust::None);
         // Same ring slots, next lap: nothing written there plays as silence.
         assert_eq!(read(&mut b, 4, Adjust::None), vec![0.0; 4]);
@@ -228,7 +234,7 @@ mod tests {
     #[test]
     fn drop_skips_and_repeat_reuses_one_sample() {
         let mut b = JitterBuffer::new(64, 0);
-        b.write(0, (1..=20i16).collect::<Vec<_>>().into_iter());
+        b.write(0, &(1..=20i16).collect::<Vec<_>>());
         assert_eq!(read(&mut b, 4, Adjust::Drop), vec![1.0, 2.0, 4.0, 5.0]);
         assert_eq!(b.read_pos(), 5);
         assert_eq!(read(&mut b, 4, Adjust::Repeat), vec![6.0, 7.0, 8.0, 8.0]);
@@ -241,10 +247,7 @@ mod tests {
         let mut b = JitterBuffer::new(8, 0);
         read(&mut b, 6, Adjust::None);
         // Positions 6..12 occupy ring slots 6, 7, 0, 1, 2, 3.
-        assert_eq!(
-            b.write(6, [1i16, 2, 3, 4, 5, 6].into_iter()),
-            WriteOutcome::Stored
-        );
+        assert_eq!(b.write(6, &[1i16, 2, 3, 4, 5, 6]), WriteOutcome::Stored);
         assert_eq!(read(&mut b, 4, Adjust::Drop), vec![1.0, 2.0, 4.0, 5.0]);
         assert_eq!(read(&mut b, 1, Adjust::None), vec![6.0]);
         // Everything consumed across the wrap was cleared.
@@ -254,7 +257,7 @@ mod tests {
     #[test]
     fn read_reports_the_peak_magnitude_of_what_it_played() {
         let mut b = JitterBuffer::new(16, 0);
-        b.write(0, [3i16, -7, 5, i16::MIN, 2, 1].into_iter());
+        b.write(0, &[3i16, -7, 5, i16::MIN, 2, 1]);
         let mut out = [0.0f32; 2];
         assert_eq!(b.read(&mut out, Adjust::None), 7);
         // The Drop skips -32768 (the middle of the next four): not played.
@@ -262,7 +265,7 @@ mod tests {
         assert_eq!(b.read(&mut out, Adjust::Drop), 5);
         assert_eq!(out, [5.0, 2.0, 1.0]);
         let mut b = JitterBuffer::new(16, 0);
-        b.write(0, [i16::MIN].into_iter());
+        b.write(0, &[i16::MIN]);
         assert_eq!(b.read(&mut [0.0f32; 2], Adjust::None), 32768);
     }
 }

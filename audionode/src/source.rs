@@ -89,6 +89,33 @@ pub struct Source {
     size_warned: bool,
 }
 
+/// A packet's samples as `place` takes them: still in the datagram (decoded
+/// straight into the jitter buffer) or already decoded (a restart's packet
+/// held on probation).
+enum Payload<'d, 'b> {
+    Datagram(&'d MonoDatagram<'b>),
+    Samples(&'d [i16]),
+}
+
+impl Payload<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Datagram(d) => d.sample_count(),
+            Payload::Samples(s) => s.len(),
+        }
+    }
+
+    /// Writes samples `offset..offset + run.len()` into `run`.
+    fn copy(&self, offset: usize, run: &mut [i16]) {
+        match self {
+            Payload::Datagram(d) => {
+                d.copy_samples_from(offset, run);
+            }
+            Payload::Samples(s) => run.copy_from_slice(&s[offset..offset + run.len()]),
+        }
+    }
+}
+
 impl Source {
     /// A source created by its first valid datagram; reports `New stream`.
     pub fn new(
@@ -155,7 +182,7 @@ impl Source {
                 samples: packet_size,
             },
         );
-        source.place(0, first.seq, first.samples(), clock, events);
+        source.place(0, first.seq, &Payload::Datagram(first), clock, events);
         source
     }
 
@@ -208,7 +235,13 @@ impl Source {
                         },
                     );
                 }
-                self.place(classified.index, seq, datagram.samples(), clock, events);
+                self.place(
+                    classified.index,
+                    seq,
+                    &Payload::Datagram(datagram),
+                    clock,
+                    events,
+                );
             }
             Arrival::Reordered { highest } => {
                 self.push_burstable(
@@ -217,7 +250,13 @@ impl Source {
                     events,
                     EventKind::OutOfOrder { seq, highest },
                 );
-                self.place(classified.index, seq, datagram.samples(), clock, events);
+                self.place(
+                    classified.index,
+                    seq,
+                    &Payload::Datagram(datagram),
+                    clock,
+                    events,
+                );
             }
             Arrival::Duplicate => {
                 self.push_burstable(
@@ -254,10 +293,16 @@ impl Source {
                 // afresh rather than "corrected" towards the old instance's.
                 self.drift = new_drift_control(&self.params);
                 let stashed = std::mem::take(&mut self.probation);
-                self.place(0, first_seq, stashed.iter().copied(), clock, events);
+                self.place(0, first_seq, &Payload::Samples(&stashed), clock, events);
                 self.probation = stashed;
                 self.probation.clear();
-                self.place(classified.index, seq, datagram.samples(), clock, events);
+                self.place(
+                    classified.index,
+                    seq,
+                    &Payload::Datagram(datagram),
+                    clock,
+                    events,
+                );
             }
         }
         if self.params.target == JitterTarget::Auto {
@@ -337,16 +382,17 @@ impl Source {
         &mut self,
         index: u64,
         seq: u32,
-        samples: impl ExactSizeIterator<Item = i16>,
+        payload: &Payload<'_, '_>,
         clock: MixClock,
         events: &mut Vec<Event>,
     ) {
-        if samples.len() > self.packet_size && !self.size_warned {
+        let len = payload.len();
+        if len > self.packet_size && !self.size_warned {
             self.size_warned = true;
             log::warn!(
                 "{}: packet of {} samples after packets of {}; the timeline assumes equal-size packets",
                 self.addr,
-                samples.len(),
+                len,
                 self.packet_size
             );
         }
@@ -354,7 +400,10 @@ impl Source {
         let playout_frame = (pos + self.frame_offset) as f64;
         self.tracker.update_jitter(clock.position, pos as f64);
         self.drift.on_wait(playout_frame - clock.position);
-        match self.buffer.write(pos, samples) {
+        match self
+            .buffer
+            .write_with(pos, len, |offset, run| payload.copy(offset, run))
+        {
             WriteOutcome::Stored => {}
             WriteOutcome::Late { .. } => {
                 self.late += 1;

@@ -68,12 +68,42 @@ impl<'a> MonoDatagram<'a> {
 
     /// Copies as many samples as fit into `out`; returns how many were copied.
     pub fn copy_samples_into(&self, out: &mut [i16]) -> usize {
-        let n = self.sample_count().min(out.len());
-        for (dst, b) in out[..n].iter_mut().zip(self.payload.chunks_exact(2)) {
-            *dst = i16::from_be_bytes([b[0], b[1]]);
-        }
-        n
+        self.copy_samples_from(0, out)
     }
+
+    /// Copies samples `first..` into `out` (as many as fit and exist);
+    /// returns how many were copied. Vectorised: this is the receive path's
+    /// per-sample work.
+    pub fn copy_samples_from(&self, first: usize, out: &mut [i16]) -> usize {
+        let bytes = self.payload.get(2 * first..).unwrap_or(&[]);
+        decode_be(bytes, out)
+    }
+}
+
+/// Decodes big-endian samples from `bytes` into `out`, as many as both
+/// hold; returns how many.
+///
+/// Eight samples at a time through fixed-size arrays, which the compiler
+/// turns into vector loads, shifts and stores (a plain `chunks_exact(2)`
+/// loop stays scalar: one 2-byte store per sample).
+fn decode_be(bytes: &[u8], out: &mut [i16]) -> usize {
+    const LANES: usize = 8;
+    let n = out.len().min(bytes.len() / 2);
+    let (out, bytes) = (&mut out[..n], &bytes[..2 * n]);
+    let mut out_chunks = out.chunks_exact_mut(LANES);
+    let mut byte_chunks = bytes.chunks_exact(2 * LANES);
+    for (o, b) in (&mut out_chunks).zip(&mut byte_chunks) {
+        let o: &mut [i16; LANES] = o.try_into().expect("chunk of LANES samples");
+        let b: &[u8; 2 * LANES] = b.try_into().expect("chunk of 2 × LANES bytes");
+        for k in 0..LANES {
+            o[k] = i16::from_be_bytes([b[2 * k], b[2 * k + 1]]);
+        }
+    }
+    let tail = out_chunks.into_remainder();
+    for (o, b) in tail.iter_mut().zip(byte_chunks.remainder().chunks_exact(2)) {
+        *o = i16::from_be_bytes([b[0], b[1]]);
+    }
+    n
 }
 
 /// Encodes `seq` and `samples` into the front of `out`; returns the datagram length.
@@ -130,6 +160,24 @@ mod tests {
         let mut out = [0i16; 1];
         assert_eq!(d.copy_samples_into(&mut out), 1);
         assert_eq!(out, [0x1234]);
+    }
+
+    #[test]
+    fn copies_any_range_of_samples() {
+        let samples: Vec<i16> = (0..37).map(|i| (i * 1000 - 18_000) as i16).collect();
+        let mut bytes = vec![0; mono_datagram_len(samples.len())];
+        encode_mono(9, &samples, &mut bytes).unwrap();
+        let d = MonoDatagram::decode(&bytes).unwrap();
+        for first in [0, 1, 8, 17, 36, 37, 50] {
+            for len in [0, 1, 7, 8, 9, 16, 40] {
+                let mut out = vec![i16::MIN; len];
+                let n = d.copy_samples_from(first, &mut out);
+                let expected = &samples[first.min(37)..(first + len).min(37)];
+                assert_eq!(n, expected.len(), "first {first} len {len}");
+                assert_eq!(&out[..n], expected);
+                assert!(out[n..].iter().all(|&x| x == i16::MIN), "untouched tail");
+            }
+        }
     }
 
     #[test]
