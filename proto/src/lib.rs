@@ -8,6 +8,9 @@
 //! - [`message`]: the TCP Spec/Samples messages (little-endian).
 //! - [`framing`]: the `[len: u32 LE][message]` framing over any `Read`/`Write`.
 //! - [`seq`]: sequence-number arithmetic across the 2^32 wrap.
+//! - [`probe`]: not a wire format but a cross-program contract too: the
+//!   self-identifying click onsets and the probe-file lines of the latency
+//!   probe (`--latency-probe` in the streamer and the recorder).
 //!
 //! Every decoder is total: any byte string yields a value or a typed error,
 //! never a panic, and no decoder allocates a length it has not verified.
@@ -15,6 +18,7 @@
 
 pub mod framing;
 pub mod message;
+pub mod probe;
 pub mod seq;
 pub mod tcp_client;
 pub mod tcp_server;
