@@ -100,8 +100,9 @@ fn portable_recv(
 
 #[cfg(target_os = "linux")]
 mod linux {
-    //! `recvmmsg(2)` with `MSG_WAITFORONE`: block (up to SO_RCVTIMEO) for
-    //! the first datagram, then take the rest without blocking.
+    //! `recvmmsg(2)`: take what is queued (`MSG_DONTWAIT`); if nothing is,
+    //! block (up to SO_RCVTIMEO) for the first datagram and take the rest
+    //! without blocking (`MSG_WAITFORONE`).
 
     use super::BatchReceiver;
     use std::io;
@@ -146,14 +147,26 @@ mod linux {
         socket: &UdpSocket,
         wait: Option<Duration>,
     ) -> io::Result<usize> {
-        let flags = match wait {
-            Some(timeout) => {
-                // SO_RCVTIMEO of zero would mean "forever".
-                socket.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
-                libc::MSG_WAITFORONE
-            }
-            None => libc::MSG_DONTWAIT,
+        // Take what is queued without waiting first: under load there
+        // always is something, and then the timeout below (one more system
+        // call per batch) is not needed at all.
+        match recv_flags(rx, socket, libc::MSG_DONTWAIT) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => return other,
+        }
+        let Some(timeout) = wait else {
+            return Ok(0);
         };
+        // SO_RCVTIMEO of zero would mean "forever".
+        socket.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
+        recv_flags(rx, socket, libc::MSG_WAITFORONE)
+    }
+
+    fn recv_flags(
+        rx: &mut BatchReceiver,
+        socket: &UdpSocket,
+        flags: libc::c_int,
+    ) -> io::Result<usize> {
         let slots = rx.lens.len();
         let h = &mut rx.sys;
         for i in 0..slots {

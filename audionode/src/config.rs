@@ -38,6 +38,8 @@ pub struct Config {
     pub tcp_sources: Vec<String>,
     /// Where to serve the mix over TCP Spec/Samples.
     pub tcp_listen: Option<SocketAddr>,
+    /// SCHED_FIFO priority for the mixing thread (`None`: normal scheduling).
+    pub rt_priority: Option<u8>,
 }
 
 /// Where and how the control surface is served.
@@ -132,6 +134,7 @@ impl Config {
             http,
             tcp_sources: args.tcp_source.clone(),
             tcp_listen,
+            rt_priority: (args.rt_priority > 0).then_some(args.rt_priority),
         })
     }
 }
@@ -198,6 +201,7 @@ mod tests {
         assert_eq!(c.dests, vec!["127.0.0.1:4040".parse().unwrap()]);
         assert_eq!(c.log_file, PathBuf::from("audionode.log"));
         assert_eq!(c.engine.source.target, JitterTarget::FixedMs(20.0));
+        assert_eq!(c.rt_priority, Some(10));
         assert_eq!(c.engine.source.block_frames, 220);
         assert_eq!(
             c.http,

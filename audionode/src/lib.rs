@@ -18,6 +18,7 @@ pub mod event_log;
 pub mod jitter_buffer;
 pub mod mixer;
 pub mod node;
+pub mod realtime;
 pub mod source;
 pub mod stats;
 pub mod tcp_source;

@@ -20,6 +20,7 @@ use crate::control::{ControlCommand, HttpServer, Hub, Tick};
 use crate::engine::{Engine, Meters};
 use crate::event::Event;
 use crate::event_log::EventLog;
+use crate::realtime;
 use crate::stats::NodeSnapshot;
 use crate::tcp_source::{self, TcpPacket};
 use proto::message::encode_samples;
@@ -287,6 +288,15 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     } else {
         IDLE_WAIT
     };
+    if let Some(priority) = config.rt_priority {
+        match realtime::promote_current_thread(priority) {
+            Ok(()) => log::info!("mixing thread runs at SCHED_FIFO priority {priority}"),
+            Err(e) => log::info!(
+                "real-time priority {priority} not permitted ({e}); mixing at normal priority \
+                 (grant CAP_SYS_NICE or RLIMIT_RTPRIO, or pass --rt-priority 0 to silence this)"
+            ),
+        }
+    }
     let started = Instant::now();
     let mut engine = Engine::new(config.engine);
     let mut rx = BatchReceiver::new(BATCH, config.engine.max_datagram_bytes + 1);
