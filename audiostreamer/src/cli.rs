@@ -78,6 +78,13 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 
+    /// Write one line per click onset sent to FILE: the CLOCK_MONOTONIC time
+    /// after the datagram's send returned, the click id and its offset in the
+    /// datagram. For measuring end-to-end latency together with
+    /// `audiorecorder --latency-probe` (the bench `audiolatency` does both).
+    #[arg(long, value_name = "FILE")]
+    pub latency_probe: Option<PathBuf>,
+
     /// Write four demo stems that play together (bass.wav, chords.wav,
     /// lead.wav, drums.wav; mono 16-bit at --sample-rate) into DIR, creating
     /// it, and exit. Deterministic: the same arguments give identical files.
@@ -87,6 +94,7 @@ pub struct Args {
         conflicts_with_all = [
             "input", "dest", "mic", "device", "list_devices", "tcp_listen", "bind",
             "stream_to_recorder", "looping", "speed", "chunk_ms", "start_seq",
+            "latency_probe",
         ]
     )]
     pub generate: Option<PathBuf>,

@@ -43,6 +43,8 @@ pub struct Config {
     pub start_seq: u32,
     /// UDP datagram layout.
     pub layout: Layout,
+    /// `--latency-probe`: file for the click onsets sent.
+    pub latency_probe: Option<PathBuf>,
 }
 
 impl Config {
@@ -103,6 +105,9 @@ impl Config {
                 proto::MAX_UNFRAGMENTED_PAYLOAD
             );
         }
+        if args.latency_probe.is_some() && dest.is_none() {
+            bail!("--latency-probe times UDP datagrams; give a DEST too");
+        }
         let bind = match (&args.bind, dest) {
             (None, _) => None,
             (Some(_), None) => bail!("--bind applies to UDP; give a DEST too"),
@@ -120,6 +125,7 @@ impl Config {
             looping: args.looping,
             start_seq: args.start_seq,
             layout,
+            latency_probe: args.latency_probe.clone(),
         })
     }
 }

@@ -5,7 +5,7 @@
 //! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
 //! [`pacer`], [`burst`]) that is unit-tested with hand-computed inputs and a
 //! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
-//! [`tcp_out`], [`progress`]) wired together by [`streamer`]. [`generate`]
+//! [`tcp_out`], [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
 //! writes the demo stems (`--generate DIR`) and sends nothing.
 
 pub mod burst;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod generate;
 pub mod mic;
 pub mod pacer;
+pub mod probe_out;
 pub mod progress;
 pub mod resample;
 pub mod sample;

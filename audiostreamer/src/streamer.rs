@@ -17,6 +17,7 @@ use crate::cli::Args;
 use crate::config::{Config, Input};
 use crate::mic::MicSource;
 use crate::pacer::Pacer;
+use crate::probe_out::SendProbe;
 use crate::progress::{Progress, Summary};
 use crate::source::{FileSource, SampleSource};
 use crate::tcp_out::TcpOut;
@@ -33,6 +34,7 @@ pub struct Streamer {
     source: Box<dyn SampleSource>,
     udp: Option<UdpOut>,
     tcp: Option<TcpOut>,
+    probe: Option<SendProbe>,
 }
 
 impl Streamer {
@@ -60,12 +62,17 @@ impl Streamer {
                 (Box::new(mic), udp, tcp)
             }
         };
+        let probe = match (&config.latency_probe, &udp) {
+            (Some(path), Some(_)) => Some(SendProbe::create(path, config.sample_rate)?),
+            _ => None,
+        };
         log_outputs(&config, udp.as_ref(), tcp.as_ref());
         Ok(Self {
             config,
             source,
             udp,
             tcp,
+            probe,
         })
     }
 
@@ -139,9 +146,17 @@ impl Streamer {
                     break;
                 }
             }
+            if let Some(probe) = &mut self.probe {
+                probe.scan(&chunk[..n]);
+            }
             let now = start.elapsed();
             if let Some(udp) = &mut self.udp {
+                let seq = udp.next_seq();
                 udp.send(&chunk[..n], now);
+                if let Some(probe) = &mut self.probe {
+                    // After the send returned: the samples have left.
+                    probe.on_sent(seq);
+                }
             }
             if let Some(tcp) = &mut self.tcp {
                 tcp.send(&chunk[..n]);
@@ -158,6 +173,9 @@ impl Streamer {
             if n < chunk.len() {
                 break; // the final, shorter datagram
             }
+        }
+        if let Some(probe) = &mut self.probe {
+            probe.finish();
         }
         summary.elapsed = start.elapsed();
         summary.send_failures = self.udp.as_ref().map_or(0, UdpOut::send_failures);
