@@ -4,10 +4,13 @@
 //! used by the `audiocapacity` driver. See docs/performance.md.
 
 pub mod bare;
+pub mod capacity;
 pub mod load;
+pub mod machine;
 pub mod metrics;
 pub mod procfs;
 pub mod latency;
 pub mod memory;
 pub mod pacing;
 pub mod report;
+pub mod stats;

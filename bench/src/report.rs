@@ -1,1 +1,18 @@
-//! The Markdown table and PNG plots `scripts/bench.sh` writes (filled in by the report work).
+//! The benchmark report `scripts/bench.sh` writes (issue 8 §6): reads
+//! whichever result files exist in a results directory (`capacity.json`,
+//! `mixer.json`, `latency.json`, `pacing.json`, `memory.json`), renders one
+//! Markdown document (a summary of every issue-8 target, the machine, the
+//! detail tables with the command behind each) and draws PNG plots.
+//!
+//! - [`inputs`]: loading the files; the latency and mixer schemas.
+//! - [`targets`]: the issue-8 targets and their verdicts.
+//! - [`markdown`]: the document.
+//! - [`plot`]: the PNG plots (plotters).
+
+pub mod inputs;
+pub mod markdown;
+pub mod plot;
+pub mod targets;
+
+pub use inputs::Inputs;
+pub use markdown::render;

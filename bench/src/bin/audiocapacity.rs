@@ -22,6 +22,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use bench::bare::{self, BareCounters};
+use bench::capacity::{self, CapacityReport, CapacityRow};
+use bench::machine::{self, MachineInfo};
 use bench::metrics::{self, Scrape};
 use bench::procfs;
 
@@ -53,30 +55,9 @@ struct Args {
     /// Skip the bare-loop baseline.
     #[arg(long)]
     no_bare: bool,
-}
-
-/// One measurement of one N.
-#[derive(Debug, Clone, Default)]
-struct Row {
-    sources: usize,
-    node_cpu_pct: f64,
-    node_us_per_packet: f64,
-    bare_cpu_pct: f64,
-    bare_us_per_packet: f64,
-    deadline_misses: f64,
-    received: f64,
-    late: f64,
-    late_pct: f64,
-    lost: f64,
-    overflow: f64,
-    refused: f64,
-    rss_mb: f64,
-    hwm_mb: f64,
-    load_cpu_pct: f64,
-    load_max_lag_ms: f64,
-    machine_idle_pct: f64,
-    softirq_pct: f64,
-    loadavg: String,
+    /// Also write the results (every row and the medians) as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -109,6 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => sibling("audioload")?,
     };
+    let machine = MachineInfo::now();
     let dir = std::env::temp_dir().join(format!("audiocapacity-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut rows = Vec::new();
@@ -120,95 +102,42 @@ fn run(args: Args) -> anyhow::Result<()> {
                 row.bare_cpu_pct = cpu;
                 row.bare_us_per_packet = us;
             }
-            eprintln!("{}", format_row(&format!("run {}", run + 1), &row));
+            eprintln!(
+                "{}",
+                capacity::format_row(&format!("run {}", run + 1), &row)
+            );
             rows.push(row);
         }
     }
-    println!("{}", header());
-    for (i, row) in rows.iter().enumerate() {
-        let run = i / args.sources.len() + 1;
-        println!("{}", format_row(&format!("run {run}"), row));
+    println!("{}", capacity::header());
+    for row in &rows {
+        println!("{}", capacity::format_row(&format!("run {}", row.run), row));
     }
+    let mut medians = Vec::new();
     for &n in &args.sources {
-        let of_n: Vec<&Row> = rows.iter().filter(|r| r.sources == n).collect();
-        println!("{}", format_row("median", &median_row(&of_n)));
+        let of_n: Vec<&CapacityRow> = rows.iter().filter(|r| r.sources == n).collect();
+        let median = CapacityRow::median_of(&of_n);
+        println!("{}", capacity::format_row("median", &median));
+        medians.push(median);
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(path) = &args.json {
+        let report = CapacityReport {
+            sources: args.sources.clone(),
+            seconds: args.seconds,
+            warmup: args.warmup,
+            runs: args.runs,
+            chunk_ms: args.chunk_ms,
+            rows,
+            medians,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            machine,
+        };
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
-}
-
-fn header() -> String {
-    "| run | N | node CPU % | node µs/pkt | bare CPU % | bare µs/pkt | ratio | deadline misses | late % | lost | overflow | refused | RSS MB (peak) | load CPU % | load max lag ms | machine idle % | softirq % | loadavg |\n\
-     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        .to_string()
-}
-
-fn format_row(label: &str, r: &Row) -> String {
-    let ratio = if r.bare_us_per_packet > 0.0 {
-        format!("{:.2}", r.node_us_per_packet / r.bare_us_per_packet)
-    } else {
-        "-".into()
-    };
-    format!(
-        "| {label} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {ratio} | {} | {:.3} | {} | {} | {} | {:.1} ({:.1}) | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
-        r.sources,
-        r.node_cpu_pct,
-        r.node_us_per_packet,
-        r.bare_cpu_pct,
-        r.bare_us_per_packet,
-        r.deadline_misses,
-        r.late_pct,
-        r.lost,
-        r.overflow,
-        r.refused,
-        r.rss_mb,
-        r.hwm_mb,
-        r.load_cpu_pct,
-        r.load_max_lag_ms,
-        r.machine_idle_pct,
-        r.softirq_pct,
-        r.loadavg,
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn median_row(rows: &[&Row]) -> Row {
-    let m = |f: fn(&Row) -> f64| median(rows.iter().map(|r| f(r)).collect());
-    Row {
-        sources: rows.first().map_or(0, |r| r.sources),
-        node_cpu_pct: m(|r| r.node_cpu_pct),
-        node_us_per_packet: m(|r| r.node_us_per_packet),
-        bare_cpu_pct: m(|r| r.bare_cpu_pct),
-        bare_us_per_packet: m(|r| r.bare_us_per_packet),
-        deadline_misses: m(|r| r.deadline_misses),
-        received: m(|r| r.received),
-        late: m(|r| r.late),
-        late_pct: m(|r| r.late_pct),
-        lost: m(|r| r.lost),
-        overflow: m(|r| r.overflow),
-        refused: m(|r| r.refused),
-        rss_mb: m(|r| r.rss_mb),
-        hwm_mb: m(|r| r.hwm_mb),
-        load_cpu_pct: m(|r| r.load_cpu_pct),
-        load_max_lag_ms: m(|r| r.load_max_lag_ms),
-        machine_idle_pct: m(|r| r.machine_idle_pct),
-        softirq_pct: m(|r| r.softirq_pct),
-        loadavg: "-".into(),
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -285,7 +214,7 @@ fn measure_node(
     dir: &Path,
     n: usize,
     run: usize,
-) -> anyhow::Result<Row> {
+) -> anyhow::Result<CapacityRow> {
     let discard = Discard::start()?;
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let log_file = dir.join(format!("node-{n}-{run}.log"));
@@ -335,7 +264,7 @@ fn measure_node(
     let scrape1 = Scrape::parse(&metrics::fetch(http)?);
     let rss = procfs::status_bytes(pid, "VmRSS")? as f64 / (1 << 20) as f64;
     let hwm = procfs::status_bytes(pid, "VmHWM")? as f64 / (1 << 20) as f64;
-    let loadavg = loadavg();
+    let loadavg = machine::loadavg();
     let status = load_child.0.wait()?;
     let mut summary = String::new();
     if let Some(mut out) = load_child.0.stdout.take() {
@@ -353,7 +282,8 @@ fn measure_node(
     drop(node_child);
     let d = scrape1.since(&scrape0);
     let node_cpu = cpu1 - cpu0;
-    Ok(Row {
+    Ok(CapacityRow {
+        run: run + 1,
         sources: n,
         node_cpu_pct: 100.0 * node_cpu / wall,
         node_us_per_packet: 1e6 * node_cpu / d.packets.max(1.0),
@@ -371,7 +301,7 @@ fn measure_node(
         machine_idle_pct,
         softirq_pct,
         loadavg,
-        ..Row::default()
+        ..CapacityRow::default()
     })
 }
 

@@ -1,0 +1,120 @@
+//! `benchreport`: turns a results directory (the JSON files of
+//! `audiocapacity`, `audiolatency`, `audiopacing`, `audiomemory` and the
+//! mixer's criterion runs) into `report.md` and PNG plots beside it. With
+//! `--extract-mixer`, it instead appends one criterion run to the
+//! directory's `mixer.json` (run it after each `cargo bench`, since
+//! criterion keeps only the latest estimates).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use bench::machine::{self, MachineInfo};
+use bench::report::inputs::{self, MixerReport, MixerRun};
+use bench::report::{plot, Inputs};
+
+/// Writes the issue-8 benchmark report from a directory of results.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Directory holding capacity.json, mixer.json, latency.json,
+    /// pacing.json and memory.json (whichever exist).
+    #[arg(long, default_value = "bench-out")]
+    dir: PathBuf,
+    /// Report file [default: DIR/report.md]; the PNGs go next to it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// TrueType font for the plots' text.
+    #[arg(long, default_value = plot::DEFAULT_FONT)]
+    font: PathBuf,
+    /// Append the estimates under this criterion directory (e.g.
+    /// $CARGO_TARGET_DIR/criterion) as one run to DIR/mixer.json, then exit.
+    #[arg(long, value_name = "CRITERION_DIR")]
+    extract_mixer: Option<PathBuf>,
+    /// With --extract-mixer: the command that ran the benches (for the report).
+    #[arg(long, default_value = "cargo bench -p audionode --bench mixer")]
+    mixer_command: String,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchreport: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    if let Some(criterion) = &args.extract_mixer {
+        return extract_mixer(&args, criterion);
+    }
+    let inputs = Inputs::load(&args.dir);
+    for p in &inputs.problems {
+        eprintln!("benchreport: skipping {p}");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dir.join("report.md"));
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let plots =
+        match plot::register_font(&args.font).and_then(|()| plot::write_all(&inputs, &out_dir)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("benchreport: no plots: {e:#}");
+                Vec::new()
+            }
+        };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let md = bench::report::render(&inputs, &MachineInfo::now(), &command, &plots);
+    std::fs::write(&out, md).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "benchreport: wrote {}{}",
+        out.display(),
+        plots
+            .iter()
+            .map(|p| format!(", {}", out_dir.join(&p.file).display()))
+            .collect::<String>()
+    );
+    Ok(())
+}
+
+fn extract_mixer(args: &Args, criterion: &std::path::Path) -> anyhow::Result<()> {
+    let benches = inputs::scan_criterion(criterion)?;
+    anyhow::ensure!(
+        !benches.is_empty(),
+        "no criterion estimates under {}",
+        criterion.display()
+    );
+    let path = args.dir.join("mixer.json");
+    let mut report: MixerReport = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a mixer report", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => MixerReport::default(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    report.command = args.mixer_command.clone();
+    let n = benches.len();
+    report.runs.push(MixerRun {
+        date_utc: machine::utc_now(),
+        benches,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "benchreport: {n} benches appended to {} (run {})",
+        path.display(),
+        report.runs.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Node capacity results (issue 8 §1): one row per run and source count as
+//! `audiocapacity` measures it, the median rows, the Markdown table it
+//! prints, and the schema of `audiocapacity --json` that `benchreport`
+//! reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::machine::MachineInfo;
+use crate::stats;
+
+/// One measurement of one source count N (or the median of several).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityRow {
+    /// 1-based run number; 0 for a median row.
+    pub run: usize,
+    /// Number of sources N.
+    pub sources: usize,
+    /// Node CPU over the window, in % of one core (all threads).
+    pub node_cpu_pct: f64,
+    /// Node CPU per packet received, in µs.
+    pub node_us_per_packet: f64,
+    /// Bare loop CPU, in % of one core (0 when skipped).
+    pub bare_cpu_pct: f64,
+    /// Bare loop CPU per packet, in µs (0 when skipped).
+    pub bare_us_per_packet: f64,
+    /// Deadline misses in the window.
+    pub deadline_misses: f64,
+    /// Packets the node received in the window (summed over sources).
+    pub received: f64,
+    /// Late packets in the window.
+    pub late: f64,
+    /// Late ÷ received, in %.
+    pub late_pct: f64,
+    /// Packets lost in the window.
+    pub lost: f64,
+    /// Jitter-buffer overflows in the window.
+    pub overflow: f64,
+    /// Datagrams refused in the window.
+    pub refused: f64,
+    /// Node `VmRSS` at the end of the window, in MiB.
+    pub rss_mb: f64,
+    /// Node `VmHWM` (peak RSS), in MiB.
+    pub hwm_mb: f64,
+    /// Load generator CPU, in % of one core.
+    pub load_cpu_pct: f64,
+    /// The generator's largest lag behind its schedule, in ms.
+    pub load_max_lag_ms: f64,
+    /// Machine idle % (all cores) over the window.
+    pub machine_idle_pct: f64,
+    /// Machine softirq % (all cores) over the window.
+    pub softirq_pct: f64,
+    /// Load averages at the end of the window ("-" for a median row).
+    pub loadavg: String,
+}
+
+impl CapacityRow {
+    /// Node µs per packet ÷ bare µs per packet, if the bare loop ran.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.bare_us_per_packet > 0.0).then(|| self.node_us_per_packet / self.bare_us_per_packet)
+    }
+
+    /// The field-wise median of `rows` (all of one N), as a median row.
+    pub fn median_of(rows: &[&CapacityRow]) -> CapacityRow {
+        let m = |f: fn(&CapacityRow) -> f64| {
+            stats::median(&rows.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0)
+        };
+        CapacityRow {
+            run: 0,
+            sources: rows.first().map_or(0, |r| r.sources),
+            node_cpu_pct: m(|r| r.node_cpu_pct),
+            node_us_per_packet: m(|r| r.node_us_per_packet),
+            bare_cpu_pct: m(|r| r.bare_cpu_pct),
+            bare_us_per_packet: m(|r| r.bare_us_per_packet),
+            deadline_misses: m(|r| r.deadline_misses),
+            received: m(|r| r.received),
+            late: m(|r| r.late),
+            late_pct: m(|r| r.late_pct),
+            lost: m(|r| r.lost),
+            overflow: m(|r| r.overflow),
+            refused: m(|r| r.refused),
+            rss_mb: m(|r| r.rss_mb),
+            hwm_mb: m(|r| r.hwm_mb),
+            load_cpu_pct: m(|r| r.load_cpu_pct),
+            load_max_lag_ms: m(|r| r.load_max_lag_ms),
+            machine_idle_pct: m(|r| r.machine_idle_pct),
+            softirq_pct: m(|r| r.softirq_pct),
+            loadavg: "-".into(),
+        }
+    }
+}
+
+/// Everything `audiocapacity --json` writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityReport {
+    /// Source counts measured, in order.
+    pub sources: Vec<usize>,
+    /// Length of each measured window, in seconds.
+    pub seconds: f64,
+    /// Warm-up before each window, in seconds.
+    pub warmup: f64,
+    /// Repetitions of the sweep.
+    pub runs: usize,
+    /// Milliseconds of audio per packet.
+    pub chunk_ms: f64,
+    /// Every run's row, in the order measured.
+    pub rows: Vec<CapacityRow>,
+    /// One median row per N, in the order of `sources`.
+    pub medians: Vec<CapacityRow>,
+    /// The command that produced this.
+    pub command: String,
+    /// The machine at the start.
+    pub machine: MachineInfo,
+}
+
+impl CapacityReport {
+    /// The median row of `n` sources, if measured.
+    pub fn median_for(&self, n: usize) -> Option<&CapacityRow> {
+        self.medians.iter().find(|r| r.sources == n)
+    }
+}
+
+/// The header of the capacity table (two lines).
+pub fn header() -> String {
+    "| run | N | node CPU % | node µs/pkt | bare CPU % | bare µs/pkt | ratio | deadline misses | late % | lost | overflow | refused | RSS MB (peak) | load CPU % | load max lag ms | machine idle % | softirq % | loadavg |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        .to_string()
+}
+
+/// One row of the capacity table, labelled `label` ("run 2", "median").
+pub fn format_row(label: &str, r: &CapacityRow) -> String {
+    let ratio = r.ratio().map_or("-".into(), |x| format!("{x:.2}"));
+    format!(
+        "| {label} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {ratio} | {} | {:.3} | {} | {} | {} | {:.1} ({:.1}) | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+        r.sources,
+        r.node_cpu_pct,
+        r.node_us_per_packet,
+        r.bare_cpu_pct,
+        r.bare_us_per_packet,
+        r.deadline_misses,
+        r.late_pct,
+        r.lost,
+        r.overflow,
+        r.refused,
+        r.rss_mb,
+        r.hwm_mb,
+        r.load_cpu_pct,
+        r.load_max_lag_ms,
+        r.machine_idle_pct,
+        r.softirq_pct,
+        r.loadavg,
+    )
+}
+
+/// The whole table: header, every run's rows, then the medians.
+pub fn table(report: &CapacityReport) -> String {
+    let mut s = header() + "\n";
+    for r in &report.rows {
+        s += &format_row(&format!("run {}", r.run), r);
+        s.push('\n');
+    }
+    for r in &report.medians {
+        s += &format_row("**median**", r);
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(run: usize, n: usize, cpu: f64, bare_us: f64) -> CapacityRow {
+        CapacityRow {
+            run,
+            sources: n,
+            node_cpu_pct: cpu,
+            node_us_per_packet: 4.0,
+            bare_us_per_packet: bare_us,
+            loadavg: "1.00 0.50 0.25".into(),
+            ..CapacityRow::default()
+        }
+    }
+
+    #[test]
+    fn medians_and_ratio() {
+        let rows = [
+            row(1, 100, 7.0, 2.0),
+            row(2, 100, 9.0, 2.0),
+            row(3, 100, 8.0, 2.0),
+        ];
+        let m = CapacityRow::median_of(&rows.iter().collect::<Vec<_>>());
+        assert_eq!((m.run, m.sources, m.node_cpu_pct), (0, 100, 8.0));
+        assert_eq!(m.ratio(), Some(2.0));
+        assert_eq!(row(1, 1, 1.0, 0.0).ratio(), None);
+    }
+
+    #[test]
+    fn json_round_trip_and_table() {
+        let rows = vec![row(1, 100, 7.0, 2.0)];
+        let report = CapacityReport {
+            sources: vec![100],
+            seconds: 20.0,
+            warmup: 3.0,
+            runs: 1,
+            chunk_ms: 10.0,
+            medians: vec![CapacityRow::median_of(&rows.iter().collect::<Vec<_>>())],
+            rows,
+            command: "audiocapacity --runs 1".into(),
+            machine: MachineInfo::default(),
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(
+            serde_json::from_str::<CapacityReport>(&json).unwrap(),
+            report
+        );
+        let t = table(&report);
+        assert!(t.starts_with("| run | N |"));
+        assert!(
+            t.contains("| run 1 | 100 | 7.0 | 4.00 | 0.0 | 2.00 | 2.00 |"),
+            "{t}"
+        );
+        assert!(t.contains("| **median** | 100 |"), "{t}");
+        assert_eq!(report.median_for(100).map(|r| r.node_cpu_pct), Some(7.0));
+    }
+}
