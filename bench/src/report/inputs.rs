@@ -1,67 +1,17 @@
-//! The result files the report reads, and the two schemas not produced by
-//! this crate's own result modules: the latency bench's (`audiolatency
-//! --json`, mirrored here field by field so the report does not depend on
-//! that work's internals; unknown fields are ignored) and the mixer's,
-//! extracted from criterion's `estimates.json` / `benchmark.json` files.
+//! The result files the report reads, and the one schema no bench module
+//! owns: the mixer's, extracted from criterion's `estimates.json` /
+//! `benchmark.json` files. (Latency results are
+//! [`crate::latency::LatencyReport`].)
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::CapacityReport;
+use crate::latency::LatencyReport;
 use crate::memory::MemoryReport;
 use crate::pacing::PacingReport;
 use crate::stats;
-
-/// One latency profile as `audiolatency --json` writes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LatencyProfile {
-    /// Profile name ("default", …).
-    pub name: String,
-    /// Streamer chunk, ms.
-    pub chunk_ms: f64,
-    /// Node jitter target, ms.
-    pub jitter_ms: f64,
-    /// Node block, ms.
-    pub block_ms: f64,
-    /// Recorder backoff, ms.
-    pub backoff_ms: f64,
-    /// The latency budget of this profile, ms.
-    pub budget_ms: f64,
-    /// Seconds per run.
-    pub seconds: f64,
-    /// Runs.
-    pub runs: u32,
-    /// Clicks matched.
-    pub clicks: u64,
-    /// Clicks sent but never found.
-    pub clicks_missing: u64,
-    /// Recorder underruns.
-    pub underruns: u64,
-    /// Median latency over all clicks, ms.
-    pub median_ms: f64,
-    /// 99th percentile, ms.
-    pub p99_ms: f64,
-    /// Largest, ms.
-    pub max_ms: f64,
-    /// Each run's median, ms.
-    pub run_medians_ms: Vec<f64>,
-    /// Each run's p99, ms.
-    pub run_p99s_ms: Vec<f64>,
-    /// Every click's latency, ms.
-    pub latencies_ms: Vec<f64>,
-    /// The command behind these numbers.
-    pub command: String,
-}
-
-/// `latency.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LatencyFile {
-    /// One entry per profile.
-    pub profiles: Vec<LatencyProfile>,
-}
 
 /// One criterion benchmark's estimate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -206,7 +156,7 @@ pub struct Inputs {
     /// `mixer.json`.
     pub mixer: Option<MixerReport>,
     /// `latency.json`.
-    pub latency: Option<LatencyFile>,
+    pub latency: Option<LatencyReport>,
     /// `pacing.json`.
     pub pacing: Option<PacingReport>,
     /// `memory.json`.
@@ -328,11 +278,16 @@ mod tests {
     fn loads_a_results_dir_and_names_bad_files() {
         let dir = std::env::temp_dir().join(format!("benchreport-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("latency.json"),
-            r#"{"profiles":[{"name":"default","budget_ms":85.0,"extra":1}]}"#,
-        )
-        .unwrap();
+        let latency = LatencyReport {
+            profiles: vec![crate::latency::ProfileResult {
+                name: "default".into(),
+                budget_ms: 85.0,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&latency).unwrap();
+        std::fs::write(dir.join("latency.json"), json).unwrap();
         std::fs::write(dir.join("pacing.json"), "{ broken").unwrap();
         let inputs = Inputs::load(&dir);
         std::fs::remove_dir_all(&dir).unwrap();

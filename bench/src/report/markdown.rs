@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::inputs::{Inputs, MixerReport};
 use super::targets;
+use crate::latency::{self, LatencyReport};
 use crate::machine::MachineInfo;
 use crate::{capacity, memory, pacing};
 
@@ -79,26 +80,18 @@ fn format_ns(ns: f64) -> String {
     }
 }
 
-fn latency_table(lat: &super::inputs::LatencyFile) -> String {
-    let mut s = String::from(
-        "| profile | chunk ms | jitter ms | block ms | backoff ms | budget ms | runs × s | clicks | missing | underruns | median ms | p99 ms | max ms | run medians ms |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for p in &lat.profiles {
-        let meds = p
-            .run_medians_ms
-            .iter()
-            .map(|v| format!("{v:.1}"))
-            .collect::<Vec<_>>()
-            .join(" / ");
+fn latency_section(lat: &LatencyReport) -> String {
+    let mut s = String::new();
+    if !lat.started_utc.is_empty() {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {} | {:.2} | {} × {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {meds} |",
-            p.name, p.chunk_ms, p.jitter_ms, p.block_ms, p.backoff_ms, p.budget_ms, p.runs,
-            p.seconds, p.clicks, p.clicks_missing, p.underruns, p.median_ms, p.p99_ms, p.max_ms
+            "Started {}, load average {}.\n",
+            lat.started_utc,
+            lat.loadavg.join(" → ")
         );
     }
-    s.push('\n');
+    s += &latency::markdown_table(&lat.profiles);
+    s += "\nCommands of one run per profile:\n\n";
     for p in &lat.profiles {
         let _ = writeln!(s, "- `{}`: `{}`", p.name, p.command);
     }
@@ -160,7 +153,7 @@ pub fn render(inputs: &Inputs, machine: &MachineInfo, command: &str, plots: &[Pl
     s += "\n## §3 End-to-end latency\n\n";
     match &inputs.latency {
         Some(l) => {
-            s += &latency_table(l);
+            s += &latency_section(l);
             s += &plot_line(plots, "latency.png");
         }
         None => s += "Not measured (no `latency.json`).\n",
@@ -239,7 +232,7 @@ mod tests {
         assert!(!md.contains("latency.png"));
         assert!(md.contains("Not measured (no `mixer.json`)."));
         assert!(
-            md.contains("| default | 0 | 0 | 0.00 | 0 | 85.00 |"),
+            md.contains("| default | 0 | 0 / 100 / 0 | 80.00 | 90.00 |"),
             "{md}"
         );
         assert!(md.contains("`audiopacing --runs 3`"));

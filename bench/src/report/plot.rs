@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 
-use super::inputs::{Inputs, LatencyFile};
+use super::inputs::Inputs;
 use super::markdown::PlotRef;
 use crate::capacity::CapacityReport;
+use crate::latency::LatencyReport;
 use crate::memory::MemoryReport;
 
 /// Where `scripts/setup.sh` (fonts-dejavu-core) puts the font.
@@ -150,7 +151,7 @@ pub fn capacity_plot(cap: &CapacityReport, path: &PathBuf) -> anyhow::Result<()>
 
 /// The cumulative distribution of every click's latency, one line per
 /// profile, with the profile's budget as a vertical line in its colour.
-pub fn latency_plot(lat: &LatencyFile, path: &PathBuf) -> anyhow::Result<()> {
+pub fn latency_plot(lat: &LatencyReport, path: &PathBuf) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let x_max = lat

@@ -330,9 +330,9 @@ fn memory_targets(inputs: &Inputs) -> Vec<Target> {
 pub(crate) mod tests {
     use super::*;
     use crate::capacity::CapacityRow;
+    use crate::latency::{LatencyReport, ProfileResult};
     use crate::memory::{MemoryMedians, MemoryReport, MemoryRun};
     use crate::pacing::{PacingMedians, PacingReport, PacingRun, PacingStats};
-    use crate::report::inputs::{LatencyFile, LatencyProfile};
 
     /// Results of every bench, fixed numbers (shared with the markdown and
     /// plot tests).
@@ -413,8 +413,8 @@ pub(crate) mod tests {
                 ..CapacityReport::default()
             }),
             mixer: None,
-            latency: Some(LatencyFile {
-                profiles: vec![LatencyProfile {
+            latency: Some(LatencyReport {
+                profiles: vec![ProfileResult {
                     name: "default".into(),
                     budget_ms: 85.0,
                     median_ms: 80.0,
@@ -423,8 +423,9 @@ pub(crate) mod tests {
                     clicks: 100,
                     latencies_ms: (0..100).map(|i| 70.0 + f64::from(i) * 0.2).collect(),
                     command: "audiolatency --json x".into(),
-                    ..LatencyProfile::default()
+                    ..ProfileResult::default()
                 }],
+                ..LatencyReport::default()
             }),
             pacing: Some(PacingReport {
                 seconds: 600.0,
