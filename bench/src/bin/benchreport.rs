@@ -32,6 +32,10 @@ struct Args {
     /// $CARGO_TARGET_DIR/criterion) as one run to DIR/mixer.json, then exit.
     #[arg(long, value_name = "CRITERION_DIR")]
     extract_mixer: Option<PathBuf>,
+    /// With --extract-mixer: ignore estimates older than this (seconds since
+    /// the Unix epoch, e.g. `date +%s` before `cargo bench`).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    since: Option<u64>,
     /// With --extract-mixer: the command that ran the benches (for the report).
     #[arg(long, default_value = "cargo bench -p audionode --bench mixer")]
     mixer_command: String,
@@ -90,11 +94,19 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn extract_mixer(args: &Args, criterion: &std::path::Path) -> anyhow::Result<()> {
-    let benches = inputs::scan_criterion(criterion)?;
+    let since = args
+        .since
+        .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+    let benches = inputs::scan_criterion(criterion, since)?;
     anyhow::ensure!(
         !benches.is_empty(),
-        "no criterion estimates under {}",
-        criterion.display()
+        "no criterion estimates under {}{}",
+        criterion.display(),
+        if since.is_some() {
+            " newer than --since"
+        } else {
+            ""
+        }
     );
     let path = args.dir.join("mixer.json");
     let mut report: MixerReport = match std::fs::read_to_string(&path) {

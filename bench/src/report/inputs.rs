@@ -4,6 +4,7 @@
 //! [`crate::latency::LatencyReport`].)
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,8 +93,9 @@ impl MixerReport {
 }
 
 /// Reads every `new/benchmark.json` + `new/estimates.json` pair under a
-/// criterion output directory (`$CARGO_TARGET_DIR/criterion`).
-pub fn scan_criterion(dir: &Path) -> anyhow::Result<Vec<MixerBench>> {
+/// criterion output directory (`$CARGO_TARGET_DIR/criterion`), skipping
+/// estimates written before `since` (left there by earlier runs).
+pub fn scan_criterion(dir: &Path, since: Option<SystemTime>) -> anyhow::Result<Vec<MixerBench>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -108,7 +110,12 @@ pub fn scan_criterion(dir: &Path) -> anyhow::Result<Vec<MixerBench>> {
                 continue;
             }
             if p.file_name().is_some_and(|n| n == "new") {
-                if let Some(b) = read_criterion_pair(&p) {
+                let fresh = since.is_none_or(|t| {
+                    std::fs::metadata(p.join("estimates.json"))
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|m| m >= t)
+                });
+                if let Some(b) = read_criterion_pair(&p).filter(|_| fresh) {
                     out.push(b);
                 }
             } else if p.file_name().is_none_or(|n| n != "report") {
@@ -245,10 +252,13 @@ mod tests {
         std::fs::create_dir_all(dir.join("report")).unwrap();
         std::fs::write(new.join("benchmark.json"), BENCH).unwrap();
         std::fs::write(new.join("estimates.json"), EST).unwrap();
-        let found = scan_criterion(&dir).unwrap();
+        let found = scan_criterion(&dir, None).unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let stale = scan_criterion(&dir, Some(later)).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found.len(), 1);
-        assert!(scan_criterion(Path::new("/nonexistent/criterion")).is_err());
+        assert!(stale.is_empty());
+        assert!(scan_criterion(Path::new("/nonexistent/criterion"), None).is_err());
     }
 
     #[test]
