@@ -1,6 +1,11 @@
 //! Receives datagrams in batches: one `recvmmsg` system call returns every
 //! datagram already queued (Linux), with a plain `recv_from` loop elsewhere.
 //! All buffers are allocated once.
+//!
+//! On Linux each datagram also carries the kernel's arrival timestamp
+//! (`SO_TIMESTAMPNS`, see [`enable_arrival_timestamps`]), given as its age
+//! when the batch was taken: the time a datagram waited in the socket is
+//! then not mistaken for network delay, however late the batch is drained.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,9 +17,37 @@ pub struct BatchReceiver {
     buffers: Vec<u8>,
     lens: Vec<usize>,
     addrs: Vec<SocketAddr>,
+    ages: Vec<Option<Duration>>,
     count: usize,
     #[cfg(target_os = "linux")]
     sys: linux::Headers,
+}
+
+/// Asks the kernel to timestamp every datagram arriving on `socket`, so
+/// [`BatchReceiver::age`] can tell how long each one waited. Linux only; a
+/// no-op elsewhere.
+pub fn enable_arrival_timestamps(socket: &UdpSocket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option value of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+    Ok(())
 }
 
 impl BatchReceiver {
@@ -28,6 +61,7 @@ impl BatchReceiver {
             buffers: vec![0; slots * slot_len],
             lens: vec![0; slots],
             addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0)); slots],
+            ages: vec![None; slots],
             count: 0,
             #[cfg(target_os = "linux")]
             sys: linux::Headers::new(slots),
@@ -62,6 +96,13 @@ impl BatchReceiver {
         }
     }
 
+    /// How long the `i`-th datagram of the last batch had been waiting in
+    /// the socket when the batch was taken (`None`: no kernel timestamp).
+    pub fn age(&self, i: usize) -> Option<Duration> {
+        assert!(i < self.count, "datagram {i} of a batch of {}", self.count);
+        self.ages[i]
+    }
+
     /// The `i`-th datagram of the last batch: sender and bytes.
     pub fn get(&self, i: usize) -> (SocketAddr, &[u8]) {
         assert!(i < self.count, "datagram {i} of a batch of {}", self.count);
@@ -89,6 +130,7 @@ fn portable_recv(
             Ok((len, from)) => {
                 rx.lens[n] = len;
                 rx.addrs[n] = from;
+                rx.ages[n] = None;
                 n += 1;
             }
             Err(e) if n > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
@@ -117,7 +159,16 @@ mod linux {
         msgs: Vec<libc::mmsghdr>,
         iovecs: Vec<libc::iovec>,
         names: Vec<libc::sockaddr_storage>,
+        /// Ancillary data per slot (the timestamp's cmsg needs 32 bytes);
+        /// u64 elements for cmsghdr's alignment.
+        controls: Vec<[u64; CONTROL_WORDS]>,
     }
+
+    const CONTROL_WORDS: usize = 8;
+
+    /// A kernel timestamp older than this is taken as a wall-clock step
+    /// between arrival and now, not as a real wait: the age is capped.
+    const MAX_AGE: Duration = Duration::from_secs(2);
 
     impl Headers {
         pub fn new(slots: usize) -> Self {
@@ -134,6 +185,7 @@ mod linux {
                     slots
                 ],
                 names: vec![zeroed_name; slots],
+                controls: vec![[0; CONTROL_WORDS]; slots],
             }
         }
     }
@@ -179,8 +231,8 @@ mod linux {
             hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_iov = &mut h.iovecs[i];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            hdr.msg_control = h.controls[i].as_mut_ptr().cast();
+            hdr.msg_controllen = mem::size_of::<[u64; CONTROL_WORDS]>() as _;
             hdr.msg_flags = 0;
             h.msgs[i].msg_len = 0;
         }
@@ -198,11 +250,51 @@ mod linux {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        let now = realtime_now();
         for i in 0..n {
             rx.lens[i] = h.msgs[i].msg_len as usize;
             rx.addrs[i] = to_socket_addr(&h.names[i]);
+            rx.ages[i] =
+                arrival_timestamp(&h.msgs[i].msg_hdr).map(|at| now.saturating_sub(at).min(MAX_AGE));
         }
         Ok(n)
+    }
+
+    /// CLOCK_REALTIME, the clock `SO_TIMESTAMPNS` stamps with.
+    fn realtime_now() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid clock id and a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        timespec_to_duration(&ts)
+    }
+
+    fn timespec_to_duration(ts: &libc::timespec) -> Duration {
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0).min(999_999_999),
+        )
+    }
+
+    /// The `SCM_TIMESTAMPNS` control message of a received datagram.
+    fn arrival_timestamp(hdr: &libc::msghdr) -> Option<Duration> {
+        // SAFETY: `hdr` was filled by recvmmsg; its control buffer and
+        // length describe valid ancillary data, walked with the libc macros.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    return Some(timespec_to_duration(&ts));
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+        }
+        None
     }
 
     fn to_socket_addr(storage: &libc::sockaddr_storage) -> SocketAddr {
@@ -261,5 +353,50 @@ mod tests {
         // Longer than a slot: truncated to the slot, detectable by length.
         assert_eq!(got[2], (a.local_addr().unwrap(), vec![5; 16]));
         assert_eq!(rx.recv(&rx_socket, None).unwrap(), 0, "nothing queued");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_timestamps_give_each_datagram_its_wait() {
+        let rx_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_arrival_timestamps(&rx_socket).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx_socket.local_addr().unwrap();
+        let mut rx = BatchReceiver::new(8, 16);
+        // The kernel switches arrival stamping on a moment after the first
+        // socket asks (until then it stamps on read), so try a few rounds.
+        let mut rounds = Vec::new();
+        for _ in 0..20 {
+            tx.send_to(&[1], to).unwrap();
+            // The first datagram waits in the socket at least this long.
+            std::thread::sleep(Duration::from_millis(30));
+            tx.send_to(&[2], to).unwrap();
+            let mut ages = Vec::new();
+            while ages.len() < 2 {
+                let n = rx.recv(&rx_socket, Some(Duration::from_secs(10))).unwrap();
+                for i in 0..n {
+                    ages.push((rx.get(i).1[0], rx.age(i).expect("timestamped")));
+                }
+            }
+            assert_eq!((ages[0].0, ages[1].0), (1, 2));
+            if ages[0].1 >= Duration::from_millis(30) {
+                assert!(ages[0].1 > ages[1].1, "{ages:?}");
+                return;
+            }
+            rounds.push(ages);
+        }
+        panic!("no arrival timestamps: {rounds:?}");
+    }
+
+    #[test]
+    fn without_timestamps_there_is_no_age() {
+        let rx_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .send_to(&[7], rx_socket.local_addr().unwrap())
+            .unwrap();
+        let mut rx = BatchReceiver::new(4, 16);
+        while rx.recv(&rx_socket, Some(Duration::from_secs(10))).unwrap() == 0 {}
+        assert_eq!(rx.age(0), None);
     }
 }

@@ -24,6 +24,7 @@ pub mod stats;
 pub mod tcp_source;
 pub mod throttle;
 pub mod tracker;
+pub mod wakeup;
 
 #[cfg(test)]
 mod sim_tests;

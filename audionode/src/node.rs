@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::batch_recv::BatchReceiver;
+use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
 use crate::control::{ControlCommand, HttpServer, Hub, Tick};
 use crate::engine::{Engine, Meters};
@@ -23,6 +23,7 @@ use crate::event_log::EventLog;
 use crate::realtime;
 use crate::stats::NodeSnapshot;
 use crate::tcp_source::{self, TcpPacket};
+use crate::wakeup::{Wait, WakePlanner};
 use proto::message::encode_samples;
 use proto::{Spec, TcpServer, TcpServerConfig};
 
@@ -221,7 +222,13 @@ fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
     // Room for bursts from many sources while a block is being mixed.
     let _ = socket.set_recv_buffer_size(8 << 20);
     socket.bind(&addr.into())?;
-    Ok(socket.into())
+    let socket: UdpSocket = socket.into();
+    // Without kernel timestamps arrival times are taken when a batch is
+    // drained: coarser, but everything still works.
+    if let Err(e) = batch_recv::enable_arrival_timestamps(&socket) {
+        log::warn!("no kernel arrival timestamps ({e}); timing packets when they are read");
+    }
+    Ok(socket)
 }
 
 /// The run loop's side of the control surface.
@@ -315,18 +322,30 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             .join(", "),
         config.log_file.display()
     );
+    let mut planner = WakePlanner::default();
+    let mut batch_was_full = false;
     while !stop.load(Ordering::Relaxed) {
         let now = started.elapsed();
-        let wait = match engine.next_deadline() {
-            Some(deadline) if deadline <= now => None,
-            Some(deadline) => Some((deadline - now).min(idle_wait)),
-            None => Some(idle_wait),
-        };
-        let n = rx.recv(&socket, wait).context("receiving datagrams")?;
+        let until_deadline = engine
+            .next_deadline()
+            .map(|deadline| deadline.saturating_sub(now));
+        let n = match planner.plan(batch_was_full, until_deadline, idle_wait) {
+            Wait::Now => rx.recv(&socket, None),
+            Wait::Sleep(d) => {
+                thread::sleep(d);
+                rx.recv(&socket, None)
+            }
+            Wait::Socket(d) => rx.recv(&socket, Some(d)),
+        }
+        .context("receiving datagrams")?;
+        batch_was_full = n == BATCH;
+        planner.on_batch(n);
         let now = started.elapsed();
         for i in 0..n {
             let (from, bytes) = rx.get(i);
-            engine.on_datagram(now, from, bytes, &mut events);
+            // When it arrived, not when this batch was taken.
+            let arrived = now.saturating_sub(rx.age(i).unwrap_or_default());
+            engine.on_datagram(arrived, from, bytes, &mut events);
         }
         if let Some(tcp_in) = &tcp_in {
             for packet in tcp_in.try_iter() {
@@ -338,6 +357,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         }
         while let Some(block) = engine.mix_due(started.elapsed()) {
             sender.send(block, started.elapsed());
+            planner.on_block();
         }
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
