@@ -90,6 +90,8 @@ pub fn capacity_plot(cap: &CapacityReport, path: &PathBuf) -> anyhow::Result<()>
         .configure_mesh()
         .x_desc("sources")
         .y_desc("CPU, % of one core")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(err)?;
