@@ -45,6 +45,11 @@ pub struct CapacityRow {
     pub load_cpu_pct: f64,
     /// The generator's largest lag behind its schedule, in ms.
     pub load_max_lag_ms: f64,
+    /// Packets the generator sent 20 ms or more behind schedule after the
+    /// warm-up: late at the node through the generator's fault. Compare
+    /// with `late`.
+    #[serde(default)]
+    pub load_sent_late: f64,
     /// Machine idle % (all cores) over the window.
     pub machine_idle_pct: f64,
     /// Machine softirq % (all cores) over the window.
@@ -82,6 +87,7 @@ impl CapacityRow {
             hwm_mb: m(|r| r.hwm_mb),
             load_cpu_pct: m(|r| r.load_cpu_pct),
             load_max_lag_ms: m(|r| r.load_max_lag_ms),
+            load_sent_late: m(|r| r.load_sent_late),
             machine_idle_pct: m(|r| r.machine_idle_pct),
             softirq_pct: m(|r| r.softirq_pct),
             loadavg: "-".into(),
@@ -121,8 +127,8 @@ impl CapacityReport {
 
 /// The header of the capacity table (two lines).
 pub fn header() -> String {
-    "| run | N | node CPU % | node µs/pkt | bare CPU % | bare µs/pkt | ratio | deadline misses | late % | lost | overflow | refused | RSS MB (peak) | load CPU % | load max lag ms | machine idle % | softirq % | loadavg |\n\
-     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| run | N | node CPU % | node µs/pkt | bare CPU % | bare µs/pkt | ratio | deadline misses | late % | lost | overflow | refused | RSS MB (peak) | load CPU % | load max lag ms | load sends ≥ 20 ms late | machine idle % | softirq % | loadavg |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         .to_string()
 }
 
@@ -130,7 +136,7 @@ pub fn header() -> String {
 pub fn format_row(label: &str, r: &CapacityRow) -> String {
     let ratio = r.ratio().map_or("-".into(), |x| format!("{x:.2}"));
     format!(
-        "| {label} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {ratio} | {} | {:.3} | {} | {} | {} | {:.1} ({:.1}) | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+        "| {label} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {ratio} | {} | {:.3} | {} | {} | {} | {:.1} ({:.1}) | {:.1} | {:.1} | {} | {:.1} | {:.1} | {} |",
         r.sources,
         r.node_cpu_pct,
         r.node_us_per_packet,
@@ -145,6 +151,7 @@ pub fn format_row(label: &str, r: &CapacityRow) -> String {
         r.hwm_mb,
         r.load_cpu_pct,
         r.load_max_lag_ms,
+        r.load_sent_late,
         r.machine_idle_pct,
         r.softirq_pct,
         r.loadavg,

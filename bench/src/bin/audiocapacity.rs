@@ -197,6 +197,7 @@ fn spawn_load(load: &Path, n: usize, dest: SocketAddr, args: &Args) -> anyhow::R
         .args(["--sources", &n.to_string(), "--dest", &dest.to_string()])
         .args(["--chunk-ms", &args.chunk_ms.to_string()])
         .args(["--seconds", &(args.warmup + args.seconds + 1.0).to_string()])
+        .args(["--count-late-after", &args.warmup.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", load.display()))?;
@@ -279,6 +280,11 @@ fn measure_node(
         .find_map(|kv| kv.strip_prefix("max_lag_ms="))
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
+    let load_sent_late = summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("sent_late="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
     drop(node_child);
     let d = scrape1.since(&scrape0);
     let node_cpu = cpu1 - cpu0;
@@ -298,6 +304,7 @@ fn measure_node(
         hwm_mb: hwm,
         load_cpu_pct: 100.0 * (load_cpu1 - load_cpu0) / wall,
         load_max_lag_ms,
+        load_sent_late,
         machine_idle_pct,
         softirq_pct,
         loadavg,

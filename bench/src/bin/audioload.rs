@@ -26,6 +26,10 @@ struct Args {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Count sends 20 ms or more behind schedule only after this many
+    /// seconds (a warm-up).
+    #[arg(long, default_value_t = 0.0)]
+    count_late_after: f64,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut config = bench::load::LoadConfig::new(args.sources, dest, args.chunk_ms);
     config.duration = args.seconds.map(Duration::from_secs_f64);
+    config.count_late_after = Duration::from_secs_f64(args.count_late_after.max(0.0));
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -66,13 +71,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         + usage.ru_stime.tv_usec as f64 / 1e6;
     let secs = stats.elapsed.as_secs_f64();
     println!(
-        "audioload sources={} sent={} send_errors={} syscalls={} catch_ups={} max_lag_ms={:.2} seconds={:.2} rate_pps={:.0} cpu_pct={:.1}",
+        "audioload sources={} sent={} send_errors={} syscalls={} catch_ups={} max_lag_ms={:.2} sent_late={} seconds={:.2} rate_pps={:.0} cpu_pct={:.1}",
         args.sources,
         stats.sent,
         stats.send_errors,
         stats.syscalls,
         stats.catch_ups,
         stats.max_lag.as_secs_f64() * 1e3,
+        stats.sent_late,
         secs,
         stats.sent as f64 / secs.max(1e-9),
         100.0 * cpu / secs.max(1e-9),
