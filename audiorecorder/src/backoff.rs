@@ -7,6 +7,14 @@
 //!
 //! Rules (all counts in frames, never interleaved samples):
 //! - It starts in backoff: silence until `backoff_frames` are buffered.
+//!   Playback starts inside the callback during which the backoff fills:
+//!   when `available + requested >= backoff_frames` (and the backoff is at
+//!   least one device buffer), the buffer starts with `backoff − available`
+//!   frames of silence and then plays audio. The first frame thus reaches
+//!   the device a backoff after it arrived (in a steady stream), not up to
+//!   one device period later as when starting only at a callback that
+//!   already finds the whole backoff: that quantisation added 0 to 1 period
+//!   (20 ms by default) of latency, different at every start.
 //! - When the ring runs dry while playing, that callback plays what there is,
 //!   pads with silence, counts an underrun and goes back into backoff.
 //! - When more than `max_latency_frames` are buffered, the oldest audio is
@@ -25,11 +33,15 @@ pub struct BackoffCounters {
     pub latency_dropped_frames: u64,
 }
 
-/// What the callback must do now.
+/// What the callback must do now: `lead` frames of silence, then `play`
+/// frames from the ring, then `silence` frames of silence.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     /// Oldest frames to discard from the ring before playing.
     pub drop: usize,
+    /// Frames of silence before the audio (only in the callback in which
+    /// playback starts).
+    pub lead: usize,
     /// Frames to take from the ring and play.
     pub play: usize,
     /// Frames of silence to play after them.
@@ -95,7 +107,7 @@ impl Backoff {
 
     /// Decides one callback: `available` frames are in the ring, the device
     /// wants `requested` frames. `drop + play <= available` and
-    /// `play + silence == requested` always hold.
+    /// `lead + play + silence == requested` always hold.
     pub fn plan(&mut self, available: usize, requested: usize) -> Plan {
         let mut plan = Plan::default();
         let mut available = available;
@@ -107,6 +119,17 @@ impl Backoff {
         }
         if self.phase == Phase::Buffering {
             if available < self.backoff_frames {
+                let short = self.backoff_frames - available;
+                // The backoff fills during this buffer: play from the frame
+                // where it is full. `backoff >= requested` means the ring
+                // holds the rest of this buffer (available >= requested − short).
+                if short < requested && self.backoff_frames >= requested {
+                    self.phase = Phase::Playing;
+                    self.counters.resumes += 1;
+                    plan.lead = short;
+                    plan.play = requested - short;
+                    return plan;
+                }
                 plan.silence = requested;
                 return plan;
             }
@@ -150,8 +173,9 @@ mod tests {
         fn callback(&mut self, period: usize) -> Plan {
             let plan = self.backoff.plan(self.buffered, period);
             assert!(plan.drop + plan.play <= self.buffered);
-            assert_eq!(plan.play + plan.silence, period);
+            assert_eq!(plan.lead + plan.play + plan.silence, period);
             self.buffered -= plan.drop + plan.play;
+            self.played.extend(std::iter::repeat_n(false, plan.lead));
             self.played.extend(std::iter::repeat_n(true, plan.play));
             self.played.extend(std::iter::repeat_n(false, plan.silence));
             plan
@@ -169,28 +193,62 @@ mod tests {
     fn starts_in_backoff_and_resumes_exactly_at_the_backoff_level() {
         let mut sim = Sim::new(100, 400);
         assert_eq!(sim.backoff.phase(), Phase::Buffering);
-        sim.arrive(99);
+        sim.arrive(68);
         assert_eq!(
             sim.callback(32),
             Plan {
-                drop: 0,
-                play: 0,
-                silence: 32
+                silence: 32,
+                ..Plan::default()
             }
         );
         assert_eq!(sim.backoff.counters().resumes, 0);
-        sim.arrive(1);
+        sim.arrive(32);
         assert_eq!(
             sim.callback(32),
             Plan {
-                drop: 0,
                 play: 32,
-                silence: 0
+                ..Plan::default()
             }
         );
         assert_eq!(sim.backoff.phase(), Phase::Playing);
         assert_eq!(sim.backoff.counters().resumes, 1);
         assert_eq!(sim.backoff.counters().underruns, 0);
+    }
+
+    #[test]
+    fn starts_inside_the_buffer_in_which_the_backoff_fills() {
+        // 90 of 100 frames buffered, the device wants 32: 10 frames of
+        // silence, then audio from the frame at which 100 would have been
+        // buffered had the stream kept arriving.
+        let mut sim = Sim::new(100, 400);
+        sim.arrive(90);
+        assert_eq!(
+            sim.callback(32),
+            Plan {
+                lead: 10,
+                play: 22,
+                ..Plan::default()
+            }
+        );
+        assert_eq!(sim.backoff.phase(), Phase::Playing);
+        assert_eq!(sim.buffered, 68); // backoff − one buffer, as after a start at exactly 100
+                                      // A steady stream from here never runs dry.
+        for _ in 0..100 {
+            sim.arrive(32);
+            assert_eq!(sim.callback(32).play, 32);
+        }
+        assert_eq!(sim.backoff.counters().underruns, 0);
+        // Exactly at a buffer's distance from the backoff it waits.
+        let mut sim = Sim::new(100, 400);
+        sim.arrive(68);
+        assert_eq!(sim.callback(32).silence, 32);
+        // A backoff shorter than the device buffer cannot start mid-buffer
+        // without running dry: it starts only once it is full.
+        let mut sim = Sim::new(20, 400);
+        sim.arrive(19);
+        assert_eq!(sim.callback(32).silence, 32);
+        sim.arrive(1);
+        assert_eq!(sim.callback(32).play, 20);
     }
 
     #[test]
@@ -214,9 +272,9 @@ mod tests {
         assert_eq!(
             sim.callback(64),
             Plan {
-                drop: 0,
                 play: 36,
-                silence: 28
+                silence: 28,
+                ..Plan::default()
             }
         );
         assert_eq!(sim.backoff.phase(), Phase::Buffering);
@@ -226,13 +284,13 @@ mod tests {
             assert_eq!(sim.callback(64).silence, 64);
         }
         assert_eq!(sim.backoff.counters().underruns, 1);
-        // Input resumes in small pieces: silence until 100 frames are buffered.
-        sim.arrive(40);
+        // Input resumes in small pieces: silence until 100 frames are
+        // buffered, or would be within the buffer (30 + 64 < 100 < 70 + 64).
+        sim.arrive(30);
         assert_eq!(sim.callback(64).silence, 64);
         sim.arrive(40);
-        assert_eq!(sim.callback(64).silence, 64);
-        sim.arrive(20);
-        assert_eq!(sim.callback(64).play, 64);
+        let plan = sim.callback(64);
+        assert_eq!((plan.lead, plan.play), (30, 34));
         let c = sim.backoff.counters();
         assert_eq!((c.underruns, c.resumes), (1, 2));
     }
@@ -259,7 +317,7 @@ mod tests {
             Plan {
                 drop: 301,
                 play: 50,
-                silence: 0
+                ..Plan::default()
             }
         );
         assert_eq!(sim.buffered, 50);
@@ -280,7 +338,7 @@ mod tests {
             Plan {
                 drop: 900,
                 play: 10,
-                silence: 0
+                ..Plan::default()
             }
         );
         assert_eq!(sim.backoff.counters().resumes, 1);

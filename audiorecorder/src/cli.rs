@@ -72,6 +72,13 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// Write a line to FILE for every click onset (see `audiolatency`) that
+    /// arrives (network thread) and that the audio callback hands to the
+    /// device (callback time from CLOCK_MONOTONIC, frame offset in the
+    /// device buffer, cpal's device-delay estimate), and for every underrun.
+    #[arg(long, value_name = "FILE")]
+    pub latency_probe: Option<PathBuf>,
+
     /// Receive from a TCP Spec/Samples server at HOST:PORT instead of UDP
     /// (reconnects when it goes away).
     #[arg(long, value_name = "HOST:PORT")]
@@ -107,6 +114,8 @@ pub struct Config {
     pub overwrite: bool,
     /// `--sample-rate`: the UDP stream's rate.
     pub sample_rate: u32,
+    /// `--latency-probe`: file for click onsets and underruns.
+    pub latency_probe: Option<PathBuf>,
 }
 
 impl Config {
@@ -181,6 +190,7 @@ impl Config {
             backoff_ms: args.jitter_backoff,
             max_latency_ms,
             period_ms: args.period_ms,
+            probe: None,
         });
         Ok(Self {
             wav,
@@ -188,6 +198,7 @@ impl Config {
             playback,
             overwrite: args.overwrite,
             sample_rate: args.sample_rate,
+            latency_probe: args.latency_probe.clone(),
         })
     }
 }

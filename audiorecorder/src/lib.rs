@@ -13,6 +13,7 @@
 //! - [`pipeline`]: fan-out of received frames to writer and player.
 //! - [`recorder`]: start/stop; [`stats`]: counters and the summary;
 //!   [`report`]: rate-limited log lines about playback trouble.
+//! - [`probe`]: `--latency-probe`, click onsets arriving and handed to the device.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod device;
 pub mod output;
 pub mod pipeline;
 pub mod player;
+pub mod probe;
 pub mod recorder;
 pub mod report;
 pub mod resample;

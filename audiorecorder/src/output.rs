@@ -14,6 +14,7 @@ use cpal::{FromSample, Sample};
 use rtrb::Consumer;
 
 use crate::backoff::{Backoff, BackoffCounters};
+use crate::probe::PlayTap;
 use crate::stats::Stats;
 
 /// Interleaved samples per ring frame: the ring always carries stereo.
@@ -30,6 +31,8 @@ pub struct OutputStage {
     last_callback: Option<Instant>,
     /// Backoff counters already added to the shared stats.
     published: BackoffCounters,
+    /// `--latency-probe`: click onsets handed to the device, and underruns.
+    probe: Option<PlayTap>,
 }
 
 impl OutputStage {
@@ -49,7 +52,14 @@ impl OutputStage {
             device_channels: device_channels.max(1),
             last_callback: None,
             published: BackoffCounters::default(),
+            probe: None,
         }
+    }
+
+    /// Reports click onsets and underruns to the latency probe.
+    pub fn with_probe(mut self, probe: Option<PlayTap>) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// Fills one device buffer; the body of the cpal data callback.
@@ -57,6 +67,18 @@ impl OutputStage {
     where
         T: Sample + FromSample<f32>,
     {
+        self.fill_timed(data, None);
+    }
+
+    /// [`Self::fill`], telling the latency probe the device's own estimate of
+    /// its buffer delay (cpal's playback − callback timestamps), if any.
+    pub fn fill_timed<T>(&mut self, data: &mut [T], device_delay_ns: Option<u64>)
+    where
+        T: Sample + FromSample<f32>,
+    {
+        if let Some(tap) = &mut self.probe {
+            tap.begin(device_delay_ns);
+        }
         let channels = self.device_channels;
         let requested = data.len() / channels;
         let available = self.consumer.slots() / RING_CHANNELS;
@@ -69,6 +91,14 @@ impl OutputStage {
                 chunk.commit_all();
             }
         }
+        // Silence before the audio when playback starts inside this buffer.
+        let lead = plan.lead.min(requested);
+        for sample in &mut data[..lead * channels] {
+            *sample = T::EQUILIBRIUM;
+        }
+        if let Some(tap) = &mut self.probe {
+            tap.silence(lead);
+        }
         let mut played = 0;
         if plan.play > 0 {
             if let Ok(chunk) = self.consumer.read_chunk(plan.play * RING_CHANNELS) {
@@ -76,15 +106,26 @@ impl OutputStage {
                 let frames = a
                     .chunks_exact(RING_CHANNELS)
                     .chain(b.chunks_exact(RING_CHANNELS));
-                for (out, lr) in data.chunks_exact_mut(channels).zip(frames) {
+                let outs = data[lead * channels..].chunks_exact_mut(channels);
+                for (i, (out, lr)) in outs.zip(frames).enumerate() {
                     write_frame(out, lr[0], lr[1]);
+                    if let Some(tap) = &mut self.probe {
+                        tap.frame(lead + i, lr[0]);
+                    }
                 }
                 chunk.commit_all();
                 played = plan.play;
             }
         }
-        for sample in &mut data[played * channels..] {
+        for sample in &mut data[(lead + played) * channels..] {
             *sample = T::EQUILIBRIUM;
+        }
+        let counters = self.backoff.counters();
+        if let Some(tap) = &mut self.probe {
+            tap.silence(requested - lead - played);
+            if counters.underruns > self.published.underruns {
+                tap.underrun(counters.underruns);
+            }
         }
 
         let stats = &*self.stats;
@@ -94,7 +135,6 @@ impl OutputStage {
             stats.max_callback_gap_us.fetch_max(gap, Ordering::Relaxed);
         }
         self.last_callback = Some(now);
-        let counters = self.backoff.counters();
         stats.add_backoff(&self.published, &counters);
         self.published = counters;
         Stats::add(&stats.played_frames, played as u64);
@@ -153,11 +193,11 @@ mod tests {
     #[test]
     fn silence_until_backoff_then_frames_in_order() {
         let (mut p, mut stage, stats) = make_stage(4, 16, 2);
-        push_frames(&mut p, &[(0.5, -0.5), (0.25, -0.25), (0.125, 0.0)]);
+        push_frames(&mut p, &[(0.5, -0.5), (0.25, -0.25)]);
         let mut out = [1.0f32; 4];
         stage.fill(&mut out);
         assert_eq!(out, [0.0; 4]);
-        push_frames(&mut p, &[(1.0, -1.0)]);
+        push_frames(&mut p, &[(0.125, 0.0), (1.0, -1.0)]);
         let mut out = [9.0f32; 6];
         stage.fill(&mut out);
         assert_eq!(out, [0.5, -0.5, 0.25, -0.25, 0.125, 0.0]);
@@ -166,6 +206,19 @@ mod tests {
             (s.played_frames, s.silence_frames, s.buffered_frames),
             (3, 2, 1)
         );
+    }
+
+    #[test]
+    fn playback_starts_inside_the_buffer_in_which_the_backoff_fills() {
+        // Backoff 4 frames, 3 buffered, the device wants 2: one frame of
+        // silence, then the oldest frame.
+        let (mut p, mut stage, stats) = make_stage(4, 16, 2);
+        push_frames(&mut p, &[(0.5, -0.5), (0.25, -0.25), (0.125, 0.0)]);
+        let mut out = [9.0f32; 4];
+        stage.fill(&mut out);
+        assert_eq!(out, [0.0, 0.0, 0.5, -0.5]);
+        let s = stats.snapshot();
+        assert_eq!((s.played_frames, s.silence_frames), (1, 1));
     }
 
     #[test]

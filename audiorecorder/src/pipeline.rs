@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::player::{PlaybackOptions, Player};
+use crate::probe::{ArriveTap, ProbeHandle};
 use crate::report::Reporter;
 use crate::stats::Stats;
 use crate::wav::WavFormat;
@@ -61,6 +62,8 @@ pub struct Pipeline {
     carry: Vec<i16>,
     stats: Arc<Stats>,
     reporter: Reporter,
+    /// `--latency-probe`: click onsets as they arrive.
+    probe: Option<(ProbeHandle, ArriveTap)>,
 }
 
 impl Pipeline {
@@ -83,7 +86,14 @@ impl Pipeline {
             carry: Vec::new(),
             stats,
             reporter: Reporter::new(),
+            probe: None,
         }
+    }
+
+    /// Reports click onsets in received frames to the latency probe.
+    pub fn with_probe(mut self, probe: Option<ProbeHandle>) -> Self {
+        self.probe = probe.map(|p| (p, ArriveTap::default()));
+        self
     }
 
     /// Starts opening the output device for a stream at `stream_rate` on a
@@ -185,6 +195,9 @@ impl Pipeline {
             return;
         }
         Stats::add(&self.stats.received_frames, (whole / channels) as u64);
+        if let Some((handle, tap)) = &mut self.probe {
+            tap.scan(&samples, channels, format.sample_rate, handle);
+        }
         self.poll_opening();
         if let Playback::On(player) = &mut self.playback {
             player.push(&samples, channels, format.sample_rate);

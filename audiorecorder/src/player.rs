@@ -39,6 +39,8 @@ pub struct PlaybackOptions {
     pub max_latency_ms: u32,
     /// `--period-ms`: device period (0: the device's default).
     pub period_ms: u32,
+    /// `--latency-probe`: where click onsets and underruns are reported.
+    pub probe: Option<crate::probe::ProbeHandle>,
 }
 
 /// A running output stream and the network side of its ring.
@@ -67,6 +69,18 @@ impl Player {
         let backoff_frames = Backoff::ms_to_frames(opts.backoff_ms, device_rate);
         let max_frames = Backoff::ms_to_frames(opts.max_latency_ms, device_rate);
         let backoff = Backoff::new(backoff_frames, max_frames);
+        if let cpal::BufferSize::Fixed(period) = choice.config.buffer_size {
+            if period as usize > backoff.backoff_frames() {
+                // Each callback takes more than the backoff holds: the ring
+                // runs dry at every callback.
+                log::warn!(
+                    "--jitter-backoff {} ms is shorter than the device period ({period} frames, \
+                     {:.1} ms): playback will underrun; use a --period-ms below the backoff",
+                    opts.backoff_ms,
+                    f64::from(period) * 1000.0 / f64::from(device_rate)
+                );
+            }
+        }
         // Room above the latency bound, so the callback sees the excess and
         // trims it rather than the producer losing fresh audio.
         let ring_frames = 2 * backoff.max_latency_frames() + device_rate as usize / 2;
@@ -76,7 +90,8 @@ impl Player {
             backoff,
             Arc::clone(&stats),
             usize::from(choice.config.channels),
-        );
+        )
+        .with_probe(opts.probe.as_ref().map(|p| p.play_tap(device_rate)));
         let stream = build_stream(&device, choice, stage, Arc::clone(&stats))?;
         stream
             .play()
@@ -212,7 +227,11 @@ where
     device
         .build_output_stream(
             config,
-            move |data: &mut [T], _: &cpal::OutputCallbackInfo| stage.fill(data),
+            move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
+                let ts = info.timestamp();
+                let delay = ts.playback.checked_duration_since(ts.callback);
+                stage.fill_timed(data, delay.map(|d| d.as_nanos() as u64));
+            },
             // Not the data callback, but a failing device can call this in a
             // tight loop: log the first error, count the rest (the network
             // thread reports the count).

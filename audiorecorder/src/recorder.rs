@@ -15,6 +15,7 @@ use anyhow::Context;
 
 use crate::cli::{Config, Input};
 use crate::pipeline::Pipeline;
+use crate::probe::ProbeWriter;
 use crate::stats::{Stats, Summary};
 use crate::wav::WavFormat;
 use crate::writer::{WavSink, WriterHandle};
@@ -28,10 +29,12 @@ pub struct Recorder {
     local_addr: Option<SocketAddr>,
     sample_rate: u32,
     playing: bool,
+    /// `--latency-probe`'s writer, finished after the network thread.
+    probe: Option<ProbeWriter>,
 }
 
 /// Starts a recorder with `config`.
-pub fn start(config: Config) -> anyhow::Result<Recorder> {
+pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let udp_format = WavFormat {
@@ -54,7 +57,16 @@ pub fn start(config: Config) -> anyhow::Result<Recorder> {
         // without any device only gets a warning, later.)
         device::find_output_device(Some(name))?;
     }
-    let mut pipeline = Pipeline::new(writer, config.playback.clone(), Arc::clone(&stats));
+    let probe = config
+        .latency_probe
+        .as_deref()
+        .map(ProbeWriter::start)
+        .transpose()?;
+    if let (Some(p), Some(opts)) = (&probe, &mut config.playback) {
+        opts.probe = Some(p.handle());
+    }
+    let mut pipeline = Pipeline::new(writer, config.playback.clone(), Arc::clone(&stats))
+        .with_probe(probe.as_ref().map(ProbeWriter::handle));
     let thread_stats = Arc::clone(&stats);
     let thread_stop = Arc::clone(&stop);
     let (local_addr, body): (_, Box<dyn FnOnce() -> anyhow::Result<()> + Send>) = match config.input
@@ -99,6 +111,7 @@ pub fn start(config: Config) -> anyhow::Result<Recorder> {
         local_addr,
         sample_rate: config.sample_rate,
         playing,
+        probe,
     })
 }
 
@@ -137,6 +150,9 @@ impl Recorder {
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the network thread panicked"))),
             None => Ok(()),
         };
+        if let Some(probe) = self.probe.take() {
+            probe.finish();
+        }
         result.map(|()| self.summary())
     }
 
