@@ -108,6 +108,14 @@ pub struct ProfileResult {
     /// median − budget (ms).
     #[serde(default)]
     pub median_minus_budget_ms: f64,
+    /// Recorder latency drops over whole runs (warm-up included), from its
+    /// summary line: a stalled device made the ring exceed the bound.
+    #[serde(default)]
+    pub latency_drops: u64,
+    /// Audio output errors (device xruns) over whole runs, from the
+    /// recorder's log (start-up errors of a new stream are not logged).
+    #[serde(default)]
+    pub output_errors: u64,
 }
 
 /// One click's timings (ms).
@@ -136,6 +144,39 @@ pub struct RunResult {
     pub missing: Vec<u32>,
     /// Underrun events between the first send and the last play.
     pub underruns: u64,
+    /// Latency drops over the whole run (recorder summary).
+    pub latency_drops: u64,
+    /// Audio output errors over the whole run (recorder log).
+    pub output_errors: u64,
+}
+
+/// The number after `key` in `text` (e.g. `latency drops 3` → 3).
+fn number_after(text: &str, key: &str) -> u64 {
+    text.split(key)
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .and_then(|n| n.trim_end_matches(',').parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Latency drops in the recorder's summary line.
+pub fn summary_latency_drops(summary: &str) -> u64 {
+    number_after(summary, "latency drops ")
+}
+
+/// Audio output errors reported in the recorder's log (`playback: N audio
+/// output error(s)` lines; the first error is logged alone and counted in
+/// the next report).
+pub fn log_output_errors(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("playback: ").nth(1))
+        .flat_map(|rest| rest.split(", "))
+        .filter(|part| part.contains("audio output error"))
+        .filter_map(|part| part.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Click positions for a track: click `i` on the last sample of a datagram,
@@ -363,6 +404,8 @@ pub fn summarise(
         at_callback_median_ms: pick(|c| Some(c.at_callback_ms)),
         device_delay_median_ms: pick(|c| c.device_delay_ms),
         median_minus_budget_ms: median_ms - budget_ms,
+        latency_drops: runs.iter().map(|r| r.latency_drops).sum(),
+        output_errors: runs.iter().map(|r| r.output_errors).sum(),
     }
 }
 
@@ -378,8 +421,8 @@ fn opt(x: Option<f64>) -> String {
 /// p99 and underruns.
 pub fn markdown_table(profiles: &[ProfileResult]) -> String {
     let mut s = String::from(
-        "| profile | runs | clicks sent / matched / missing | median ms | p99 ms | max ms | underruns | budget ms | median − budget ms | per-run medians ms | per-run p99 ms | send→arrive ms | arrive→device ms | device delay (cpal) ms |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| profile | runs | clicks sent / matched / missing | median ms | p99 ms | max ms | underruns | budget ms | median − budget ms | per-run medians ms | per-run p99 ms | send→arrive ms | arrive→device ms | device delay (cpal) ms | latency drops / output errors (whole runs) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let list = |v: &[f64]| {
         v.iter()
@@ -389,7 +432,7 @@ pub fn markdown_table(profiles: &[ProfileResult]) -> String {
     };
     for p in profiles {
         s.push_str(&format!(
-            "| {} | {} | {} / {} / {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:+.2} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} / {} / {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:+.2} | {} | {} | {} | {} | {} | {} / {} |\n",
             p.name,
             p.runs,
             p.clicks_sent,
@@ -406,6 +449,8 @@ pub fn markdown_table(profiles: &[ProfileResult]) -> String {
             opt(p.network_side_median_ms),
             opt(p.recorder_side_median_ms),
             opt(p.device_delay_median_ms),
+            p.latency_drops,
+            p.output_errors,
         ));
     }
     s
@@ -485,6 +530,18 @@ mod tests {
     }
 
     #[test]
+    fn recorder_counters_from_summary_and_log() {
+        let summary = "audiorecorder: received 71.00 s (3131040 frames), recorded 0 frames, \
+            underruns 0, backoffs 1, latency drops 7 (208725 frames), overruns 239594 frames";
+        assert_eq!(summary_latency_drops(summary), 7);
+        let log = "[x WARN  audiorecorder::player] audio output error: A buffer underrun\n\
+            [x WARN  audiorecorder::pipeline] playback: 472 audio output error(s)\n\
+            [x WARN  audiorecorder::pipeline] playback: 9343 frames lost to a full ring (overrun), 1262 audio output error(s)\n\
+            [x WARN  audiorecorder::pipeline] playback: 1 latency drop(s) (37485 oldest frames dropped)\n";
+        assert_eq!(log_output_errors(log), 1734);
+    }
+
+    #[test]
     fn statistics_and_summary() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(median(&v), Some(50.5));
@@ -508,6 +565,7 @@ mod tests {
                 .collect(),
             missing: vec![99],
             underruns,
+            ..RunResult::default()
         };
         let settings = ProfileSettings {
             name: "default".into(),
