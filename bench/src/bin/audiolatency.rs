@@ -56,9 +56,13 @@ struct Args {
     /// Profiles to run: default, low-latency (repeatable; default both).
     #[arg(long = "profile")]
     profiles: Vec<String>,
-    /// Recorder --period-ms of the low-latency profile.
+    /// Recorder --period-ms of the low-latency profile: the backoff (10 ms)
+    /// must hold a device period plus the node's 5 ms block plus jitter.
     #[arg(long, default_value_t = 5)]
     low_latency_period_ms: u32,
+    /// Recorder --period-ms of the default profile (the recorder's default).
+    #[arg(long, default_value_t = 20)]
+    default_period_ms: u32,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -112,10 +116,10 @@ fn bins(dir: Option<&Path>) -> anyhow::Result<Bins> {
     })
 }
 
-fn profile(name: &str, low_period: u32) -> anyhow::Result<ProfileSettings> {
+fn profile(name: &str, default_period: u32, low_period: u32) -> anyhow::Result<ProfileSettings> {
     let block_ms = (BLOCK_FRAMES / f64::from(RATE) * 1000.0 * 100.0).round() / 100.0;
     let (chunk_ms, jitter_ms, backoff_ms, period_ms) = match name {
-        "default" => (10.0, 20.0, 50.0, 20.0),
+        "default" => (10.0, 20.0, 50.0, f64::from(default_period)),
         "low-latency" => (5.0, 5.0, 10.0, f64::from(low_period)),
         other => anyhow::bail!("unknown profile '{other}' (default, low-latency)"),
     };
@@ -158,7 +162,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let settings: Vec<ProfileSettings> = names
         .iter()
-        .map(|n| profile(n, args.low_latency_period_ms))
+        .map(|n| profile(n, args.default_period_ms, args.low_latency_period_ms))
         .collect::<anyhow::Result<_>>()?;
     let tmp;
     let dir = match &args.keep {
