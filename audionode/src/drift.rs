@@ -8,6 +8,12 @@
 //! or late is not "corrected" into glitches: with equal clocks it never
 //! adjusts, however jittery the network. Only a sustained trend (drift) or a
 //! deliberate target change (`--jitter-ms auto`) moves it.
+//!
+//! The reference has a floor (half the target): a source that fell behind
+//! during the warm-up (a starved sender catching up, a route change) would
+//! otherwise teach the controller that packets arriving late is normal, and
+//! it would then shrink the delay until they are (measured: 40 % late
+//! packets from 2000 sources whose generator lagged 70 ms while starting).
 
 use crate::jitter_buffer::Adjust;
 
@@ -20,6 +26,8 @@ pub struct DriftControl {
     /// Smoothed wait; `None` during warm-up.
     smoothed: Option<f64>,
     reference: f64,
+    /// Lowest reference the warm-up may set.
+    floor: f64,
     /// Sum of target shifts, kept apart so shifts made during warm-up
     /// survive the reference being set from the warm-up mean.
     shifts: f64,
@@ -32,15 +40,17 @@ pub struct DriftControl {
 }
 
 impl DriftControl {
-    /// A controller that averages `warmup` packets for its reference, then
-    /// corrects when the smoothed wait leaves `reference ± band`.
-    pub fn new(warmup: u32, band: f64) -> Self {
+    /// A controller that averages `warmup` packets for its reference (at
+    /// least `floor`), then corrects when the smoothed wait leaves
+    /// `reference ± band`.
+    pub fn new(warmup: u32, band: f64, floor: f64) -> Self {
         Self {
             warmup: warmup.max(1),
             warmup_seen: 0,
             warmup_sum: 0.0,
             smoothed: None,
             reference: 0.0,
+            floor,
             shifts: 0.0,
             band,
             alpha: 1.0 / 256.0,
@@ -61,7 +71,7 @@ impl DriftControl {
                 self.warmup_sum += wait;
                 if self.warmup_seen >= self.warmup {
                     let mean = self.warmup_sum / f64::from(self.warmup_seen);
-                    self.reference = mean + self.shifts;
+                    self.reference = mean.max(self.floor) + self.shifts;
                     self.smoothed = Some(mean);
                 }
             }
@@ -117,7 +127,7 @@ mod tests {
 
     #[test]
     fn steady_jittery_waits_never_adjust() {
-        let mut d = DriftControl::new(64, 132.0);
+        let mut d = DriftControl::new(64, 132.0, 0.0);
         // Waits alternating ±400 samples around 1000: noisy but stationary.
         for i in 0..100_000u32 {
             d.on_wait(if i % 2 == 0 { 600.0 } else { 1400.0 });
@@ -127,7 +137,7 @@ mod tests {
 
     #[test]
     fn growing_wait_is_corrected_with_drops_then_stops() {
-        let mut d = DriftControl::new(4, 10.0);
+        let mut d = DriftControl::new(4, 10.0, 0.0);
         for _ in 0..4 {
             d.on_wait(100.0);
         }
@@ -144,5 +154,26 @@ mod tests {
             }
         }
         assert!((20..=30).contains(&drops), "drops = {drops}");
+    }
+
+    #[test]
+    fn a_warm_up_of_late_packets_does_not_become_the_reference() {
+        // Target 100 (floor 50); the warm-up saw packets arriving late
+        // (waits of -20), so the delay grows to the floor instead of
+        // staying where every packet is late.
+        let mut d = DriftControl::new(4, 10.0, 50.0);
+        for _ in 0..4 {
+            d.on_wait(-20.0);
+        }
+        let mut repeats = 0;
+        for _ in 0..10_000 {
+            d.on_wait(-20.0 + f64::from(repeats));
+            match d.next_adjust() {
+                Adjust::Repeat => repeats += 1,
+                Adjust::None => {}
+                Adjust::Drop => panic!("wrong direction"),
+            }
+        }
+        assert!((60..=70).contains(&repeats), "repeats = {repeats}");
     }
 }

@@ -17,6 +17,11 @@ use crate::mixer::{Mixer, StereoGain};
 use crate::source::{MixClock, Source, SourceParams};
 use crate::stats::{NodeCounters, NodeSnapshot};
 
+/// How long after its arrival the first packet of a stream may be read
+/// before the stream's start counts from the read instead (see
+/// [`Engine::on_datagram_read`]). Above the 1 ms drain interval of a busy
+/// node, so a keeping-up node always starts streams exactly.
+pub const STARTUP_READ_SLACK: Duration = Duration::from_millis(2);
 /// Settings of the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -163,10 +168,32 @@ impl Engine {
         }
     }
 
-    /// Handles one datagram received at `now` from `from`.
+    /// Handles one datagram received at `now` from `from` (read as soon as
+    /// it arrived).
     pub fn on_datagram(
         &mut self,
         now: Duration,
+        from: SocketAddr,
+        bytes: &[u8],
+        events: &mut Vec<Event>,
+    ) {
+        self.on_datagram_read(now, now, from, bytes, events);
+    }
+
+    /// Handles one datagram that arrived at `now` (the kernel's timestamp)
+    /// and was read at `read_at`.
+    ///
+    /// Everything is timed by the arrival, except the start of a new
+    /// stream when the node read its first packet more than
+    /// [`STARTUP_READ_SLACK`] after it arrived: then the node itself is
+    /// behind (e.g. thousands of streams starting in the same instant), its
+    /// next packets will be read as late, and a start a target after the
+    /// arrival would leave them less than the target of margin. The start
+    /// then counts from `read_at − STARTUP_READ_SLACK` instead.
+    pub fn on_datagram_read(
+        &mut self,
+        now: Duration,
+        read_at: Duration,
         from: SocketAddr,
         bytes: &[u8],
         events: &mut Vec<Event>,
@@ -216,6 +243,7 @@ impl Engine {
             }
             return;
         }
+        let now = now.max(read_at.saturating_sub(STARTUP_READ_SLACK));
         if self.epoch.is_none() {
             self.epoch = Some((now, self.frames_mixed));
         }

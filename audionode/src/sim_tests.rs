@@ -749,3 +749,29 @@ fn a_restart_placed_after_the_old_tail_is_not_drift_corrected() {
         "{dropped}"
     );
 }
+
+/// A node that reads a stream's first packet promptly starts it exactly a
+/// target after the arrival; one that reads it long after (a backlog) keeps
+/// the full target of margin from the read instead (less 2 ms).
+#[test]
+fn a_backlogged_first_packet_starts_from_its_read_time() {
+    let ms = |v: u64| Duration::from_millis(v);
+    // Start frames are rounded up to whole frames.
+    let frames = |d: Duration| (d.as_nanos() * u128::from(RATE)).div_ceil(1_000_000_000) as u64;
+    // Stream 1 starts the node's clock at t = 0; its packets keep it going.
+    let mut sim = Sim::new(config(20.0));
+    let a = signal(CHUNK, 1);
+    sim.engine
+        .on_datagram_read(ms(0), ms(0), addr(1), &packet(0, &a), &mut sim.events);
+    sim.advance_to(ms(100));
+    // Read 1 ms after arriving at 100 ms: exact.
+    sim.engine
+        .on_datagram_read(ms(100), ms(101), addr(2), &packet(0, &a), &mut sim.events);
+    // Read 30 ms after arriving at 100 ms: from 128 ms.
+    sim.engine
+        .on_datagram_read(ms(100), ms(130), addr(3), &packet(0, &a), &mut sim.events);
+    let starts = sim.start_frames();
+    assert_eq!(starts[0], frames(ms(20)));
+    assert_eq!(starts[1], frames(ms(120)));
+    assert_eq!(starts[2], frames(ms(148)));
+}

@@ -155,7 +155,7 @@ impl Source {
                 ..TrackerLimits::default()
             }),
             buffer,
-            drift: new_drift_control(&params),
+            drift: new_drift_control(&params, target_frames),
             throttle: Throttle::new(Duration::from_secs(1), params.events_per_second),
             packet_size,
             instance_offset: 0,
@@ -291,7 +291,7 @@ impl Source {
                 );
                 // The new instance has its own timing: its delay is measured
                 // afresh rather than "corrected" towards the old instance's.
-                self.drift = new_drift_control(&self.params);
+                self.drift = new_drift_control(&self.params, self.target_frames);
                 let stashed = std::mem::take(&mut self.probation);
                 self.place(0, first_seq, &Payload::Samples(&stashed), clock, events);
                 self.probation = stashed;
@@ -475,9 +475,11 @@ impl Source {
     }
 }
 
-fn new_drift_control(params: &SourceParams) -> DriftControl {
+fn new_drift_control(params: &SourceParams, target_frames: i64) -> DriftControl {
     let band = params.drift_band_ms * f64::from(params.rate) / 1000.0;
-    DriftControl::new(params.drift_warmup, band)
+    // Whatever the warm-up saw, the average packet keeps at least half the
+    // target of margin against lateness.
+    DriftControl::new(params.drift_warmup, band, target_frames as f64 / 2.0)
 }
 
 /// The output frame where a stream arriving at `clock` starts playing: the
