@@ -56,6 +56,12 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 20)]
     pub period_ms: u32,
 
+    /// Do not compensate drift: let the ring's level wander from the
+    /// backoff as the device's clock differs from the sender's (only an
+    /// underrun or the latency bound then resets it).
+    #[arg(long)]
+    pub no_level_control: bool,
+
     /// List audio output devices and exit.
     #[arg(long)]
     pub list_devices: bool,
@@ -190,6 +196,7 @@ impl Config {
             backoff_ms: args.jitter_backoff,
             max_latency_ms,
             period_ms: args.period_ms,
+            level_control: !args.no_level_control,
             probe: None,
         });
         Ok(Self {

@@ -5,6 +5,7 @@
 //! Modules, one concept each:
 //! - [`cli`]: flags and the checked [`Config`].
 //! - [`backoff`]: the sans-IO backoff/latency state machine.
+//! - [`level_control`]: drift compensation holding the ring at the backoff.
 //! - [`output`]: the real-time callback body pulling from the ring.
 //! - [`device`], [`player`], [`resample`]: the cpal device, the ring's
 //!   producer side, rate conversion.
@@ -20,6 +21,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod device;
+pub mod level_control;
 pub mod output;
 pub mod pipeline;
 pub mod player;

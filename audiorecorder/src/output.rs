@@ -1,5 +1,6 @@
 //! The audio-callback side of playback: pull stereo frames from the SPSC
-//! ring into the device buffer, as the backoff state machine plans.
+//! ring into the device buffer, as the backoff state machine plans, with
+//! the level controller's one-frame drift corrections.
 //!
 //! REAL-TIME: [`OutputStage::fill`] runs on the device's callback thread. It
 //! touches only the ring's consumer (lock-free, allocated before `play()`),
@@ -14,6 +15,7 @@ use cpal::{FromSample, Sample};
 use rtrb::Consumer;
 
 use crate::backoff::{Backoff, BackoffCounters};
+use crate::level_control::{Correction, LevelControl, LevelCounters};
 use crate::probe::PlayTap;
 use crate::stats::Stats;
 
@@ -33,6 +35,10 @@ pub struct OutputStage {
     published: BackoffCounters,
     /// `--latency-probe`: click onsets handed to the device, and underruns.
     probe: Option<PlayTap>,
+    /// Drift compensation (off with `--no-level-control`).
+    level: Option<LevelControl>,
+    /// Level-control counters already added to the shared stats.
+    published_level: LevelCounters,
 }
 
 impl OutputStage {
@@ -53,7 +59,15 @@ impl OutputStage {
             last_callback: None,
             published: BackoffCounters::default(),
             probe: None,
+            level: None,
+            published_level: LevelCounters::default(),
         }
+    }
+
+    /// Holds the ring's level with one-frame drops and repeats.
+    pub fn with_level_control(mut self, level: Option<LevelControl>) -> Self {
+        self.level = level;
+        self
     }
 
     /// Reports click onsets and underruns to the latency probe.
@@ -82,7 +96,13 @@ impl OutputStage {
         let channels = self.device_channels;
         let requested = data.len() / channels;
         let available = self.consumer.slots() / RING_CHANNELS;
+        let resumes = self.backoff.counters().resumes;
         let plan = self.backoff.plan(available, requested);
+        let restarted = self.backoff.counters().resumes > resumes;
+        let correction = match &mut self.level {
+            Some(level) => level.on_plan(available, requested, &plan, restarted),
+            None => Correction::None,
+        };
 
         if plan.drop > 0 {
             // Dropping the oldest audio happens here, on the consumer side,
@@ -100,18 +120,43 @@ impl OutputStage {
             tap.silence(lead);
         }
         let mut played = 0;
+        // A correction only comes with a whole buffer played from the ring
+        // (the controller checks that the ring holds one frame more for a
+        // drop, and that the buffer has two frames for a repeat): it is
+        // applied in the middle of the buffer.
+        let (take, at) = match correction {
+            Correction::None => (plan.play, usize::MAX),
+            Correction::Drop => (plan.play + 1, plan.play / 2),
+            Correction::Repeat => (plan.play - 1, plan.play / 2),
+        };
         if plan.play > 0 {
-            if let Ok(chunk) = self.consumer.read_chunk(plan.play * RING_CHANNELS) {
+            if let Ok(chunk) = self.consumer.read_chunk(take * RING_CHANNELS) {
                 let (a, b) = chunk.as_slices();
-                let frames = a
+                let mut frames = a
                     .chunks_exact(RING_CHANNELS)
                     .chain(b.chunks_exact(RING_CHANNELS));
-                let outs = data[lead * channels..].chunks_exact_mut(channels);
-                for (i, (out, lr)) in outs.zip(frames).enumerate() {
+                let outs =
+                    data[lead * channels..(lead + plan.play) * channels].chunks_exact_mut(channels);
+                let mut previous = [0.0f32; RING_CHANNELS];
+                for (i, out) in outs.enumerate() {
+                    let lr = if i == at && correction == Correction::Repeat {
+                        // Hold the previous frame one extra output frame.
+                        previous
+                    } else {
+                        if i == at {
+                            // Drop: skip one frame.
+                            frames.next();
+                        }
+                        match frames.next() {
+                            Some(lr) => [lr[0], lr[1]],
+                            None => break,
+                        }
+                    };
                     write_frame(out, lr[0], lr[1]);
                     if let Some(tap) = &mut self.probe {
                         tap.frame(lead + i, lr[0]);
                     }
+                    previous = lr;
                 }
                 chunk.commit_all();
                 played = plan.play;
@@ -137,7 +182,19 @@ impl OutputStage {
         self.last_callback = Some(now);
         stats.add_backoff(&self.published, &counters);
         self.published = counters;
-        Stats::add(&stats.played_frames, played as u64);
+        if let Some(level) = &self.level {
+            let now = level.counters();
+            Stats::add(&stats.level_drops, now.drops - self.published_level.drops);
+            Stats::add(
+                &stats.level_repeats,
+                now.repeats - self.published_level.repeats,
+            );
+            self.published_level = now;
+        }
+        // Frames taken from the ring and played: a repeated frame counts
+        // once, a skipped one not at all (it is in `level_drops`).
+        let repeated = usize::from(played > 0 && correction == Correction::Repeat);
+        Stats::add(&stats.played_frames, (played - repeated) as u64);
         Stats::add(&stats.silence_frames, (requested - played) as u64);
         Stats::add(&stats.callbacks, 1);
         stats.buffered_frames.store(
@@ -257,5 +314,65 @@ mod tests {
         // 6 > 4 buffered: the 4 oldest go, frame 4 plays.
         assert_eq!(out, [0.5, 0.0]);
         assert_eq!(stats.snapshot().latency_dropped_frames, 4);
+    }
+
+    /// A stage with level control holding `floor` (band 1, one-frame
+    /// buckets, no spacing) and frames `i / 32` for `i` in `0..n` queued.
+    fn level_stage(floor: usize, n: usize) -> (OutputStage, Arc<Stats>) {
+        let (mut p, stage, stats) = make_stage(4, 64, 2);
+        let stage = stage.with_level_control(Some(LevelControl::with_params(floor, 1, 1, 0)));
+        let frames: Vec<(f32, f32)> = (0..n)
+            .map(|i| (i as f32 / 32.0, -(i as f32) / 32.0))
+            .collect();
+        push_frames(&mut p, &frames);
+        (stage, stats)
+    }
+
+    fn lefts(out: &[f32]) -> Vec<f32> {
+        out.chunks_exact(2).map(|f| f[0] * 32.0).collect()
+    }
+
+    #[test]
+    fn level_control_drops_one_frame_in_the_middle_when_too_full() {
+        let (mut stage, stats) = level_stage(4, 20);
+        let mut out = [9.0f32; 8];
+        stage.fill(&mut out); // the start: never corrected
+        assert_eq!(lefts(&out), [0.0, 1.0, 2.0, 3.0]);
+        stage.fill(&mut out); // 16 buffered, far above 4 + 2: frame 6 is skipped
+        assert_eq!(lefts(&out), [4.0, 5.0, 7.0, 8.0]);
+        assert_eq!(out[1], -4.0 / 32.0);
+        let s = stats.snapshot();
+        assert_eq!((s.level_drops, s.level_repeats), (1, 0));
+        assert_eq!((s.played_frames, s.buffered_frames), (8, 11));
+        assert_eq!((s.underruns, s.latency_drops), (0, 0));
+    }
+
+    #[test]
+    fn level_control_repeats_one_frame_in_the_middle_when_too_empty() {
+        let (mut stage, stats) = level_stage(100, 20);
+        let mut out = [9.0f32; 8];
+        stage.fill(&mut out);
+        assert_eq!(lefts(&out), [0.0, 1.0, 2.0, 3.0]);
+        stage.fill(&mut out); // 16 buffered, below the floor of 100: frame 5 is held
+        assert_eq!(lefts(&out), [4.0, 5.0, 5.0, 6.0]);
+        let s = stats.snapshot();
+        assert_eq!((s.level_drops, s.level_repeats), (0, 1));
+        assert_eq!((s.played_frames, s.buffered_frames), (7, 13));
+    }
+
+    #[test]
+    fn without_level_control_nothing_is_corrected() {
+        let (mut p, mut stage, stats) = make_stage(4, 64, 2);
+        let frames: Vec<(f32, f32)> = (0..20).map(|i| (i as f32 / 32.0, 0.0)).collect();
+        push_frames(&mut p, &frames);
+        let mut out = [9.0f32; 8];
+        stage.fill(&mut out);
+        stage.fill(&mut out);
+        assert_eq!(lefts(&out), [4.0, 5.0, 6.0, 7.0]);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.level_drops, s.level_repeats, s.buffered_frames),
+            (0, 0, 12)
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! f32, resampled when the device runs at another rate, and written into the
 //! ring (whatever does not fit is counted as an overrun). The cpal callback
 //! owns the ring's consumer inside an [`OutputStage`], which applies the
-//! jitter backoff and the latency bound.
+//! jitter backoff, the latency bound and the level control (drift
+//! compensation, in device-rate frames when resampling).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use rtrb::Producer;
 
 use crate::backoff::Backoff;
 use crate::device::{self, DeviceChoice};
+use crate::level_control::LevelControl;
 use crate::output::{OutputStage, RING_CHANNELS};
 use crate::resample::StereoResampler;
 use crate::stats::Stats;
@@ -39,6 +41,9 @@ pub struct PlaybackOptions {
     pub max_latency_ms: u32,
     /// `--period-ms`: device period (0: the device's default).
     pub period_ms: u32,
+    /// Drift compensation: hold the ring's level at the backoff (off with
+    /// `--no-level-control`).
+    pub level_control: bool,
     /// `--latency-probe`: where click onsets and underruns are reported.
     pub probe: Option<crate::probe::ProbeHandle>,
 }
@@ -83,6 +88,7 @@ impl Player {
         }
         // Room above the latency bound, so the callback sees the excess and
         // trims it rather than the producer losing fresh audio.
+        let backoff_frames_held = backoff.backoff_frames();
         let ring_frames = 2 * backoff.max_latency_frames() + device_rate as usize / 2;
         let (producer, consumer) = rtrb::RingBuffer::new(ring_frames * RING_CHANNELS);
         let stage = OutputStage::new(
@@ -91,7 +97,11 @@ impl Player {
             Arc::clone(&stats),
             usize::from(choice.config.channels),
         )
-        .with_probe(opts.probe.as_ref().map(|p| p.play_tap(device_rate)));
+        .with_probe(opts.probe.as_ref().map(|p| p.play_tap(device_rate)))
+        .with_level_control(
+            opts.level_control
+                .then(|| LevelControl::new(backoff_frames_held, device_rate)),
+        );
         let stream = build_stream(&device, choice, stage, Arc::clone(&stats))?;
         stream
             .play()
@@ -102,7 +112,7 @@ impl Player {
             None
         };
         log::info!(
-            "playing on {label}: {} ch, {device_rate} Hz, {}, period {:?}{}; backoff {} ms, max latency {} ms",
+            "playing on {label}: {} ch, {device_rate} Hz, {}, period {:?}{}; backoff {} ms, max latency {} ms, level control {}",
             choice.config.channels,
             choice.format,
             choice.config.buffer_size,
@@ -113,6 +123,7 @@ impl Player {
             },
             opts.backoff_ms,
             opts.max_latency_ms,
+            if opts.level_control { "on" } else { "off" },
         );
         Ok(Some(Self {
             _stream: stream,

@@ -33,9 +33,14 @@ pub struct Stats {
     pub latency_drops: AtomicU64,
     /// Frames dropped to honour `--max-latency-ms`.
     pub latency_dropped_frames: AtomicU64,
+    /// Frames skipped by the level control (drift: the ring too full).
+    pub level_drops: AtomicU64,
+    /// Frames repeated by the level control (drift: the ring too empty).
+    pub level_repeats: AtomicU64,
     /// Frames the network side could not push because the ring was full.
     pub overrun_frames: AtomicU64,
-    /// Frames played from the ring.
+    /// Frames taken from the ring and played (a frame the level control
+    /// repeated counts once, one it skipped not at all).
     pub played_frames: AtomicU64,
     /// Frames of silence played (backoff and underruns).
     pub silence_frames: AtomicU64,
@@ -96,6 +101,8 @@ impl Stats {
             resumes: g(&self.resumes),
             latency_drops: g(&self.latency_drops),
             latency_dropped_frames: g(&self.latency_dropped_frames),
+            level_drops: g(&self.level_drops),
+            level_repeats: g(&self.level_repeats),
             overrun_frames: g(&self.overrun_frames),
             played_frames: g(&self.played_frames),
             silence_frames: g(&self.silence_frames),
@@ -124,6 +131,8 @@ pub struct Snapshot {
     pub resumes: u64,
     pub latency_drops: u64,
     pub latency_dropped_frames: u64,
+    pub level_drops: u64,
+    pub level_repeats: u64,
     pub overrun_frames: u64,
     pub played_frames: u64,
     pub silence_frames: u64,
@@ -152,7 +161,8 @@ impl fmt::Display for Summary {
         write!(
             f,
             "received {:.2} s ({} frames), recorded {} frames, underruns {}, \
-             backoffs {}, latency drops {} ({} frames), overruns {} frames, \
+             backoffs {}, latency drops {} ({} frames), \
+             level control {} frames dropped / {} repeated, overruns {} frames, \
              dropped: {} from other senders, {} malformed datagrams, {} frames the writer could not keep up with",
             secs,
             s.received_frames,
@@ -161,6 +171,8 @@ impl fmt::Display for Summary {
             s.resumes,
             s.latency_drops,
             s.latency_dropped_frames,
+            s.level_drops,
+            s.level_repeats,
             s.overrun_frames,
             s.foreign_datagrams,
             s.bad_datagrams,
@@ -178,6 +190,7 @@ mod tests {
         let stats = Stats::default();
         Stats::add(&stats.received_frames, 88_200);
         Stats::add(&stats.foreign_datagrams, 3);
+        Stats::add(&stats.level_repeats, 5);
         stats.add_backoff(
             &BackoffCounters::default(),
             &BackoffCounters {
@@ -195,6 +208,10 @@ mod tests {
         assert!(line.starts_with("received 2.00 s (88200 frames)"), "{line}");
         assert!(line.contains("underruns 2"), "{line}");
         assert!(line.contains("3 from other senders"), "{line}");
+        assert!(
+            line.contains("level control 0 frames dropped / 5 repeated"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
     }
 }
