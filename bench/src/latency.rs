@@ -43,6 +43,18 @@ pub struct LatencyReport {
     pub loadavg: Vec<String>,
 }
 
+/// serde_json writes a NaN (a profile that matched no click) as `null`;
+/// read it back as NaN instead of failing the whole file.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nan_if_null`] for every element of a list.
+fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let values = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
 /// One profile's result over all its runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileResult {
@@ -70,14 +82,19 @@ pub struct ProfileResult {
     /// click's playback, over all runs.
     pub underruns: u64,
     /// Median of every matched click, pooled over the runs (ms).
+    #[serde(deserialize_with = "nan_if_null")]
     pub median_ms: f64,
     /// 99th percentile (nearest rank), pooled (ms).
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_ms: f64,
     /// Largest latency, pooled (ms).
+    #[serde(deserialize_with = "nan_if_null")]
     pub max_ms: f64,
     /// Each run's median (ms).
+    #[serde(deserialize_with = "nans_if_null")]
     pub run_medians_ms: Vec<f64>,
     /// Each run's p99 (ms).
+    #[serde(deserialize_with = "nans_if_null")]
     pub run_p99s_ms: Vec<f64>,
     /// Every matched click's latency, runs concatenated (ms).
     pub latencies_ms: Vec<f64>,
@@ -106,7 +123,7 @@ pub struct ProfileResult {
     #[serde(default)]
     pub device_delay_median_ms: Option<f64>,
     /// median − budget (ms).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nan_if_null")]
     pub median_minus_budget_ms: f64,
     /// Recorder latency drops over whole runs (warm-up included), from its
     /// summary line: a stalled device made the ring exceed the bound.
@@ -596,5 +613,26 @@ mod tests {
         let back: LatencyReport = serde_json::from_str(&json).unwrap();
         assert_eq!(back.profiles[0], p);
         assert!(markdown_table(&[p]).contains("| default | 2 | 6 / 4 / 2 | 83.00 |"));
+    }
+
+    #[test]
+    fn a_profile_without_clicks_round_trips_through_json() {
+        let report = LatencyReport {
+            profiles: vec![ProfileResult {
+                name: "low-latency".into(),
+                median_ms: f64::NAN,
+                p99_ms: f64::NAN,
+                max_ms: f64::NAN,
+                run_medians_ms: vec![f64::NAN, 19.0],
+                ..ProfileResult::default()
+            }],
+            ..LatencyReport::default()
+        };
+        let text = serde_json::to_string(&report).unwrap();
+        let back: LatencyReport = serde_json::from_str(&text).unwrap();
+        let p = &back.profiles[0];
+        assert!(p.median_ms.is_nan() && p.p99_ms.is_nan() && p.max_ms.is_nan());
+        assert!(p.run_medians_ms[0].is_nan());
+        assert_eq!(p.run_medians_ms[1], 19.0);
     }
 }

@@ -232,7 +232,7 @@ mod tests {
         assert!(!md.contains("latency.png"));
         assert!(md.contains("Not measured (no `mixer.json`)."));
         assert!(
-            md.contains("| default | 0 | 0 / 100 / 0 | 80.00 | 90.00 |"),
+            md.contains("| default | 0 | 0 / 100 / 0 | 83.00 | 90.00 |"),
             "{md}"
         );
         assert!(md.contains("`audiopacing --runs 3`"));
