@@ -93,6 +93,12 @@ step_latency() {
     say "SKIPPED latency: $bin/audiolatency does not exist (bench/src/bin/audiolatency.rs not built yet)"
     return 1
   fi
+  # The recorder plays through the sound card; on a machine without one
+  # (or without a sound server) use the same private PulseAudio null sink
+  # as the tests.
+  if [ -z "${PULSE_SERVER:-}" ]; then
+    eval "$(scripts/headless-audio.sh)"
+  fi
   local args=()
   if $quick; then args=(--runs 1 --seconds 10); fi
   "$bin/audiolatency" "${args[@]}" --json "$out/latency.json" | tee "$out/latency.md"
