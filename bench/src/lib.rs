@@ -5,12 +5,12 @@
 
 pub mod bare;
 pub mod capacity;
+pub mod latency;
 pub mod load;
 pub mod machine;
-pub mod metrics;
-pub mod procfs;
-pub mod latency;
 pub mod memory;
+pub mod metrics;
 pub mod pacing;
+pub mod procfs;
 pub mod report;
 pub mod stats;
