@@ -5,27 +5,28 @@
 //! datagram's arrival with the ideal schedule (`bench::pacing`). CPU and
 //! peak RSS of the streamer come from `wait4(2)` (all threads, exact).
 //!
-//! Arrival times are the kernel's receive timestamps (`SO_TIMESTAMPNS`): on
-//! loopback the packet is timestamped inside the streamer's `send` call, so
-//! the receiving thread's own wake-up latency (a few ms on a busy machine)
-//! does not count as the streamer's jitter. They are CLOCK_REALTIME, so
-//! each is moved onto CLOCK_MONOTONIC with the offset between the two
-//! clocks taken at the start; NTP slewing changes both clocks alike, and a
-//! step of the wall clock shows up as `clock_step_ms` in the results.
+//! Arrival times are the kernel's receive timestamps (`SO_TIMESTAMPNS`,
+//! through audionode's own batch receiver): on loopback the packet is
+//! timestamped inside the streamer's `send` call, so the receiving thread's
+//! wake-up latency (a few ms on a busy machine) does not count as the
+//! streamer's jitter. Each datagram's arrival is its read time on the
+//! monotonic clock minus its age (the wall clock at the read minus the
+//! kernel's stamp), so NTP slewing over a long run cancels out; a step of
+//! the wall clock during the run shows up as `clock_step_ms`.
 
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 
+use audionode::batch_recv::{enable_arrival_timestamps, BatchReceiver};
 use bench::machine::{self, MachineInfo};
 use bench::pacing::{self, Arrival, PacingMedians, PacingReport, PacingRun};
 use bench::stats;
@@ -173,94 +174,49 @@ fn write_test_wav(path: &Path, seconds: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i64 {
-    // SAFETY: timespec is plain data filled by clock_gettime.
-    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer; both clocks always exist on Linux.
-    unsafe { libc::clock_gettime(clock, &mut t) };
-    t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64
+/// CLOCK_REALTIME − `t0`'s clock, in ns: constant unless the wall clock
+/// is stepped.
+fn realtime_offset_ns(t0: Instant) -> i64 {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i64;
+    wall - t0.elapsed().as_nanos() as i64
 }
 
-/// CLOCK_REALTIME − CLOCK_MONOTONIC, in ns.
-fn realtime_offset_ns() -> i64 {
-    let m0 = clock_ns(libc::CLOCK_MONOTONIC);
-    let r = clock_ns(libc::CLOCK_REALTIME);
-    let m1 = clock_ns(libc::CLOCK_MONOTONIC);
-    r - (m0 + (m1 - m0) / 2)
-}
-
-/// One datagram as received: header fields, kernel timestamp (realtime ns)
-/// and the monotonic time right after `recvmsg` returned.
+/// One datagram as received: header fields, how long it had waited in the
+/// socket (from the kernel's timestamp) and when it was read (since `t0`).
 struct Received {
     seq: u32,
     samples: u32,
-    kernel_ns: Option<i64>,
-    after_ns: i64,
-}
-
-/// `recvmsg` with the `SCM_TIMESTAMPNS` control message.
-fn recv_timestamped(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Option<i64>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 16];
-    // SAFETY: msghdr is plain data; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: a valid socket and msghdr.
-    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut ts = None;
-    // SAFETY: the CMSG macros walk the control buffer the kernel filled.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let t: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                ts = Some(t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, ts))
+    age: Option<Duration>,
+    read_at: Duration,
 }
 
 /// Receives on `socket` until `stop` is set and the socket has been quiet
 /// for one read timeout.
-fn receive(socket: UdpSocket, stop: Arc<AtomicBool>) -> std::io::Result<Vec<Received>> {
+fn receive(
+    socket: UdpSocket,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<Vec<Received>> {
     let mut out = Vec::with_capacity(1 << 16);
-    let mut buf = vec![0u8; 65_536];
+    let mut rx = BatchReceiver::new(16, 65_536);
     loop {
-        match recv_timestamped(&socket, &mut buf) {
-            Ok((n, kernel_ns)) => {
-                let after_ns = clock_ns(libc::CLOCK_MONOTONIC);
-                if let Ok(d) = MonoDatagram::decode(&buf[..n]) {
-                    out.push(Received {
-                        seq: d.seq,
-                        samples: d.sample_count() as u32,
-                        kernel_ns,
-                        after_ns,
-                    });
-                }
+        let n = rx.recv(&socket, Some(Duration::from_millis(200)))?;
+        let read_at = t0.elapsed();
+        if n == 0 && stop.load(Ordering::SeqCst) {
+            return Ok(out);
+        }
+        for i in 0..n {
+            if let Ok(d) = MonoDatagram::decode(rx.get(i).1) {
+                out.push(Received {
+                    seq: d.seq,
+                    samples: d.sample_count() as u32,
+                    age: rx.age(i),
+                    read_at,
+                });
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::SeqCst) {
-                    return Ok(out);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
     }
 }
@@ -268,29 +224,16 @@ fn receive(socket: UdpSocket, stop: Arc<AtomicBool>) -> std::io::Result<Vec<Rece
 /// One streamer run against its own socket.
 fn measure(run: usize, streamer: &Path, wav: &Path, chunk_ms: f64) -> anyhow::Result<PacingRun> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid fd and a c_int option value.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        bail!("SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
-    }
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    enable_arrival_timestamps(&socket).context("SO_TIMESTAMPNS")?;
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let dest = socket.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
     let receiver = {
         let stop = Arc::clone(&stop);
-        thread::spawn(move || receive(socket, stop))
+        thread::spawn(move || receive(socket, t0, stop))
     };
-    let offset0 = realtime_offset_ns();
+    let offset0 = realtime_offset_ns(t0);
     let started = Instant::now();
     let mut child = Command::new(streamer)
         .arg(wav)
@@ -319,7 +262,7 @@ fn measure(run: usize, streamer: &Path, wav: &Path, chunk_ms: f64) -> anyhow::Re
     };
     let usage = machine::wait_with_usage(child)?;
     let wall = started.elapsed().as_secs_f64();
-    let offset1 = realtime_offset_ns();
+    let offset1 = realtime_offset_ns(t0);
     stop.store(true, Ordering::SeqCst);
     let _ = log_thread.join();
     let received = receiver
@@ -328,7 +271,7 @@ fn measure(run: usize, streamer: &Path, wav: &Path, chunk_ms: f64) -> anyhow::Re
     if !usage.success() {
         bail!("run {run}: audiostreamer failed ({})", usage.describe());
     }
-    let kernel_stamped = received.iter().filter(|r| r.kernel_ns.is_some()).count();
+    let kernel_stamped = received.iter().filter(|r| r.age.is_some()).count();
     if kernel_stamped != received.len() {
         bail!(
             "run {run}: {} of {} datagrams came without a kernel timestamp",
@@ -341,13 +284,16 @@ fn measure(run: usize, streamer: &Path, wav: &Path, chunk_ms: f64) -> anyhow::Re
         .map(|r| Arrival {
             seq: r.seq,
             samples: r.samples,
-            t_ns: r.kernel_ns.unwrap_or(0) - offset0,
+            t_ns: r
+                .read_at
+                .saturating_sub(r.age.unwrap_or_default())
+                .as_nanos() as i64,
         })
         .collect();
     let wakeups: Vec<f64> = received
         .iter()
         .zip(&arrivals)
-        .map(|(r, a)| (r.after_ns - a.t_ns) as f64 / 1e6)
+        .map(|(r, a)| (r.read_at.as_nanos() as i64 - a.t_ns) as f64 / 1e6)
         .collect();
     let wakeups = stats::sorted_finite(&wakeups);
     let stats = pacing::analyse(&arrivals, RATE)
