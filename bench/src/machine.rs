@@ -169,6 +169,18 @@ pub fn signal(child: &Child, signal: libc::c_int) {
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
 }
 
+/// The release binary `name` next to the running one (the bench tools
+/// drive the real programs built beside them).
+pub fn sibling_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found (build it: cargo build --release -p audionode -p audiostreamer -p audiorecorder -p bench)",
+        path.display()
+    );
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

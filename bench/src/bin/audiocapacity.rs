@@ -70,25 +70,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let path = me.with_file_name(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} not found (build it: cargo build --release -p audionode -p bench)",
-        path.display()
-    );
-    Ok(path)
-}
-
 fn run(args: Args) -> anyhow::Result<()> {
     let node = match &args.node {
         Some(p) => p.clone(),
-        None => sibling("audionode")?,
+        None => machine::sibling_binary("audionode")?,
     };
     let load = match &args.load {
         Some(p) => p.clone(),
-        None => sibling("audioload")?,
+        None => machine::sibling_binary("audioload")?,
     };
     let machine = MachineInfo::now();
     let dir = std::env::temp_dir().join(format!("audiocapacity-{}", std::process::id()));

@@ -62,16 +62,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} not found (build it: cargo build --release -p audiostreamer -p audiorecorder -p bench)",
-        path.display()
-    );
-    Ok(path)
-}
-
 fn run(args: Args) -> anyhow::Result<()> {
     if !(args.minutes > 0.0 && args.minutes <= 360.0) {
         bail!("--minutes must be between 0 and 360, not {}", args.minutes);
@@ -84,11 +74,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let streamer = match &args.streamer {
         Some(p) => p.clone(),
-        None => sibling("audiostreamer")?,
+        None => machine::sibling_binary("audiostreamer")?,
     };
     let recorder = match &args.recorder {
         Some(p) => p.clone(),
-        None => sibling("audiorecorder")?,
+        None => machine::sibling_binary("audiorecorder")?,
     };
     let machine = MachineInfo::now();
     let dir = std::env::temp_dir().join(format!("audiomemory-{}", std::process::id()));

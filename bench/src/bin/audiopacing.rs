@@ -82,7 +82,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let streamer = match &args.streamer {
         Some(p) => p.clone(),
-        None => sibling("audiostreamer")?,
+        None => machine::sibling_binary("audiostreamer")?,
     };
     let machine = MachineInfo::now();
     let dir = std::env::temp_dir().join(format!("audiopacing-{}", std::process::id()));
@@ -143,16 +143,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} not found (build it: cargo build --release -p audiostreamer -p audiorecorder -p bench)",
-        path.display()
-    );
-    Ok(path)
 }
 
 /// A 440 Hz sine at −12 dBFS, 44.1 kHz mono 16-bit.
