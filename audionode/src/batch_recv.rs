@@ -142,9 +142,9 @@ fn portable_recv(
 
 #[cfg(target_os = "linux")]
 mod linux {
-    //! `recvmmsg(2)`: take what is queued (`MSG_DONTWAIT`); if nothing is,
-    //! block (up to SO_RCVTIMEO) for the first datagram and take the rest
-    //! without blocking (`MSG_WAITFORONE`).
+    //! `recvmmsg(2)` with `MSG_WAITFORONE`: block (up to SO_RCVTIMEO) for
+    //! the first datagram, then take the rest without blocking; with no
+    //! wait, `MSG_DONTWAIT`.
 
     use super::BatchReceiver;
     use std::io;
@@ -199,19 +199,18 @@ mod linux {
         socket: &UdpSocket,
         wait: Option<Duration>,
     ) -> io::Result<usize> {
-        // Take what is queued without waiting first: under load there
-        // always is something, and then the timeout below (one more system
-        // call per batch) is not needed at all.
-        match recv_flags(rx, socket, libc::MSG_DONTWAIT) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            other => return other,
-        }
-        let Some(timeout) = wait else {
-            return Ok(0);
+        // Under load the run loop asks for no wait at all (its wake-up plan
+        // drains at intervals), so the timeout below is only set when the
+        // loop really means to block.
+        let flags = match wait {
+            Some(timeout) => {
+                // SO_RCVTIMEO of zero would mean "forever".
+                socket.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
+                libc::MSG_WAITFORONE
+            }
+            None => libc::MSG_DONTWAIT,
         };
-        // SO_RCVTIMEO of zero would mean "forever".
-        socket.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
-        recv_flags(rx, socket, libc::MSG_WAITFORONE)
+        recv_flags(rx, socket, flags)
     }
 
     fn recv_flags(
