@@ -200,17 +200,42 @@ mod linux {
         wait: Option<Duration>,
     ) -> io::Result<usize> {
         // Under load the run loop asks for no wait at all (its wake-up plan
-        // drains at intervals), so the timeout below is only set when the
-        // loop really means to block.
-        let flags = match wait {
-            Some(timeout) => {
-                // SO_RCVTIMEO of zero would mean "forever".
-                socket.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
-                libc::MSG_WAITFORONE
+        // drains at intervals). A timed wait is a ppoll, not SO_RCVTIMEO:
+        // the kernel keeps a socket timeout in jiffies, so a 40 µs timeout
+        // became a whole tick (4 ms at HZ=250) and the node sent its blocks
+        // when the next datagram happened to wake it, not at their
+        // deadlines. ppoll sleeps on a high-resolution timer.
+        if let Some(timeout) = wait {
+            if !wait_readable(socket, timeout)? {
+                return Ok(0);
             }
-            None => libc::MSG_DONTWAIT,
+        }
+        recv_flags(rx, socket, libc::MSG_DONTWAIT)
+    }
+
+    /// Waits up to `timeout` for `socket` to become readable; `false` when
+    /// the time ran out (or a signal interrupted the wait).
+    fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<bool> {
+        let mut fds = [libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
         };
-        recv_flags(rx, socket, flags)
+        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+        let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &ts, std::ptr::null()) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(ready > 0)
     }
 
     fn recv_flags(
