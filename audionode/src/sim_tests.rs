@@ -151,7 +151,11 @@ fn single_source_is_bit_exact_at_start_frame() {
     send_script(&mut sim, addr(1), &samples, 0, &order);
     sim.advance_to(Duration::from_secs(3));
     let start = sim.start_frames()[0] as usize;
-    assert_eq!(start, 882, "20 ms target at 44.1 kHz from an idle node");
+    assert_eq!(
+        start,
+        882 + BLOCK,
+        "20 ms target plus one block at 44.1 kHz from an idle node"
+    );
     let left = sim.left();
     let right: Vec<i16> = sim.out.iter().skip(1).step_by(2).copied().collect();
     assert_same(&left, &expect_mono_at(left.len(), start, &samples));
@@ -185,7 +189,7 @@ fn reorder_goes_back_in_place_and_duplicates_are_dropped() {
     assert_eq!(
         texts[..7],
         [
-            "New stream seq=0 start_frame=1764 samples_per_packet=441",
+            "New stream seq=0 start_frame=1984 samples_per_packet=441",
             "Missing packets count=1 seq=2..=2",
             "Out of order packet seq=2 highest=3",
             "Repeated packet seq=7",
@@ -234,7 +238,7 @@ fn late_packet_is_counted_and_not_mixed() {
         );
         if k == 12 {
             // Packet 6 arrives 60 ms after it was sent: its playout time
-            // (sent + 20 ms target) has passed.
+            // (sent + 20 ms target + one 4.99 ms block) has passed.
             sim.deliver(
                 chunk_time(12),
                 from,
@@ -258,8 +262,8 @@ fn late_packet_is_counted_and_not_mixed() {
         .collect();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].0, 6);
-    // Sent at 60 ms, played at 80 ms, arrived at 120 ms: 40 ms late.
-    assert!((late[0].1 - 40.0).abs() < 0.1, "late by {} ms", late[0].1);
+    // Sent at 60 ms, played at 84.99 ms, arrived at 120 ms: 35.01 ms late.
+    assert!((late[0].1 - 35.01).abs() < 0.1, "late by {} ms", late[0].1);
     assert!(sim.event_texts().last().unwrap().contains("late=1 "));
 }
 
@@ -706,8 +710,10 @@ fn streams_arriving_together_start_together() {
     for (port, ms) in [(1, 0), (2, 1), (3, 3)] {
         sim.deliver(Duration::from_millis(ms), addr(port), &packet(0, &chunk));
     }
-    // Each plays the 20 ms target (882 frames) after its own arrival.
-    assert_eq!(sim.start_frames(), vec![882, 882 + 45, 882 + 133]);
+    // Each plays the 20 ms target plus one block (882 + 220 frames) after
+    // its own arrival.
+    let delay = 882 + BLOCK as u64;
+    assert_eq!(sim.start_frames(), vec![delay, delay + 45, delay + 133]);
 }
 
 #[test]
@@ -751,8 +757,8 @@ fn a_restart_placed_after_the_old_tail_is_not_drift_corrected() {
 }
 
 /// A node that reads a stream's first packet promptly starts it exactly a
-/// target after the arrival; one that reads it long after (a backlog) keeps
-/// the full target of margin from the read instead (less 2 ms).
+/// target and a block after the arrival; one that reads it long after (a
+/// backlog) keeps the full margin from the read instead (less 2 ms).
 #[test]
 fn a_backlogged_first_packet_starts_from_its_read_time() {
     let ms = |v: u64| Duration::from_millis(v);
@@ -771,7 +777,8 @@ fn a_backlogged_first_packet_starts_from_its_read_time() {
     sim.engine
         .on_datagram_read(ms(100), ms(130), addr(3), &packet(0, &a), &mut sim.events);
     let starts = sim.start_frames();
-    assert_eq!(starts[0], frames(ms(20)));
-    assert_eq!(starts[1], frames(ms(120)));
-    assert_eq!(starts[2], frames(ms(148)));
+    let block = BLOCK as u64;
+    assert_eq!(starts[0], frames(ms(20)) + block);
+    assert_eq!(starts[1], frames(ms(120)) + block);
+    assert_eq!(starts[2], frames(ms(148)) + block);
 }

@@ -27,7 +27,12 @@ fn one_source_at_default_gains_is_bit_exact_on_both_channels() {
     let frames = collector.finish();
 
     let start = start_frame(&log, addr);
-    assert_eq!(start, 4410, "100 ms target from an idle node");
+    // The 100 ms target plus one 220-frame block (see first_playout_frame).
+    assert_eq!(
+        start,
+        4410 + 220,
+        "100 ms target and a block from an idle node"
+    );
     assert!(frames.len() >= start + samples.len());
     for (i, &(l, r)) in frames.iter().enumerate() {
         let want = i
@@ -133,7 +138,7 @@ fn scripted_reorder_duplicate_and_loss_give_exact_log_lines_and_counters() {
         .chain(std::iter::once(events.last().unwrap().clone()))
         .collect::<Vec<_>>()[..]
     );
-    assert!(events[0].starts_with("New stream seq=7 start_frame=4410 samples_per_packet=441"));
+    assert!(events[0].starts_with("New stream seq=7 start_frame=4630 samples_per_packet=441"));
     let dropped = events.last().unwrap();
     assert!(
         dropped.starts_with("Dropped stream reason=timeout received=37 lost=4 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0"),
