@@ -5,7 +5,8 @@
 //! Modules, one concept each:
 //! - [`cli`]: flags and the checked [`Config`].
 //! - [`backoff`]: the sans-IO backoff/latency state machine.
-//! - [`level_control`]: drift compensation holding the ring at the backoff.
+//! - [`level_control`]: drift compensation holding the ring at the backoff;
+//!   [`arrival`]: the latest push into the ring, which it measures against.
 //! - [`output`]: the real-time callback body pulling from the ring.
 //! - [`device`], [`player`], [`resample`]: the cpal device, the ring's
 //!   producer side, rate conversion.
@@ -18,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arrival;
 pub mod backoff;
 pub mod cli;
 pub mod device;

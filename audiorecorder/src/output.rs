@@ -14,6 +14,7 @@ use std::time::Instant;
 use cpal::{FromSample, Sample};
 use rtrb::Consumer;
 
+use crate::arrival::LastArrival;
 use crate::backoff::{Backoff, BackoffCounters};
 use crate::level_control::{Correction, LevelControl, LevelCounters};
 use crate::probe::PlayTap;
@@ -39,6 +40,10 @@ pub struct OutputStage {
     level: Option<LevelControl>,
     /// Level-control counters already added to the shared stats.
     published_level: LevelCounters,
+    /// The network side's latest push, for the level control's measure.
+    arrival: Option<Arc<LastArrival>>,
+    /// Frames per second of the ring (the device rate).
+    rate: u32,
 }
 
 impl OutputStage {
@@ -61,7 +66,18 @@ impl OutputStage {
             probe: None,
             level: None,
             published_level: LevelCounters::default(),
+            arrival: None,
+            rate: 0,
         }
+    }
+
+    /// Lets the level control see where the callback falls between two
+    /// network pushes (`arrival` is stamped by the producer side) at `rate`
+    /// ring frames per second. Without it every block counts as delivered.
+    pub fn with_arrival(mut self, arrival: Arc<LastArrival>, rate: u32) -> Self {
+        self.arrival = Some(arrival);
+        self.rate = rate;
+        self
     }
 
     /// Holds the ring's level with one-frame drops and repeats.
@@ -100,7 +116,23 @@ impl OutputStage {
         let plan = self.backoff.plan(available, requested);
         let restarted = self.backoff.counters().resumes > resumes;
         let correction = match &mut self.level {
-            Some(level) => level.on_plan(available, requested, &plan, restarted),
+            Some(level) => {
+                // The part of the latest block a continuous stream would
+                // not have delivered yet (see level_control).
+                let pending = match &self.arrival {
+                    Some(a) => a
+                        .since(Instant::now())
+                        .map_or(0, |a| a.pending_frames(self.rate)),
+                    None => 0,
+                };
+                let correction = level.on_plan(available, pending, requested, &plan, restarted);
+                if let Some(tap) = &mut self.probe {
+                    if level.is_steady(&plan, requested, restarted) {
+                        tap.level(available, pending, correction);
+                    }
+                }
+                correction
+            }
             None => Correction::None,
         };
 
@@ -330,6 +362,31 @@ mod tests {
 
     fn lefts(out: &[f32]) -> Vec<f32> {
         out.chunks_exact(2).map(|f| f[0] * 32.0).collect()
+    }
+
+    #[test]
+    fn level_control_does_not_count_a_block_that_is_not_due_yet() {
+        // Target 14. After the start 18 frames are buffered: too full by
+        // themselves. But the last 8 arrived in one push just now (at 1
+        // frame/s none of it is due within the test): the level is 10, too
+        // empty, so a frame repeats. Without the stamp the same ring drops.
+        for (stamped, want) in [(true, (0, 1)), (false, (1, 0))] {
+            let (mut p, stage, stats) = make_stage(4, 64, 2);
+            let arrival = Arc::new(LastArrival::new());
+            let mut stage = stage
+                .with_level_control(Some(LevelControl::with_params(14, 1, 1, 0)))
+                .with_arrival(Arc::clone(&arrival), 1);
+            let frames: Vec<(f32, f32)> = (0..20).map(|i| (i as f32 / 32.0, 0.0)).collect();
+            push_frames(&mut p, &frames);
+            let mut out = [0.0f32; 4];
+            stage.fill(&mut out); // the start: never corrected; 18 left
+            if stamped {
+                arrival.record(8, Instant::now());
+            }
+            stage.fill(&mut out);
+            let s = stats.snapshot();
+            assert_eq!((s.level_drops, s.level_repeats), want, "stamped {stamped}");
+        }
     }
 
     #[test]

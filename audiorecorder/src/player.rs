@@ -10,11 +10,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, Stream, StreamConfig};
 use rtrb::Producer;
 
+use crate::arrival::LastArrival;
 use crate::backoff::Backoff;
 use crate::device::{self, DeviceChoice};
 use crate::level_control::LevelControl;
@@ -57,6 +59,8 @@ pub struct Player {
     device_rate: u32,
     scratch: Vec<f32>,
     stats: Arc<Stats>,
+    /// Stamped after every push, for the callback's level measure.
+    arrival: Arc<LastArrival>,
     label: String,
 }
 
@@ -91,12 +95,14 @@ impl Player {
         let backoff_frames_held = backoff.backoff_frames();
         let ring_frames = 2 * backoff.max_latency_frames() + device_rate as usize / 2;
         let (producer, consumer) = rtrb::RingBuffer::new(ring_frames * RING_CHANNELS);
+        let arrival = Arc::new(LastArrival::new());
         let stage = OutputStage::new(
             consumer,
             backoff,
             Arc::clone(&stats),
             usize::from(choice.config.channels),
         )
+        .with_arrival(Arc::clone(&arrival), device_rate)
         .with_probe(opts.probe.as_ref().map(|p| p.play_tap(device_rate)))
         .with_level_control(
             opts.level_control
@@ -132,6 +138,7 @@ impl Player {
             device_rate,
             scratch: Vec::new(),
             stats,
+            arrival,
             label,
         }))
     }
@@ -183,22 +190,25 @@ impl Player {
             resampler,
             scratch,
             stats,
+            arrival,
             ..
         } = self;
         match resampler {
-            Some(r) => r.process(scratch, |out| push_ring(producer, out, stats)),
-            None => push_ring(producer, scratch, stats),
+            Some(r) => r.process(scratch, |out| push_ring(producer, out, stats, arrival)),
+            None => push_ring(producer, scratch, stats, arrival),
         }
     }
 }
 
-/// Writes as many whole stereo frames as fit; counts the rest as overrun.
-fn push_ring(producer: &mut Producer<f32>, samples: &[f32], stats: &Stats) {
+/// Writes as many whole stereo frames as fit and stamps the push; counts
+/// the rest as overrun.
+fn push_ring(producer: &mut Producer<f32>, samples: &[f32], stats: &Stats, arrival: &LastArrival) {
     let frames = samples.len() / RING_CHANNELS;
     let fit = (producer.slots() / RING_CHANNELS).min(frames);
     if fit > 0 {
         if let Ok(chunk) = producer.write_chunk_uninit(fit * RING_CHANNELS) {
             chunk.fill_from_iter(samples[..fit * RING_CHANNELS].iter().copied());
+            arrival.record(fit, Instant::now());
         }
     }
     if fit < frames {

@@ -24,8 +24,12 @@ use proto::probe::{
 };
 use rtrb::{Consumer, Producer, RingBuffer};
 
-/// Events one callback ring holds: minutes of clicks at 4 per second.
-const RING_EVENTS: usize = 4096;
+use crate::level_control::Correction;
+
+/// Events one callback ring holds: a `level` event per callback (up to
+/// 1000 a second at 1 ms periods) plus clicks, for far longer than the
+/// writer's poll interval.
+const RING_EVENTS: usize = 8192;
 /// How often the writer thread drains the rings.
 const POLL: Duration = Duration::from_millis(20);
 /// How often the file is flushed.
@@ -70,7 +74,9 @@ impl ProbeWriter {
             out,
             "# audiorecorder latency probe: KIND MONO_NS CLICK OFFSET RATE EXTRA \
              (arrive: datagram received, OFFSET in it; play: callback start, OFFSET in the \
-             device buffer, EXTRA = cpal playback - callback ns; underrun: CLICK = count)"
+             device buffer, EXTRA = cpal playback - callback ns; underrun: CLICK = count; \
+             level: CLICK = frames in the ring, OFFSET = frames of the latest block not yet due, EXTRA = correction \
+             0 none 1 drop 2 repeat)"
         )?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
@@ -191,6 +197,25 @@ impl PlayTap {
             offset: 0,
             rate: self.rate,
             extra: None,
+        });
+    }
+
+    /// A steady callback found `available` frames in the ring, `pending` of
+    /// them not yet due (see `level_control`), and applied `correction`.
+    #[inline]
+    pub fn level(&mut self, available: usize, pending: usize, correction: Correction) {
+        let code = match correction {
+            Correction::None => 0,
+            Correction::Drop => 1,
+            Correction::Repeat => 2,
+        };
+        self.push(ProbeEvent {
+            kind: ProbeKind::Level,
+            mono_ns: self.now,
+            click: available.min(u32::MAX as usize) as u32,
+            offset: pending.min(u32::MAX as usize) as u32,
+            rate: self.rate,
+            extra: Some(code),
         });
     }
 

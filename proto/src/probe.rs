@@ -101,6 +101,13 @@ pub enum ProbeKind {
     /// underruns so far, `offset` 0): lets a bench count underruns within
     /// its own window.
     Underrun,
+    /// A recorder callback in steady playback: `click` holds the frames the
+    /// ring held when it started, `offset` how many of them belong to the
+    /// latest network block and are not yet due (the recorder's level
+    /// control measures `click − offset`),
+    /// `extra` the level control's correction (0 none, 1 one frame dropped,
+    /// 2 one frame repeated). Lets a bench see drift compensation at work.
+    Level,
 }
 
 impl ProbeKind {
@@ -110,6 +117,7 @@ impl ProbeKind {
             Self::Arrive => "arrive",
             Self::Play => "play",
             Self::Underrun => "underrun",
+            Self::Level => "level",
         }
     }
 }
@@ -118,7 +126,7 @@ impl ProbeKind {
 ///
 /// Line format (space-separated, `#` starts a comment line):
 /// `KIND MONO_NS CLICK OFFSET RATE EXTRA_NS`, where `KIND` is `send`,
-/// `arrive`, `play` or `underrun`; `MONO_NS` the CLOCK_MONOTONIC time in nanoseconds;
+/// `arrive`, `play`, `underrun` or `level` (see [`ProbeKind::Level`]); `MONO_NS` the CLOCK_MONOTONIC time in nanoseconds;
 /// `CLICK` the click id; `OFFSET` the onset's frame offset within the
 /// datagram (send, arrive) or the device buffer (play); `RATE` the sample
 /// rate `OFFSET` counts at; `EXTRA_NS` for `play` the device's own estimate
@@ -187,6 +195,7 @@ impl FromStr for ProbeEvent {
             "arrive" => ProbeKind::Arrive,
             "play" => ProbeKind::Play,
             "underrun" => ProbeKind::Underrun,
+            "level" => ProbeKind::Level,
             _ => return Err(bad()),
         };
         Ok(Self {
@@ -315,6 +324,14 @@ mod tests {
                 offset: 0,
                 rate: 48_000,
                 extra: None,
+            },
+            ProbeEvent {
+                kind: ProbeKind::Level,
+                mono_ns: 2,
+                click: 441,
+                offset: 220,
+                rate: 44_100,
+                extra: Some(2),
             },
         ];
         let text: String = events.iter().map(|e| format!("{e}\n")).collect();
