@@ -18,7 +18,8 @@ pub mod event_log;
 pub mod jitter_buffer;
 pub mod mixer;
 pub mod node;
-pub mod realtime;
+/// Real-time scheduling of the mixing thread (shared with the recorder).
+pub use proto::realtime;
 pub mod source;
 pub mod stats;
 pub mod tcp_source;

@@ -62,6 +62,14 @@ pub struct Args {
     #[arg(long)]
     pub no_level_control: bool,
 
+    /// Real-time (SCHED_FIFO) priority of the audio callback thread, 1-99,
+    /// or 0 for normal scheduling. Needs root, CAP_SYS_NICE or
+    /// RLIMIT_RTPRIO; when not permitted the recorder says so once and
+    /// plays at normal priority.
+    #[arg(long, value_name = "PRIORITY", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=99))]
+    pub rt_priority: u8,
+
     /// List audio output devices and exit.
     #[arg(long)]
     pub list_devices: bool,
@@ -197,6 +205,7 @@ impl Config {
             max_latency_ms,
             period_ms: args.period_ms,
             level_control: !args.no_level_control,
+            rt_priority: args.rt_priority,
             probe: None,
         });
         Ok(Self {
@@ -225,7 +234,11 @@ mod tests {
         let c = config(&["rec.wav", "4040", "--jitter-backoff", "50"]).unwrap();
         assert_eq!(c.wav.as_deref(), Some(std::path::Path::new("rec.wav")));
         assert!(matches!(c.input, Input::Udp { port: 4040, .. }));
-        assert_eq!(c.playback.unwrap().max_latency_ms, 200);
+        let playback = c.playback.unwrap();
+        assert_eq!(playback.max_latency_ms, 200);
+        assert_eq!(playback.rt_priority, 10);
+        let c = config(&["--no-record", "1", "--rt-priority", "0"]).unwrap();
+        assert_eq!(c.playback.unwrap().rt_priority, 0);
 
         let c = config(&["rec.wav", "1", "--jitter-backoff", "80"]).unwrap();
         assert_eq!(c.playback.unwrap().max_latency_ms, 320);
@@ -256,6 +269,7 @@ mod tests {
                 "50",
             ],
             &["rec.wav", "1", "--sample-rate", "0"],
+            &["rec.wav", "1", "--rt-priority", "100"],
         ] {
             assert!(config(bad).is_err(), "{bad:?}");
         }

@@ -44,6 +44,8 @@ pub struct OutputStage {
     arrival: Option<Arc<LastArrival>>,
     /// Frames per second of the ring (the device rate).
     rate: u32,
+    /// `--rt-priority` still to apply to the callback thread (first callback).
+    rt_priority: Option<u8>,
 }
 
 impl OutputStage {
@@ -68,7 +70,17 @@ impl OutputStage {
             published_level: LevelCounters::default(),
             arrival: None,
             rate: 0,
+            rt_priority: None,
         }
+    }
+
+    /// Puts the callback thread under SCHED_FIFO at `priority` (0: leave it)
+    /// in the first callback: cpal creates that thread, and only code on it
+    /// can change its own policy. The outcome goes to `stats.callback_rt`
+    /// for the network side to log.
+    pub fn with_rt_priority(mut self, priority: u8) -> Self {
+        self.rt_priority = (priority > 0).then_some(priority);
+        self
     }
 
     /// Lets the level control see where the callback falls between two
@@ -108,6 +120,15 @@ impl OutputStage {
     {
         if let Some(tap) = &mut self.probe {
             tap.begin(device_delay_ns);
+        }
+        if let Some(priority) = self.rt_priority.take() {
+            // One system call, once per stream.
+            let outcome = match proto::realtime::promote_current_thread(priority) {
+                Ok(()) => i64::from(priority),
+                // No OS error number (not Linux): report it as EPERM (1).
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(1)),
+            };
+            self.stats.callback_rt.store(outcome, Ordering::Relaxed);
         }
         let channels = self.device_channels;
         let requested = data.len() / channels;
@@ -362,6 +383,26 @@ mod tests {
 
     fn lefts(out: &[f32]) -> Vec<f32> {
         out.chunks_exact(2).map(|f| f[0] * 32.0).collect()
+    }
+
+    #[test]
+    fn the_first_callback_tries_real_time_priority_once_and_reports_it() {
+        // On a thread of its own, so the test harness keeps its policy.
+        std::thread::spawn(|| {
+            let (_p, stage, stats) = make_stage(4, 16, 2);
+            let mut stage = stage.with_rt_priority(5);
+            assert_eq!(stats.callback_rt.load(Ordering::Relaxed), 0);
+            let mut out = [0.0f32; 4];
+            stage.fill(&mut out);
+            let outcome = stats.callback_rt.load(Ordering::Relaxed);
+            // Permitted (root, CAP_SYS_NICE): priority 5; else EPERM (1).
+            assert!(outcome == 5 || outcome == -1, "{outcome}");
+            stats.callback_rt.store(0, Ordering::Relaxed);
+            stage.fill(&mut out);
+            assert_eq!(stats.callback_rt.load(Ordering::Relaxed), 0, "only once");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! never waits for the audio device, and recording never misses a datagram
 //! because of playback.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,8 @@ pub struct Pipeline {
     carry: Vec<i16>,
     stats: Arc<Stats>,
     reporter: Reporter,
+    /// Whether the callback's real-time outcome has been logged.
+    rt_reported: bool,
     /// `--latency-probe`: click onsets as they arrive.
     probe: Option<(ProbeHandle, ArriveTap)>,
 }
@@ -86,6 +89,7 @@ impl Pipeline {
             carry: Vec::new(),
             stats,
             reporter: Reporter::new(),
+            rt_reported: false,
             probe: None,
         }
     }
@@ -213,10 +217,31 @@ impl Pipeline {
     pub fn report(&mut self) {
         let now = Instant::now();
         self.poll_opening();
+        self.report_realtime();
         if let Some(line) = self.reporter.check(self.stats.snapshot(), now) {
             log::warn!("{line}");
         }
         self.check_stall(now);
+    }
+
+    /// Logs once how the audio callback thread is scheduled, when the first
+    /// callback has tried `--rt-priority`.
+    fn report_realtime(&mut self) {
+        let outcome = self.stats.callback_rt.load(Ordering::Relaxed);
+        if outcome == 0 || self.rt_reported {
+            return;
+        }
+        self.rt_reported = true;
+        if outcome > 0 {
+            log::info!("audio callback runs at SCHED_FIFO priority {outcome}");
+        } else {
+            log::info!(
+                "real-time priority for the audio callback not permitted ({}); playing at normal \
+                 priority (grant CAP_SYS_NICE or RLIMIT_RTPRIO, or pass --rt-priority 0 to \
+                 silence this)",
+                std::io::Error::from_raw_os_error((-outcome) as i32)
+            );
+        }
     }
 
     fn check_stall(&mut self, now: Instant) {

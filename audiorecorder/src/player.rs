@@ -46,6 +46,8 @@ pub struct PlaybackOptions {
     /// Drift compensation: hold the ring's level at the backoff (off with
     /// `--no-level-control`).
     pub level_control: bool,
+    /// `--rt-priority`: SCHED_FIFO priority of the callback thread (0: none).
+    pub rt_priority: u8,
     /// `--latency-probe`: where click onsets and underruns are reported.
     pub probe: Option<crate::probe::ProbeHandle>,
 }
@@ -103,6 +105,7 @@ impl Player {
             usize::from(choice.config.channels),
         )
         .with_arrival(Arc::clone(&arrival), device_rate)
+        .with_rt_priority(opts.rt_priority)
         .with_probe(opts.probe.as_ref().map(|p| p.play_tap(device_rate)))
         .with_level_control(
             opts.level_control

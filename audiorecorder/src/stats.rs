@@ -6,7 +6,7 @@
 //! touch nothing heavier.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::backoff::BackoffCounters;
 
@@ -58,6 +58,10 @@ pub struct Stats {
     pub output_reopens: AtomicU64,
     /// TCP connections established.
     pub connections: AtomicU64,
+    /// The audio callback thread's real-time promotion (`--rt-priority`):
+    /// 0 not asked (yet), > 0 the SCHED_FIFO priority it runs at, < 0 the
+    /// OS error number that refused it.
+    pub callback_rt: AtomicI64,
 }
 
 impl Stats {

@@ -109,10 +109,13 @@ pub struct ProfileResult {
     /// Underruns per run (within the click window).
     #[serde(default)]
     pub run_underruns: Vec<u64>,
-    /// Median of `arrive − send` (streamer → node → recorder's socket), pooled.
+    /// Median of `arrive − send`, the arrival counted at the click's own
+    /// sample (datagram received + its offset in it): streamer and node,
+    /// whose budget is chunk + jitter + block. Pooled.
     #[serde(default)]
     pub network_side_median_ms: Option<f64>,
-    /// Median of `play − arrive` (recorder ring and callback), pooled.
+    /// Median of `play − arrive` (recorder ring and callback, budget: the
+    /// backoff), pooled.
     #[serde(default)]
     pub recorder_side_median_ms: Option<f64>,
     /// Median latency to the callback's start, without the frame offset.
@@ -142,7 +145,12 @@ pub struct ClickLatency {
     pub id: u32,
     /// Send → handed to the device at its buffer position (the measure).
     pub total_ms: f64,
-    /// Send → the recorder received its datagram (`None` without an arrive event).
+    /// Send → the click's own sample reached the recorder: its datagram's
+    /// receive time plus its offset in the datagram, as if the node's block
+    /// arrived at the stream's rate (`None` without an arrive event). The
+    /// node sends a block at once, a block's worth of samples ahead of
+    /// their time; counting the offset splits the latency where the budget
+    /// does: streamer + node = chunk + jitter + block, recorder = backoff.
     pub network_ms: Option<f64>,
     /// Send → the start of the callback that handed it over.
     pub at_callback_ms: f64,
@@ -301,7 +309,7 @@ pub fn match_clicks(streamer: &[ProbeEvent], recorder: &[ProbeEvent]) -> RunResu
             total_ms: ns_to_ms(i128::from(p.sample_time_ns()) - send),
             network_ms: arrivals
                 .get(&s.click)
-                .map(|a| ns_to_ms(i128::from(a.mono_ns) - send)),
+                .map(|a| ns_to_ms(i128::from(a.sample_time_ns()) - send)),
             at_callback_ms: ns_to_ms(i128::from(p.mono_ns) - send),
             device_delay_ms: p.extra.map(|d| d as f64 / 1e6),
         });
@@ -438,7 +446,7 @@ fn opt(x: Option<f64>) -> String {
 /// p99 and underruns.
 pub fn markdown_table(profiles: &[ProfileResult]) -> String {
     let mut s = String::from(
-        "| profile | runs | clicks sent / matched / missing | median ms | p99 ms | max ms | underruns | budget ms | median − budget ms | per-run medians ms | per-run p99 ms | send→arrive ms | arrive→device ms | device delay (cpal) ms | latency drops / output errors (whole runs) |\n\
+        "| profile | runs | clicks sent / matched / missing | median ms | p99 ms | max ms | underruns | budget ms | median − budget ms | per-run medians ms | per-run p99 ms | streamer + node ms (sample at the recorder) | recorder ms (to the device) | device delay (cpal) ms | latency drops / output errors (whole runs) |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let list = |v: &[f64]| {

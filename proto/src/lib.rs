@@ -11,6 +11,8 @@
 //! - [`probe`]: not a wire format but a cross-program contract too: the
 //!   self-identifying click onsets and the probe-file lines of the latency
 //!   probe (`--latency-probe` in the streamer and the recorder).
+//! - [`realtime`]: not a wire format either: `SCHED_FIFO` for the node's
+//!   mixing thread and the recorder's audio callback (`--rt-priority`).
 //!
 //! Every decoder is total: any byte string yields a value or a typed error,
 //! never a panic, and no decoder allocates a length it has not verified.
@@ -19,6 +21,7 @@
 pub mod framing;
 pub mod message;
 pub mod probe;
+pub mod realtime;
 pub mod seq;
 pub mod tcp_client;
 pub mod tcp_server;

@@ -69,6 +69,10 @@ struct Args {
     /// Keep the click tracks, probe files and logs in this directory.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// One more argument for every recorder, e.g. `--recorder-arg=--rt-priority
+    /// --recorder-arg=0` (repeatable; for side-by-side comparisons).
+    #[arg(long, allow_hyphen_values = true)]
+    recorder_arg: Vec<String>,
     /// Directory of the audiostreamer/audionode/audiorecorder binaries
     /// (default: this program's own directory, e.g. target/release).
     #[arg(long)]
@@ -331,6 +335,7 @@ fn one_run(
         .args(["--no-record", "0", "--bind", "127.0.0.1"])
         .args(["--jitter-backoff", &s.backoff_ms.to_string()])
         .args(["--period-ms", &s.period_ms.to_string()])
+        .args(&args.recorder_arg)
         .arg("--latency-probe")
         .arg(&rec_probe);
     let mut recorder = Reaped(

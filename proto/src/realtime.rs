@@ -1,14 +1,17 @@
-//! Real-time scheduling for the mixing thread (`--rt-priority`).
+//! Real-time scheduling (`--rt-priority`) for the node's mixing thread and
+//! the recorder's audio callback thread.
 //!
-//! The mixing thread must render a block every 5 ms. At normal priority a
-//! busy machine (the node's own sources, compilers, other services) can keep
-//! it off the CPU for longer than that, and the block goes out late. Audio
-//! servers (JACK, PipeWire) run their processing threads under `SCHED_FIFO`
-//! for this reason; so does the node when the system allows it (root,
+//! The mixing thread must render a block every 5 ms, and the audio callback
+//! must fill the device's buffer within one device period. At normal
+//! priority a busy machine (the node's own sources, compilers, other
+//! services) can keep either off the CPU for longer than that: the block
+//! goes out late, the device runs dry (an xrun). Audio servers (JACK,
+//! PipeWire) run their processing threads under `SCHED_FIFO` for this
+//! reason; so do these programs when the system allows it (root,
 //! `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` of at least the priority, as the
-//! `audio` group usually has). The thread sleeps in `recvmmsg` between
-//! packets, and the kernel's real-time throttling (`sched_rt_runtime_us`)
-//! leaves the rest of the system at least 5 % of every CPU in any case.
+//! `audio` group usually has). Both threads sleep between their deadlines,
+//! and the kernel's real-time throttling (`sched_rt_runtime_us`) leaves the
+//! rest of the system at least 5 % of every CPU in any case.
 
 use std::io;
 
