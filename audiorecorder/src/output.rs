@@ -4,8 +4,10 @@
 //!
 //! REAL-TIME: [`OutputStage::fill`] runs on the device's callback thread. It
 //! touches only the ring's consumer (lock-free, allocated before `play()`),
-//! the state machine (plain fields) and atomics. No allocation, no lock, no
-//! logging, no IO; silence fills whatever the ring cannot.
+//! the state machine (plain fields), atomics and the monotonic clock (a
+//! vDSO read). No allocation, no lock, no logging, no IO; silence fills
+//! whatever the ring cannot. The one system call is `--rt-priority`'s
+//! scheduling change, once, in the stream's first callback.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
