@@ -30,6 +30,8 @@ use std::path::Path;
 use proto::probe::{click_amplitude, ProbeEvent, ProbeKind};
 use serde::{Deserialize, Serialize};
 
+pub use crate::stats::{median, percentile};
+
 /// Everything `audiolatency --json` writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyReport {
@@ -323,33 +325,6 @@ pub fn match_clicks(streamer: &[ProbeEvent], recorder: &[ProbeEvent]) -> RunResu
             .count() as u64;
     }
     result
-}
-
-/// The median (mean of the middle two for an even count); `None` if empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    let v = sorted(values);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
-}
-
-/// The `p`-th percentile by nearest rank (a value actually observed).
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
-    let v = sorted(values);
-    if v.is_empty() {
-        return None;
-    }
-    let rank = (p.clamp(0.0, 100.0) / 100.0 * v.len() as f64).ceil() as usize;
-    Some(v[rank.clamp(1, v.len()) - 1])
-}
-
-fn sorted(values: &[f64]) -> Vec<f64> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
-    v
 }
 
 /// A profile's settings, as run.
