@@ -142,9 +142,9 @@ fn portable_recv(
 
 #[cfg(target_os = "linux")]
 mod linux {
-    //! `recvmmsg(2)` with `MSG_WAITFORONE`: block (up to SO_RCVTIMEO) for
-    //! the first datagram, then take the rest without blocking; with no
-    //! wait, `MSG_DONTWAIT`.
+    //! `ppoll(2)` for up to the wait (a high-resolution timer), then one
+    //! `recvmmsg(2)` with `MSG_DONTWAIT` takes every queued datagram; with
+    //! no wait, just the `recvmmsg`.
 
     use super::BatchReceiver;
     use std::io;

@@ -9,7 +9,8 @@
 //! adjusts, however jittery the network. Only a sustained trend (drift) or a
 //! deliberate target change (`--jitter-ms auto`) moves it.
 //!
-//! The reference has a floor (half the target): a source that fell behind
+//! The reference has a floor (the caller's: half the target plus one
+//! block, i.e. half the target of margin): a source that fell behind
 //! during the warm-up (a starved sender catching up, a route change) would
 //! otherwise teach the controller that packets arriving late is normal, and
 //! it would then shrink the delay until they are (measured: 40 % late
