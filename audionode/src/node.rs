@@ -70,7 +70,8 @@ impl NodeHandle {
         self.http.as_ref().map(HttpServer::local_addr)
     }
 
-    /// The latest published counters (at most ~20 ms old).
+    /// The latest published counters: at most 20 ms old while streams
+    /// play, up to 50 ms when the node is idle.
     pub fn snapshot(&self) -> NodeSnapshot {
         self.stats.read(|frame| frame.snapshot())
     }

@@ -88,8 +88,11 @@ pub struct Source {
     /// Corrections of earlier instances' controllers.
     past_corrections: (u64, u64),
     throttle: Throttle,
-    /// Size of the packet that was newest when it arrived.
+    /// Packet size of the stream (the newest packets' size).
     last_size: usize,
+    /// A different size seen on the newest packet, and its sequence number,
+    /// until the next packet confirms it.
+    new_size: Option<(usize, u32)>,
     instance_offset: i64,
     frame_offset: i64,
     target_frames: i64,
@@ -152,6 +155,7 @@ impl Source {
             past_corrections: (0, 0),
             throttle: Throttle::new(Duration::from_secs(1), params.events_per_second),
             last_size: packet_size,
+            new_size: None,
             instance_offset: 0,
             frame_offset,
             target_frames,
@@ -245,20 +249,7 @@ impl Source {
                         },
                     );
                 }
-                let len = packet.samples.len();
-                if len != self.last_size {
-                    self.size_changes += 1;
-                    self.push_event(
-                        clock.now,
-                        events,
-                        EventKind::SizeChanged {
-                            seq,
-                            from: self.last_size,
-                            to: len,
-                        },
-                    );
-                    self.last_size = len;
-                }
+                self.note_size(seq, packet.samples.len(), clock.now, events);
                 self.place(classified.index, seq, &packet.samples, clock, events);
             }
             Arrival::Reordered { highest } => {
@@ -289,6 +280,32 @@ impl Source {
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
+        }
+    }
+
+    /// Counts a change of packet size once two consecutive packets confirm
+    /// it (a stream's last, shorter packet is not a change).
+    fn note_size(&mut self, seq: u32, len: usize, now: Duration, events: &mut Events) {
+        if len == self.last_size {
+            self.new_size = None;
+            return;
+        }
+        match self.new_size {
+            Some((size, first_seq)) if size == len && first_seq.wrapping_add(1) == seq => {
+                self.size_changes += 1;
+                self.push_event(
+                    now,
+                    events,
+                    EventKind::SizeChanged {
+                        seq: first_seq,
+                        from: self.last_size,
+                        to: len,
+                    },
+                );
+                self.last_size = len;
+                self.new_size = None;
+            }
+            _ => self.new_size = Some((len, seq)),
         }
     }
 
@@ -353,6 +370,7 @@ impl Source {
         let index = self.stash_count as u64;
         self.stash_count = 0;
         self.last_size = last.samples.len();
+        self.new_size = None;
         self.place(index, last.seq, &last.samples, clock, events);
     }
 
@@ -515,6 +533,7 @@ impl Source {
             (first_playout_frame(clock, delay) - self.frame_offset).max(self.buffer.read_pos());
         self.reset_drift();
         self.last_size = samples.len();
+        self.new_size = None;
         self.push_event(
             clock.now,
             events,
