@@ -25,8 +25,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use audionode::engine::{Engine, EngineConfig};
 use audionode::event::Events;
-use audionode::nodecore::ingress;
 use audionode::mixer::{Mixer, StereoGain};
+use audionode::nodecore::ingress;
 use audionode::source::{JitterTarget, SourceParams};
 use proto::udp_mono::{encode_mono, mono_datagram_len};
 
@@ -140,8 +140,7 @@ impl Rig {
         for (k, p) in self.packets.iter_mut().enumerate() {
             p[..4].copy_from_slice(&seq);
             let packet = ingress::decode_mono(p, usize::MAX).expect("valid");
-            self.engine
-                .on_packet(t, t, addr(k), &packet, &mut self.events);
+            self.engine.on_packet(t, addr(k), &packet, &mut self.events);
         }
         self.next_seq += 1;
         while self.events.pop().is_some() {}

@@ -155,7 +155,9 @@ mod tests {
 
     #[test]
     fn unwritable_path_fails_at_open() {
-        let err = open(Path::new("/nonexistent-dir/audionode.log")).err().unwrap();
+        let err = open(Path::new("/nonexistent-dir/audionode.log"))
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

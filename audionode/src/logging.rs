@@ -56,7 +56,8 @@ impl Write for QueueWriter {
             return Ok(());
         }
         let line = std::mem::take(&mut self.line);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.lines.try_send(line)
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.lines.try_send(line)
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -22,7 +22,7 @@ use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
 use crate::control::{HttpServer, Hub};
 use crate::event_log::{self, EventLog};
-use crate::nodecore::ingress::{self, SourcePacket, Samples};
+use crate::nodecore::ingress::{self, Samples, SourcePacket};
 use crate::nodecore::stats::NodeSnapshot;
 use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
 use crate::outbox::{self, Outbox, StatsReader};
@@ -150,9 +150,8 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let event_log = EventLog::start(log_file, &config.log_file, readers.events)
         .context("cannot start the event-log thread")?;
     if let (Some(server), Some(blocks)) = (tcp_out, readers.blocks) {
-        let block_time = Duration::from_secs_f64(
-            config.engine.source.block_frames as f64 / f64::from(rate),
-        );
+        let block_time =
+            Duration::from_secs_f64(config.engine.source.block_frames as f64 / f64::from(rate));
         helpers.push(outbox::spawn_tcp_fanout(
             blocks,
             server,
@@ -164,11 +163,13 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let http = match &config.http {
         Some(settings) => {
             let hub = Hub::new(commands_tx);
-            let server =
-                HttpServer::start(settings.addr, settings.token.clone(), hub, readers.stats.clone())
-                    .with_context(|| {
-                        format!("cannot serve the control surface on {}", settings.addr)
-                    })?;
+            let server = HttpServer::start(
+                settings.addr,
+                settings.token.clone(),
+                hub,
+                readers.stats.clone(),
+            )
+            .with_context(|| format!("cannot serve the control surface on {}", settings.addr))?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             Some(server)
         }

@@ -69,10 +69,13 @@ impl EventBudget {
         self.start = now;
         self.used = 0;
         let counts = std::mem::take(&mut self.cut);
-        counts.iter().any(|&c| c > 0).then_some(EventKind::OverBudget {
-            counts,
-            window_ms: WINDOW.as_millis() as u64,
-        })
+        counts
+            .iter()
+            .any(|&c| c > 0)
+            .then_some(EventKind::OverBudget {
+                counts,
+                window_ms: WINDOW.as_millis() as u64,
+            })
     }
 }
 

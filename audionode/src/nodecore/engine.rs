@@ -18,11 +18,6 @@ use super::pool::MemoryPool;
 use super::source::{MixClock, Source, SourceParams};
 use super::stats::{NodeCounters, SourceRow, StatsFrame};
 
-/// How long after its arrival the first packet of a stream may be read
-/// before the stream's start counts from the read instead (see
-/// [`Engine::on_packet`]). Above the 1 ms drain interval of a busy
-/// node, so a keeping-up node always starts streams exactly.
-pub const STARTUP_READ_SLACK: Duration = Duration::from_millis(2);
 /// Settings of the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -188,19 +183,11 @@ impl Engine {
     }
 
     /// Handles one packet from `from` that arrived at `now` (the kernel's
-    /// timestamp) and was read at `read_at`.
-    ///
-    /// Everything is timed by the arrival, except the start of a new
-    /// stream when the node read its first packet more than
-    /// [`STARTUP_READ_SLACK`] after it arrived: then the node itself is
-    /// behind (e.g. thousands of streams starting in the same instant), its
-    /// next packets will be read as late, and a start a target after the
-    /// arrival would leave them less than the target of margin. The start
-    /// then counts from `read_at − STARTUP_READ_SLACK` instead.
+    /// timestamp: everything is timed by the arrival, so the time a packet
+    /// waited in the socket never counts as network jitter).
     pub fn on_packet(
         &mut self,
         now: Duration,
-        read_at: Duration,
         from: SocketAddr,
         packet: &SourcePacket<'_>,
         events: &mut Events,
@@ -229,7 +216,6 @@ impl Engine {
             }
             return;
         };
-        let now = now.max(read_at.saturating_sub(STARTUP_READ_SLACK));
         if self.epoch.is_none() {
             self.epoch = Some((now, self.frames_mixed));
         }
@@ -318,8 +304,8 @@ impl Engine {
             };
             self.mixer.add(&self.block, slot.applied, target);
             slot.applied = target;
-            slot.peaks[window] = slot.peaks[window]
-                .max(loudest * target.left.max(target.right) / 32768.0);
+            slot.peaks[window] =
+                slot.peaks[window].max(loudest * target.left.max(target.right) / 32768.0);
         }
         let rendered = self.mixer.render(&mut self.out);
         self.counters.clipped += rendered.clipped;

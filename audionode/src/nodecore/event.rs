@@ -440,7 +440,13 @@ impl EventKind {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.source == NODE {
-            write!(f, "[{:>12}] [{:>21}] {}", self.at.as_millis(), "node", self.kind)
+            write!(
+                f,
+                "[{:>12}] [{:>21}] {}",
+                self.at.as_millis(),
+                "node",
+                self.kind
+            )
         } else {
             // Right-aligned without an intermediate String: the address is
             // formatted into a fixed stack buffer first.
@@ -605,9 +611,17 @@ mod tests {
         let mut counts = [0; EventClass::COUNT];
         counts[EventClass::Late as usize] = 40;
         counts[EventClass::New as usize] = 3;
-        let line = at(1000, EventKind::OverBudget { counts, window_ms: 1000 });
+        let line = at(
+            1000,
+            EventKind::OverBudget {
+                counts,
+                window_ms: 1000,
+            },
+        );
         assert!(
-            line.ends_with("] Event log over budget: 43 lines not written in the last 1000 ms (new=3 late=40)"),
+            line.ends_with(
+                "] Event log over budget: 43 lines not written in the last 1000 ms (new=3 late=40)"
+            ),
             "{line}"
         );
     }

@@ -9,7 +9,11 @@
 //! below turn that into an error here (and only here). Side effects leave
 //! as [`Output`]s: events for the event-log thread, blocks to send, stats
 //! frames to publish.
-#![deny(clippy::disallowed_macros, clippy::disallowed_types, clippy::disallowed_methods)]
+#![deny(
+    clippy::disallowed_macros,
+    clippy::disallowed_types,
+    clippy::disallowed_methods
+)]
 #![warn(unreachable_pub, missing_docs)]
 
 pub mod budget;
@@ -34,6 +38,6 @@ mod sim;
 mod sim_tests;
 
 pub use node_core::{
-    ControlCommand, CoreConfig, Input, NodeCore, Output, Wake, WaitMode, HOUSEKEEPING,
+    ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode, Wake, HOUSEKEEPING,
     STATS_INTERVAL,
 };

@@ -51,7 +51,8 @@ pub enum ControlCommand {
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
     /// A source packet that arrived at `arrived` (the kernel's timestamp)
-    /// and was read at `read_at`, from the source `from`.
+    /// and was read at `read_at` (the core's clock advances to it), from
+    /// the source `from`.
     Packet {
         /// Arrival time.
         arrived: Duration,
@@ -182,7 +183,7 @@ impl NodeCore {
             } => {
                 self.advance(read_at);
                 self.engine
-                    .on_packet(arrived, read_at, from, &packet, &mut self.events);
+                    .on_packet(arrived, from, &packet, &mut self.events);
             }
             Input::Malformed {
                 arrived,
@@ -303,14 +304,15 @@ impl NodeCore {
             .engine
             .next_deadline()
             .map(|deadline| deadline.saturating_sub(self.now));
-        let (mode, wait) = match self
-            .planner
-            .plan(self.batch_full, until_deadline, self.config.idle_wait)
-        {
-            Wait::Now => (WaitMode::Now, Duration::ZERO),
-            Wait::Sleep(d) => (WaitMode::Sleep, d),
-            Wait::Socket(d) => (WaitMode::Socket, d),
-        };
+        let (mode, wait) =
+            match self
+                .planner
+                .plan(self.batch_full, until_deadline, self.config.idle_wait)
+            {
+                Wait::Now => (WaitMode::Now, Duration::ZERO),
+                Wait::Sleep(d) => (WaitMode::Sleep, d),
+                Wait::Socket(d) => (WaitMode::Socket, d),
+            };
         Wake {
             at: self.now + wait,
             mode,

@@ -97,23 +97,12 @@ impl Sim {
 
     /// Delivers a datagram from `from` that arrives (and is read) at `t`.
     pub(crate) fn deliver(&mut self, t: Duration, from: SocketAddr, bytes: &[u8]) {
-        self.deliver_read(t, t, from, bytes);
-    }
-
-    /// Delivers a datagram that arrived at `t` and was read at `read_at`.
-    pub(crate) fn deliver_read(
-        &mut self,
-        t: Duration,
-        read_at: Duration,
-        from: SocketAddr,
-        bytes: &[u8],
-    ) {
-        self.advance_to(read_at);
+        self.advance_to(t);
         let max = self.core.config().engine.max_datagram_bytes;
         let input = match ingress::decode_mono(bytes, max) {
             Ok(packet) => Input::Packet {
                 arrived: t,
-                read_at,
+                read_at: t,
                 from,
                 packet,
             },

@@ -344,21 +344,30 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
         );
         if k == 10 {
             sim.command(ControlCommand::Master(0.5));
-            sim.command(ControlCommand::Source(addr(1), SourceControls {
+            sim.command(ControlCommand::Source(
+                addr(1),
+                SourceControls {
                     volume: 1.0,
                     balance: -0.5,
                     ..Default::default()
-                }));
-            sim.command(ControlCommand::Source(addr(2), SourceControls {
+                },
+            ));
+            sim.command(ControlCommand::Source(
+                addr(2),
+                SourceControls {
                     mute: true,
                     ..Default::default()
-                }));
+                },
+            ));
         }
         if k == 25 {
-            sim.command(ControlCommand::Source(addr(2), SourceControls {
+            sim.command(ControlCommand::Source(
+                addr(2),
+                SourceControls {
                     solo: true,
                     ..Default::default()
-                }));
+                },
+            ));
         }
     }
     sim.advance_to(Duration::from_secs(3));
@@ -681,30 +690,6 @@ fn a_restart_placed_after_the_old_tail_is_not_drift_corrected() {
     );
 }
 
-/// A node that reads a stream's first packet promptly starts it exactly a
-/// target and a block after the arrival; one that reads it long after (a
-/// backlog) keeps the full margin from the read instead (less 2 ms).
-#[test]
-fn a_backlogged_first_packet_starts_from_its_read_time() {
-    let ms = |v: u64| Duration::from_millis(v);
-    // Start frames are rounded up to whole frames.
-    let frames = |d: Duration| (d.as_nanos() * u128::from(RATE)).div_ceil(1_000_000_000) as u64;
-    // Stream 1 starts the node's clock at t = 0; its packets keep it going.
-    let mut sim = Sim::new(config(20.0));
-    let a = signal(CHUNK, 1);
-    sim.deliver_read(ms(0), ms(0), addr(1), &packet(0, &a));
-    sim.advance_to(ms(100));
-    // Read 1 ms after arriving at 100 ms: exact.
-    sim.deliver_read(ms(100), ms(101), addr(2), &packet(0, &a));
-    // Read 30 ms after arriving at 100 ms: from 128 ms.
-    sim.deliver_read(ms(100), ms(130), addr(3), &packet(0, &a));
-    let starts = sim.start_frames();
-    let block = BLOCK as u64;
-    assert_eq!(starts[0], frames(ms(20)) + block);
-    assert_eq!(starts[1], frames(ms(120)) + block);
-    assert_eq!(starts[2], frames(ms(148)) + block);
-}
-
 /// Delivers packets of the given sizes (consecutive seqs from `first_seq`),
 /// each at its own real-time send time from `t0`, cut from `samples`.
 fn send_sized(
@@ -751,7 +736,13 @@ fn two_injected_old_packets_change_nothing() {
     assert_same(&left, &expect_mono_at(left.len(), start, &samples));
     let stats = final_stats(&sim);
     assert_eq!(
-        (stats.stray, stats.restarts, stats.reanchors, stats.overflow, stats.late),
+        (
+            stats.stray,
+            stats.restarts,
+            stats.reanchors,
+            stats.overflow,
+            stats.late
+        ),
         (2, 0, 0, 0, 0)
     );
 }
@@ -844,7 +835,13 @@ fn a_restart_with_another_packet_size_is_mixed_exactly() {
     assert_same(&left, &want);
     let stats = final_stats(&sim);
     assert_eq!(
-        (stats.restarts, stats.overflow, stats.late, stats.lost, stats.size_changes),
+        (
+            stats.restarts,
+            stats.overflow,
+            stats.late,
+            stats.lost,
+            stats.size_changes
+        ),
         (1, 0, 0, 0, 0)
     );
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::drift::DriftControl;
 use super::event::{Burstable, DropReason, Event, EventKind, Events};
-use super::ingress::{SourcePacket, Samples};
+use super::ingress::{Samples, SourcePacket};
 use super::jitter_buffer::{Adjust, JitterBuffer, WriteOutcome};
 use super::pool::SourceMemory;
 use super::positions::Positions;
@@ -139,8 +139,7 @@ impl Source {
         let frame_offset = first_playout_frame(clock, target_frames + params.block_frames as i64);
         // The next block to mix is output frame `frames_mixed`, i.e. timeline
         // position `frames_mixed − frame_offset` (negative: the wait).
-        let buffer =
-            JitterBuffer::from_ring(memory.ring, clock.frames_mixed as i64 - frame_offset);
+        let buffer = JitterBuffer::from_ring(memory.ring, clock.frames_mixed as i64 - frame_offset);
         let misorder = (buffer.capacity() / packet_size.max(1)).clamp(16, 1024) as u64;
         let mut source = Self {
             addr,
@@ -362,7 +361,13 @@ impl Source {
         for k in 0..self.stash_count {
             let len = self.stash_lens[k];
             let samples = Samples::Native(&stash[offset..offset + len]);
-            self.place(k as u64, first_seq.wrapping_add(k as u32), &samples, clock, events);
+            self.place(
+                k as u64,
+                first_seq.wrapping_add(k as u32),
+                &samples,
+                clock,
+                events,
+            );
             offset += len;
         }
         self.stash = stash;
@@ -513,9 +518,8 @@ impl Source {
     fn missed_for_too_long(&mut self, now: Duration) -> bool {
         self.missed += 1;
         let since = *self.missing_since.get_or_insert(now);
-        let target = Duration::from_secs_f64(
-            self.target_frames.max(0) as f64 / f64::from(self.params.rate),
-        );
+        let target =
+            Duration::from_secs_f64(self.target_frames.max(0) as f64 / f64::from(self.params.rate));
         self.missed >= REANCHOR_MIN_PACKETS && now.saturating_sub(since) >= target
     }
 

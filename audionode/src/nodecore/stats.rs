@@ -259,7 +259,10 @@ impl StatsFrame {
 
     /// Every active source with its controls.
     pub fn controls(&self) -> Vec<(SocketAddr, SourceControls)> {
-        self.sources().iter().map(|r| (r.addr, r.controls)).collect()
+        self.sources()
+            .iter()
+            .map(|r| (r.addr, r.controls))
+            .collect()
     }
 }
 
