@@ -78,5 +78,5 @@ fn every_tcp_client_gets_the_end_of_the_track_before_exit() {
         "clients without the end of the track (client, samples): {short:?}\n{log:#?}"
     );
     // The first client (the one waited for) has all of it.
-    assert!(got.iter().any(|s| *s == track));
+    assert!(got.contains(&track));
 }
