@@ -125,7 +125,7 @@ impl Config {
                     rate,
                     block_frames,
                     target,
-                    drift_warmup: 100,
+                    drift_warmup: 25,
                     drift_band_ms: 3.0,
                     events_per_second: 20,
                 },

@@ -1,7 +1,11 @@
 //! Keeps a source's buffered delay where it started when the source's clock
 //! runs fast or slow against the node's: a sans-IO controller that watches
-//! the wait of every in-order packet and asks for a one-sample drop or
-//! repeat per block while the smoothed wait is off by more than a band.
+//! the wait of every in-order packet and asks for one-sample drops or
+//! repeats while the smoothed wait is off by more than a band: one per
+//! block just outside the band, one more per quarter band beyond it (up to
+//! [`MAX_PER_BLOCK`]), so a sender whose clock is percents off (the
+//! original streamer sleeps 25 ms after each send and runs 0.6-3 % slow)
+//! is held too, not only a crystal's few hundred ppm.
 //!
 //! The reference is the average wait over the first packets (a warm-up), not
 //! the nominal target, so a stream whose first packet happened to be early
@@ -18,6 +22,10 @@
 
 use crate::jitter_buffer::Adjust;
 
+/// Most one-sample corrections in one block (13 % of time in a 220-frame
+/// block would be audible as pitch; 16 is 7 %).
+pub const MAX_PER_BLOCK: u32 = 16;
+
 /// Drift controller of one source; all quantities in sample periods.
 #[derive(Debug, Clone)]
 pub struct DriftControl {
@@ -26,6 +34,10 @@ pub struct DriftControl {
     warmup_sum: f64,
     /// Smoothed wait; `None` during warm-up.
     smoothed: Option<f64>,
+    /// The same average during the warm-up (where `smoothed` starts).
+    tracked: Option<f64>,
+    /// The next wait restarts the averages (after a re-anchor).
+    resync: bool,
     reference: f64,
     /// Lowest reference the warm-up may set.
     floor: f64,
@@ -36,6 +48,7 @@ pub struct DriftControl {
     alpha: f64,
     /// True while correcting, until back within half the band (hysteresis).
     correcting: bool,
+    max_per_block: u32,
     drops: u64,
     repeats: u64,
 }
@@ -50,12 +63,18 @@ impl DriftControl {
             warmup_seen: 0,
             warmup_sum: 0.0,
             smoothed: None,
+            tracked: None,
+            resync: false,
             reference: 0.0,
             floor,
             shifts: 0.0,
             band,
-            alpha: 1.0 / 256.0,
+            // About 8 packets: short enough that a steep trend (a clock
+            // percents off) is not lagged into lateness, long enough that
+            // network jitter averages out inside the band.
+            alpha: 1.0 / 8.0,
             correcting: false,
+            max_per_block: MAX_PER_BLOCK,
             drops: 0,
             repeats: 0,
         }
@@ -65,6 +84,25 @@ impl DriftControl {
     /// a packet; every packet but duplicates counts, so that the sample is
     /// not biased towards the early ones.
     pub fn on_wait(&mut self, wait: f64) {
+        // The average runs from the first packet, so at the end of the
+        // warm-up it already follows a trend instead of starting from the
+        // warm-up's mean (a sender percents slow would drift into lateness
+        // while the average caught up).
+        let tracked = match self.tracked {
+            Some(t) => t + (wait - t) * self.alpha,
+            None => wait,
+        };
+        self.tracked = Some(tracked);
+        if std::mem::take(&mut self.resync) {
+            // The stream was placed afresh, this packet exactly at the
+            // delay a new stream starts with: that is the reference now,
+            // without a warm-up (whatever the old timing taught is void).
+            self.tracked = Some(wait);
+            self.smoothed = Some(wait);
+            self.reference = wait.max(self.floor) + self.shifts;
+            self.correcting = false;
+            return;
+        }
         match &mut self.smoothed {
             Some(s) => *s += (wait - *s) * self.alpha,
             None => {
@@ -73,10 +111,25 @@ impl DriftControl {
                 if self.warmup_seen >= self.warmup {
                     let mean = self.warmup_sum / f64::from(self.warmup_seen);
                     self.reference = mean.max(self.floor) + self.shifts;
-                    self.smoothed = Some(mean);
+                    self.smoothed = Some(tracked);
                 }
             }
         }
+    }
+
+    /// The stream was placed afresh (re-anchored): the next wait, the one
+    /// its placement gives, becomes the reference at once, with no
+    /// warm-up, so a sender whose clock is far off keeps being corrected
+    /// instead of drifting through a new warm-up into lateness again.
+    pub fn resync(&mut self) {
+        self.resync = true;
+    }
+
+    /// Limits the corrections per block to `n` (at least 1; a block of
+    /// `frames` frames takes at most `frames / 2`).
+    pub fn with_max_per_block(mut self, n: u32) -> Self {
+        self.max_per_block = n.clamp(1, MAX_PER_BLOCK);
+        self
     }
 
     /// Moves the reference by `delta` samples (a new jitter target).
@@ -87,10 +140,11 @@ impl DriftControl {
         }
     }
 
-    /// The adjustment for the next block; call once per block.
-    pub fn next_adjust(&mut self) -> Adjust {
+    /// The adjustment for the next block and how many one-sample
+    /// corrections it makes (0 with `Adjust::None`); call once per block.
+    pub fn next_correction(&mut self) -> (Adjust, u32) {
         let Some(smoothed) = self.smoothed.as_mut() else {
-            return Adjust::None;
+            return (Adjust::None, 0);
         };
         let error = *smoothed - self.reference;
         let limit = if self.correcting {
@@ -100,20 +154,28 @@ impl DriftControl {
         };
         if error.abs() <= limit {
             self.correcting = false;
-            return Adjust::None;
+            return (Adjust::None, 0);
         }
         self.correcting = true;
-        // Our own correction changes every later wait by one sample; fold it
-        // into the smoothed value now instead of waiting for packets to show it.
+        let beyond = (error.abs() - limit) / (self.band / 4.0).max(1.0);
+        let n = (1 + beyond as u32).min(self.max_per_block);
+        // Our own corrections change every later wait; fold them into the
+        // smoothed value now instead of waiting for packets to show them.
         if error > 0.0 {
-            *smoothed -= 1.0;
-            self.drops += 1;
-            Adjust::Drop
+            *smoothed -= f64::from(n);
+            self.drops += u64::from(n);
+            (Adjust::Drop, n)
         } else {
-            *smoothed += 1.0;
-            self.repeats += 1;
-            Adjust::Repeat
+            *smoothed += f64::from(n);
+            self.repeats += u64::from(n);
+            (Adjust::Repeat, n)
         }
+    }
+
+    /// The direction of the next block's corrections (see
+    /// [`DriftControl::next_correction`]).
+    pub fn next_adjust(&mut self) -> Adjust {
+        self.next_correction().0
     }
 
     /// Samples dropped and repeated so far.

@@ -977,3 +977,31 @@ fn seeded_network_loss_matches_the_ground_truth() {
         }
     }
 }
+
+#[test]
+fn a_sender_two_percent_slow_is_held_without_late_packets() {
+    // The original streamer sleeps 25 ms after each 1102-sample send: on a
+    // busy machine it runs at about 43 300 Hz, 1.8 % slow.
+    let mut cfg = config(20.0);
+    cfg.source.drift_warmup = 25;
+    let mut sim = Sim::new(cfg);
+    let per = 1102;
+    let samples = signal(600 * per, 29);
+    for k in 0..600 {
+        let t = Duration::from_secs_f64(k as f64 * per as f64 / 43_300.0);
+        sim.deliver(
+            t,
+            addr(1),
+            &packet(k as u32, &samples[k * per..(k + 1) * per]),
+        );
+    }
+    sim.advance_to(Duration::from_secs(20));
+    let stats = final_stats(&sim);
+    eprintln!("{stats}");
+    assert_eq!(
+        (stats.late, stats.reanchors, stats.lost),
+        (0, 0, 0),
+        "{stats}"
+    );
+    assert!(stats.drift_repeats > 4000, "{stats}");
+}

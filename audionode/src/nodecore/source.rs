@@ -389,14 +389,30 @@ impl Source {
     /// Plays the next block of this source into `out`; returns the block's
     /// peak magnitude (0..=32768).
     pub fn read_block(&mut self, out: &mut [f32]) -> u32 {
-        let adjust = self.drift.next_adjust();
-        let peak = self.buffer.read(out, adjust);
+        let (adjust, n) = self.drift.next_correction();
+        if n <= 1 {
+            let peak = self.buffer.read(out, adjust);
+            self.shift(adjust, 1);
+            return peak;
+        }
+        // n corrections, one in the middle of each of n equal parts.
+        let parts = n as usize;
+        let len = out.len();
+        let mut peak = 0;
+        for k in 0..parts {
+            let part = &mut out[k * len / parts..(k + 1) * len / parts];
+            peak = peak.max(self.buffer.read(part, adjust));
+        }
+        self.shift(adjust, n);
+        peak
+    }
+
+    fn shift(&mut self, adjust: Adjust, n: u32) {
         match adjust {
             Adjust::None => {}
-            Adjust::Drop => self.frame_offset -= 1,
-            Adjust::Repeat => self.frame_offset += 1,
+            Adjust::Drop => self.frame_offset -= i64::from(n),
+            Adjust::Repeat => self.frame_offset += i64::from(n),
         }
-        peak
     }
 
     /// Skips `frames` output frames without playing them (the node skipped
@@ -535,7 +551,7 @@ impl Source {
         let delay = self.target_frames + self.params.block_frames as i64;
         self.instance_offset =
             (first_playout_frame(clock, delay) - self.frame_offset).max(self.buffer.read_pos());
-        self.reset_drift();
+        self.drift.resync();
         self.last_size = samples.len();
         self.new_size = None;
         self.push_event(
@@ -606,6 +622,7 @@ fn new_drift_control(params: &SourceParams, target_frames: i64) -> DriftControl 
     // its first sample, whose block is mixed up to a block earlier).
     let floor = target_frames as f64 / 2.0 + params.block_frames as f64;
     DriftControl::new(params.drift_warmup, band, floor)
+        .with_max_per_block((params.block_frames / 2) as u32)
 }
 
 /// The output frame where a stream arriving at `clock` starts playing:
