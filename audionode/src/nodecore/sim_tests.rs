@@ -997,7 +997,6 @@ fn a_sender_two_percent_slow_is_held_without_late_packets() {
     }
     sim.advance_to(Duration::from_secs(20));
     let stats = final_stats(&sim);
-    eprintln!("{stats}");
     assert_eq!(
         (stats.late, stats.reanchors, stats.lost),
         (0, 0, 0),
