@@ -134,10 +134,9 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             let (commands_tx, commands) = crossbeam_channel::bounded(1024);
             let (ticks, ticks_rx) = tokio::sync::mpsc::channel(64);
             let hub = Hub::new(commands_tx);
-            let server = HttpServer::start(settings.addr, settings.token.clone(), hub, ticks_rx)
-                .with_context(|| {
-                    format!("cannot serve the control surface on {}", settings.addr)
-                })?;
+            let server = HttpServer::start(settings, hub, ticks_rx).with_context(|| {
+                format!("cannot serve the control surface on {}", settings.addr)
+            })?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             (Some(server), Some(ControlLink { commands, ticks }))
         }
