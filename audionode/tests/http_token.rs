@@ -136,6 +136,27 @@ fn a_token_on_the_command_line_still_works_but_warns() {
     assert!(warning.contains("--http-token-file"), "{warning}");
 }
 
+/// Runs `cmd` to its exit: (exit code, stderr). A node that is still
+/// running after the deadline is killed and reported with no code.
+fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+    (code, stderr)
+}
+
 #[test]
 fn a_missing_or_empty_token_file_is_a_one_line_error() {
     let dir = temp_dir("token-bad");
@@ -147,17 +168,14 @@ fn a_missing_or_empty_token_file_is_a_one_line_error() {
         (dir.clone(), "cannot read --http-token-file"),
     ];
     for (path, want) in cases {
-        let out = node(&dir)
-            .arg("--http-token-file")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut cmd = node(&dir);
+        cmd.arg("--http-token-file").arg(&path);
+        let (code, stderr) = run_to_exit(cmd);
         let errors: Vec<&str> = stderr
             .lines()
             .filter(|l| l.starts_with("audionode:"))
             .collect();
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(code, Some(1), "{path:?}: {stderr}");
         assert_eq!(errors.len(), 1, "{stderr}");
         assert!(errors[0].contains(want), "{path:?}: {stderr}");
         assert!(errors[0].contains(&path.display().to_string()), "{stderr}");
