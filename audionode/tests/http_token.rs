@@ -52,9 +52,11 @@ impl Running {
         });
         let mut log = Vec::new();
         loop {
-            let line = rx
-                .recv_timeout(DEADLINE)
-                .unwrap_or_else(|_| panic!("the node did not announce its desk: {log:?}"));
+            let Ok(line) = rx.recv_timeout(DEADLINE) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the node did not announce its desk: {log:?}");
+            };
             if let Some(rest) = line.split("mixing desk on http://").nth(1) {
                 let api = rest.trim_end_matches('/').parse().unwrap();
                 log.push(line);

@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 pub const DEFAULT_MAX_WS_CLIENTS: usize = 64;
 /// Default time a client has to send a whole request head, counted from
 /// the moment the server waits for one (also between keep-alive requests).
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time a connection may go without reading or writing a byte,
 /// and the longest a request (its body included) may take.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
