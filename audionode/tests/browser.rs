@@ -78,18 +78,32 @@ impl Drop for Driver {
 }
 
 async fn open_browser(driver: &Driver, profile: &Path) -> Client {
+    open_browser_with(driver, profile, &[]).await
+}
+
+/// Like `open_browser`, with more command-line switches for chromium.
+async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,760",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().cloned());
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1000,760",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
@@ -393,6 +407,47 @@ async fn a_page_from_another_origin_cannot_take_the_desk_over() {
         "return document.querySelector('#status').classList.contains('online')",
     )
     .await;
+    page.close().await.unwrap();
+    node.stop().unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rebound_name_gets_neither_the_desk_nor_the_api() {
+    if !browser_available() {
+        return;
+    }
+    let dir = temp_dir("browser-rebinding");
+    let collector = Collector::start();
+    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
+    let api = node.http_addr().unwrap();
+    // What DNS rebinding achieves: the attacker's name now resolves to
+    // the desk's address, so its page and the desk share an origin.
+    let driver = Driver::start();
+    let rules = "--host-resolver-rules=MAP rebound.example 127.0.0.1".to_string();
+    let page = open_browser_with(&driver, &dir.join("profile"), &[rules]).await;
+    let origin = format!("http://rebound.example:{}", api.port());
+    page.goto(&format!("{origin}/")).await.unwrap();
+    let text = js(&page, "return document.body.innerText").await;
+    assert!(
+        text.as_str().unwrap_or("").contains("not served here"),
+        "the desk's page was served to a rebound name: {text}"
+    );
+    let statuses = js(
+        &page,
+        // WebDriver waits for a returned promise.
+        r#"return Promise.all([
+             fetch("/api/state").then(r => r.status),
+             fetch("/api/master", { method: "PUT", headers: { "Content-Type": "application/json" },
+                                   body: '{"volume":0}' }).then(r => r.status),
+           ]).catch(e => String(e));"#,
+    );
+    let statuses = tokio::time::timeout(DEADLINE, statuses)
+        .await
+        .unwrap_or_else(|_| panic!("the page's requests did not finish"));
+    assert_eq!(statuses, json!([421, 421]), "{statuses}");
+    let (_, body) = http(api, "GET", "/api/state", None, &[]);
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["master"], 1.0, "{state}");
     page.close().await.unwrap();
     node.stop().unwrap();
 }
