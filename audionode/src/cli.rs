@@ -1,6 +1,9 @@
 //! Command-line flags of audionode (clap derive); `--help` is the reference.
 //! The original implementation's environment variables (`LOGFILE`,
-//! `BUFFER_SIZE`, `LISTEN_PORT`, `DEST`) are fallbacks for unset flags;
+//! `BUFFER_SIZE`, `LISTEN_PORT`, `DEST`) are fallbacks for unset flags, and
+//! `AUDIONODE_HTTP_TOKEN` holds the control surface's token when no token
+//! flag is given (read there rather than by clap, so that a token from the
+//! environment is told apart from one on the public command line);
 //! [`crate::config::Config`] resolves them.
 
 use std::path::PathBuf;
