@@ -341,3 +341,110 @@ fn websocket_clients_over_the_cap_get_503() {
     });
     node.stop().unwrap();
 }
+
+/// CPU time (user + system) the process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second.max(1))
+}
+
+#[test]
+fn running_out_of_descriptors_neither_spins_nor_stops_the_server() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("sec-emfile");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_audionode"));
+    cmd.env_remove("LISTEN_PORT")
+        .env_remove("DEST")
+        .env_remove("LOGFILE")
+        .env_remove("BUFFER_SIZE")
+        .env_remove("AUDIONODE_HTTP_TOKEN")
+        .env("RUST_LOG", "info")
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--rt-priority", "0", "--dest", "127.0.0.1:9"])
+        .arg("--log-file")
+        .arg(dir.join("audionode.log"))
+        .stderr(Stdio::piped());
+    // 64 descriptors, hard limit too: far fewer than the connection cap
+    // (256), so the kernel's limit comes first.
+    // SAFETY: between fork and exec the closure only calls setrlimit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let api: SocketAddr = loop {
+        let line = lines.next().expect("the node announces its desk").unwrap();
+        if let Some(rest) = line.split("mixing desk on http://").nth(1) {
+            break rest.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    // Keep reading the log so that the node never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    // More silent connections than descriptors: the server runs out and
+    // the rest wait in the listen queue.
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect_timeout(&api, Duration::from_secs(1)).ok())
+        .collect();
+    assert!(held.len() > 64, "only {} connections", held.len());
+    let (cpu, wall) = (cpu_time(child.0.id()), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_time(child.0.id()) - cpu;
+    assert!(
+        used < wall.elapsed() / 2,
+        "the node used {used:?} of CPU in {:?} while out of descriptors",
+        wall.elapsed()
+    );
+    // While the silent connections are still open on this side, the
+    // server closes them and answers a fresh request.
+    wait_for("a fresh request to be answered", || answers_soon(api));
+    drop(held);
+}
+
+/// A child process that is killed and reaped however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Like `answers`, but gives up on one attempt after a few seconds (a full
+/// listen queue would otherwise keep `connect` waiting for minutes).
+fn answers_soon(api: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&api, Duration::from_secs(2)) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let head = request("GET", "/api/state", &api.to_string(), "", "");
+    if stream.write_all(head.as_bytes()).is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    reply.starts_with(b"HTTP/1.1 200")
+}
