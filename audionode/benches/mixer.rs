@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use audionode::engine::{Engine, EngineConfig};
+use audionode::event::Events;
 use audionode::mixer::{Mixer, StereoGain};
+use audionode::nodecore::ingress;
 use audionode::source::{JitterTarget, SourceParams};
 use proto::udp_mono::{encode_mono, mono_datagram_len};
 
@@ -99,7 +101,7 @@ struct Rig {
     engine: Engine,
     packets: Vec<Vec<u8>>,
     next_seq: u32,
-    events: Vec<audionode::event::Event>,
+    events: Events,
 }
 
 impl Rig {
@@ -116,7 +118,7 @@ impl Rig {
             engine: Engine::new(config(n)),
             packets,
             next_seq: 0,
-            events: Vec::with_capacity(1024),
+            events: Events::with_capacity(65_536),
         };
         // Warm up past the start-up and drift warm-up (200 packets = 2 s).
         for _ in 0..200 {
@@ -137,10 +139,11 @@ impl Rig {
         let seq = self.next_seq.to_be_bytes();
         for (k, p) in self.packets.iter_mut().enumerate() {
             p[..4].copy_from_slice(&seq);
-            self.engine.on_datagram(t, addr(k), p, &mut self.events);
+            let packet = ingress::decode_mono(p, usize::MAX).expect("valid");
+            self.engine.on_packet(t, addr(k), &packet, &mut self.events);
         }
         self.next_seq += 1;
-        self.events.clear();
+        while self.events.pop().is_some() {}
     }
 
     fn mix_until(&mut self, t: Duration) -> usize {
@@ -149,7 +152,7 @@ impl Rig {
             if deadline > t {
                 break;
             }
-            black_box(self.engine.mix_due(deadline).expect("due"));
+            black_box(self.engine.mix_due(deadline, &mut self.events));
             blocks += 1;
         }
         blocks
@@ -177,7 +180,7 @@ fn bench_engine(c: &mut Criterion) {
                     }
                     let deadline = rig.engine.next_deadline().expect("active");
                     let start = Instant::now();
-                    black_box(rig.engine.mix_due(deadline).expect("due").len());
+                    black_box(rig.engine.mix_due(deadline, &mut rig.events));
                     timed += start.elapsed();
                 }
                 timed

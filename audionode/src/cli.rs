@@ -45,6 +45,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
 
+    /// Event-log lines per second for the whole node (0: unlimited); the
+    /// excess is counted per class and summarised once per second.
+    #[arg(long, value_name = "LINES", default_value_t = 200)]
+    pub log_lines_per_second: u32,
+
     /// Web mixing desk, control API and /metrics address, or "off".
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,

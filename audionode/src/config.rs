@@ -43,6 +43,8 @@ pub struct Config {
     pub tcp_listen: Option<SocketAddr>,
     /// SCHED_FIFO priority for the mixing thread (`None`: normal scheduling).
     pub rt_priority: Option<u8>,
+    /// Event-log lines per second for the whole node (0: unlimited).
+    pub log_lines_per_second: u32,
 }
 
 /// Where and how the control surface is served.
@@ -143,6 +145,7 @@ impl Config {
             tcp_sources: args.tcp_source.clone(),
             tcp_listen,
             rt_priority: (args.rt_priority > 0).then_some(args.rt_priority),
+            log_lines_per_second: args.log_lines_per_second,
         })
     }
 }

@@ -3,32 +3,28 @@
 //! recorders, writes an event log, and serves a web mixing desk with a
 //! control API and metrics ([`control`]).
 //!
-//! The sans-IO core ([`engine`], [`source`], [`tracker`], [`jitter_buffer`],
-//! [`drift`], [`mixer`]) takes time as a parameter; [`node`] is the thin run
-//! loop that owns sockets, threads and the clock.
+//! The sans-IO core ([`nodecore`], with [`nodecore::NodeCore`] as the
+//! whole node in one state machine) takes time as a parameter; [`node`] is
+//! the thin run loop that owns sockets, threads and the clock and pumps the
+//! core, and [`outbox`] carries what the core produces off the mixing
+//! thread without locks.
 
 pub mod batch_recv;
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod drift;
-pub mod engine;
-pub mod event;
 pub mod event_log;
-pub mod jitter_buffer;
-pub mod mixer;
+pub mod logging;
 pub mod node;
+pub mod nodecore;
+pub mod outbox;
 /// Real-time scheduling of the mixing thread (shared with the recorder).
 pub use proto::realtime;
-pub mod source;
-pub mod stats;
 pub mod tcp_source;
-pub mod throttle;
-pub mod tracker;
-pub mod wakeup;
 
-#[cfg(test)]
-mod sim_tests;
+pub use nodecore::{
+    drift, engine, event, jitter_buffer, mixer, source, stats, throttle, tracker, wakeup,
+};
 
 pub use cli::Args;
 pub use config::Config;

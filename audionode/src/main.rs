@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    audionode::logging::init();
     let args = audionode::Args::parse();
     // Before any socket: the control surface's caps, not the kernel's
     // descriptor limit, should decide when a client is refused.

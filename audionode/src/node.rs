@@ -1,13 +1,17 @@
-//! The node's run loop: the thin IO edge around the [`Engine`]. One thread
-//! drains the UDP socket in batches, feeds the engine, mixes each block at
-//! its deadline (computed from the cumulative frame count, so the clock
-//! never drifts), sends the mix to every destination, and hands events to
-//! the event-log writer thread.
+//! The node's run loop: the thin IO edge that pumps the [`NodeCore`].
+//! One thread, named `mix`, receives datagrams in batches (with their
+//! kernel arrival times), decodes them at the edge ([`ingress`]), feeds
+//! them to the core with the TCP sources' packets and the control
+//! commands, and drains the core's outputs until it asks to wait: blocks
+//! go to every destination with `sendto`, events, blocks for the TCP
+//! fan-out and stats frames into the [`outbox`](crate::outbox). In steady
+//! state it makes no system call but `recvmmsg`, `ppoll`, `sendto`, the
+//! clock and, under heavy load, `clock_nanosleep`.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -16,15 +20,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
-use crate::control::{ControlCommand, HttpServer, Hub, Tick};
-use crate::engine::{Engine, Meters};
-use crate::event::Event;
-use crate::event_log::EventLog;
+use crate::control::{HttpServer, Hub};
+use crate::event_log::{self, EventLog};
+use crate::nodecore::ingress::{self, Samples, SourcePacket};
+use crate::nodecore::stats::NodeSnapshot;
+use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
+use crate::outbox::{self, Outbox, StatsReader};
 use crate::realtime;
-use crate::stats::NodeSnapshot;
 use crate::tcp_source::{self, TcpPacket};
-use crate::wakeup::{Wait, WakePlanner};
-use proto::message::encode_samples;
 use proto::{Spec, TcpServer, TcpServerConfig};
 
 /// Frames per output datagram: 368 × 4 bytes = 1472, the largest payload
@@ -35,12 +38,10 @@ pub const FRAMES_PER_DATAGRAM: usize = proto::MAX_UNFRAGMENTED_PAYLOAD / 4;
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// Longest the loop sleeps when TCP sources may hand it packets.
 const TCP_SOURCE_WAIT: Duration = Duration::from_millis(5);
-/// How often timeouts are checked and the snapshot is published.
-const HOUSEKEEPING: Duration = Duration::from_millis(10);
-/// How often meters and counters go to the control surface (20 Hz).
-const TICK: Duration = Duration::from_millis(50);
 /// Datagrams taken per recvmmsg call.
 const BATCH: usize = 64;
+/// Control commands queued between the control surface and the mixer.
+pub const COMMAND_RING: usize = 1024;
 
 /// A running node.
 pub struct NodeHandle {
@@ -48,9 +49,9 @@ pub struct NodeHandle {
     http: Option<HttpServer>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
-    tcp_threads: Vec<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
     tcp_listen_addr: Option<SocketAddr>,
-    snapshot: Arc<Mutex<NodeSnapshot>>,
+    stats: StatsReader,
 }
 
 impl NodeHandle {
@@ -69,12 +70,10 @@ impl NodeHandle {
         self.http.as_ref().map(HttpServer::local_addr)
     }
 
-    /// The latest published counters (at most ~10 ms old).
+    /// The latest published counters: at most 20 ms old while streams
+    /// play, up to 50 ms when the node is idle.
     pub fn snapshot(&self) -> NodeSnapshot {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stats.read(|frame| frame.snapshot())
     }
 
     /// A flag that stops the node when set (for signal handlers).
@@ -103,10 +102,11 @@ impl NodeHandle {
                 .and_then(|r| r),
             None => Ok(()),
         };
-        // The run loop sent its last tick; now the control surface can go.
+        // The stop flag is set once the mixing thread has ended: the TCP
+        // threads see it too.
+        self.stop.store(true, Ordering::SeqCst);
         self.http.take();
-        // TCP source threads watch the same stop flag.
-        for t in self.tcp_threads.drain(..) {
+        for t in self.helpers.drain(..) {
             let _ = t.join();
         }
         result
@@ -120,33 +120,21 @@ impl Drop for NodeHandle {
     }
 }
 
-/// Binds the sockets, opens the event log and starts the node's thread.
+/// Binds the sockets, opens the event log and starts the node's threads.
 /// Every start-up problem (occupied port, unwritable log) is an error here.
 pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let socket = bind_listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = socket.local_addr()?;
     let out = output_socket(&socket, local_addr, &config.dests)?;
-    let event_log = EventLog::open(&config.log_file)
+    let log_file = event_log::open(&config.log_file)
         .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
-    let (http, control) = match &config.http {
-        Some(settings) => {
-            let (commands_tx, commands) = crossbeam_channel::bounded(1024);
-            let (ticks, ticks_rx) = tokio::sync::mpsc::channel(64);
-            let hub = Hub::new(commands_tx);
-            let server = HttpServer::start(settings, hub, ticks_rx).with_context(|| {
-                format!("cannot serve the control surface on {}", settings.addr)
-            })?;
-            log::info!("mixing desk on http://{}/", server.local_addr());
-            (Some(server), Some(ControlLink { commands, ticks }))
-        }
-        None => (None, None),
-    };
+    let rate = config.engine.source.rate;
     let tcp_out = match config.tcp_listen {
         Some(addr) => {
             let server = TcpServer::bind(addr, TcpServerConfig::default())
                 .with_context(|| format!("cannot serve the mix over TCP on {addr}"))?;
-            let spec = Spec::int16(2, config.engine.source.rate);
+            let spec = Spec::int16(2, rate);
             server.set_new_client_message(Some(&spec.to_bytes()))?;
             log::info!("serving the mix over TCP on {}", server.local_addr());
             Some(server)
@@ -154,42 +142,71 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         None => None,
     };
     let tcp_listen_addr = tcp_out.as_ref().map(TcpServer::local_addr);
+    // Half a second of stereo for the TCP fan-out.
+    let block_ring = if tcp_out.is_some() { rate as usize } else { 0 };
+    let (outbox, readers) = outbox::outbox(config.engine.max_sources, block_ring);
     let stop = Arc::new(AtomicBool::new(false));
-    let (tcp_packets, tcp_in) = crossbeam_channel::bounded::<TcpPacket>(4096);
-    let mut tcp_threads = Vec::new();
-    for server in &config.tcp_sources {
-        let rate = config.engine.source.rate;
-        let packets = tcp_packets.clone();
-        tcp_threads.push(tcp_source::spawn(
-            server.clone(),
-            rate,
-            packets,
+    let mut helpers = Vec::new();
+    let event_log = EventLog::start(log_file, &config.log_file, readers.events)
+        .context("cannot start the event-log thread")?;
+    if let (Some(server), Some(blocks)) = (tcp_out, readers.blocks) {
+        let block_time =
+            Duration::from_secs_f64(config.engine.source.block_frames as f64 / f64::from(rate));
+        helpers.push(outbox::spawn_tcp_fanout(
+            blocks,
+            server,
+            block_time,
             Arc::clone(&stop),
         )?);
     }
-    let tcp_in = (!config.tcp_sources.is_empty()).then_some(tcp_in);
-    let snapshot = Arc::new(Mutex::new(NodeSnapshot::default()));
+    let (commands_tx, commands) = rtrb::RingBuffer::new(COMMAND_RING);
+    let http = match &config.http {
+        Some(settings) => {
+            let hub = Hub::new(commands_tx);
+            let server =
+                HttpServer::start(settings, hub, readers.stats.clone()).with_context(|| {
+                    format!("cannot serve the control surface on {}", settings.addr)
+                })?;
+            log::info!("mixing desk on http://{}/", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let epoch = Instant::now();
+    let mut tcp_in = Vec::new();
+    for server in &config.tcp_sources {
+        let (ring, rx) = rtrb::RingBuffer::new(tcp_source::RING_PACKETS);
+        helpers.push(tcp_source::spawn(
+            server.clone(),
+            rate,
+            ring,
+            epoch,
+            Arc::clone(&stop),
+        )?);
+        tcp_in.push(rx);
+    }
     let parts = LoopParts {
-        sender: MixSender::new(out, config.dests.clone(), tcp_out),
         config,
         socket,
+        out,
+        outbox,
         event_log,
-        control,
+        commands,
         tcp_in,
+        epoch,
         stop: Arc::clone(&stop),
-        snapshot: Arc::clone(&snapshot),
     };
     let thread = thread::Builder::new()
-        .name("audionode".into())
+        .name("mix".into())
         .spawn(move || run_loop(parts))?;
     Ok(NodeHandle {
         local_addr,
         http,
-        tcp_threads,
+        helpers,
         tcp_listen_addr,
         stop,
         thread: Some(thread),
-        snapshot,
+        stats: readers.stats,
     })
 }
 
@@ -230,70 +247,31 @@ fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// The run loop's side of the control surface.
-struct ControlLink {
-    commands: crossbeam_channel::Receiver<ControlCommand>,
-    ticks: tokio::sync::mpsc::Sender<Tick>,
-}
-
-impl ControlLink {
-    /// Applies every pending change (called before each block is mixed).
-    fn apply_commands(&self, engine: &mut Engine) {
-        while let Ok(command) = self.commands.try_recv() {
-            match command {
-                ControlCommand::Master(v) => engine.set_master(v),
-                ControlCommand::Source(addr, controls) => {
-                    // The source may have left meanwhile; then there is nothing to do.
-                    engine.set_controls(addr, controls);
-                }
-            }
-        }
-    }
-
-    /// Sends counters, meters and the active sources to the control surface.
-    fn tick(&self, engine: &mut Engine, meters: &mut Meters) {
-        let mut tick = Tick {
-            master: engine.master(),
-            ..Tick::default()
-        };
-        engine.snapshot(&mut tick.snapshot);
-        engine.take_meters(meters);
-        tick.meters = meters.clone();
-        tick.controls.extend(engine.all_controls());
-        // A full queue means the control thread is behind; the next tick
-        // carries everything again.
-        let _ = self.ticks.try_send(tick);
-    }
-}
-
 /// Everything the run loop owns.
 struct LoopParts {
     config: Config,
     socket: UdpSocket,
-    sender: MixSender,
+    out: UdpSocket,
+    outbox: Outbox,
     event_log: EventLog,
-    control: Option<ControlLink>,
-    tcp_in: Option<crossbeam_channel::Receiver<TcpPacket>>,
+    commands: rtrb::Consumer<ControlCommand>,
+    tcp_in: Vec<rtrb::Consumer<TcpPacket>>,
+    epoch: Instant,
     stop: Arc<AtomicBool>,
-    snapshot: Arc<Mutex<NodeSnapshot>>,
 }
 
 fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     let LoopParts {
         config,
         socket,
-        mut sender,
+        out,
+        mut outbox,
         event_log,
-        control,
-        tcp_in,
+        mut commands,
+        mut tcp_in,
+        epoch,
         stop,
-        snapshot,
     } = parts;
-    let idle_wait = if tcp_in.is_some() {
-        TCP_SOURCE_WAIT
-    } else {
-        IDLE_WAIT
-    };
     if let Some(priority) = config.rt_priority {
         match realtime::promote_current_thread(priority) {
             Ok(()) => log::info!("mixing thread runs at SCHED_FIFO priority {priority}"),
@@ -303,13 +281,6 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             ),
         }
     }
-    let started = Instant::now();
-    let mut engine = Engine::new(config.engine);
-    let mut rx = BatchReceiver::new(BATCH, config.engine.max_datagram_bytes + 1);
-    let mut events: Vec<Event> = Vec::with_capacity(1024);
-    let mut next_housekeeping = Duration::ZERO;
-    let mut next_tick = Duration::ZERO;
-    let mut meters = Meters::default();
     log::info!(
         "listening on {}, sending to {}, event log {}",
         socket.local_addr()?,
@@ -321,144 +292,170 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             .join(", "),
         config.log_file.display()
     );
-    let mut planner = WakePlanner::default();
-    let mut batch_was_full = false;
+    let mut core = NodeCore::new(CoreConfig {
+        engine: config.engine,
+        log_lines_per_second: config.log_lines_per_second,
+        idle_wait: if tcp_in.is_empty() {
+            IDLE_WAIT
+        } else {
+            TCP_SOURCE_WAIT
+        },
+    });
+    let max_bytes = config.engine.max_datagram_bytes;
+    let mut rx = BatchReceiver::new(BATCH, max_bytes + 1);
+    let mut sender = MixSender::new(out, config.dests.clone());
+    let mut received = 0;
+    let mut batch_full = false;
     while !stop.load(Ordering::Relaxed) {
-        let now = started.elapsed();
-        let until_deadline = engine
-            .next_deadline()
-            .map(|deadline| deadline.saturating_sub(now));
-        let n = match planner.plan(batch_was_full, until_deadline, idle_wait) {
-            Wait::Now => rx.recv(&socket, None),
-            Wait::Sleep(d) => {
-                thread::sleep(d);
+        core.handle_input(Input::Timeout {
+            now: epoch.elapsed(),
+            received: std::mem::take(&mut received),
+            batch_full,
+        });
+        while let Ok(command) = commands.pop() {
+            core.handle_input(Input::Command(command));
+        }
+        let wake = drain(&mut core, &mut sender, &mut outbox, epoch);
+        let wait = wake.at.saturating_sub(epoch.elapsed());
+        let n = match wake.mode {
+            WaitMode::Now => rx.recv(&socket, None),
+            WaitMode::Sleep => {
+                thread::sleep(wait);
                 rx.recv(&socket, None)
             }
-            Wait::Socket(d) => rx.recv(&socket, Some(d)),
+            WaitMode::Socket => rx.recv(&socket, Some(wait)),
         }
         .context("receiving datagrams")?;
-        batch_was_full = n == BATCH;
-        planner.on_batch(n);
-        let now = started.elapsed();
+        batch_full = n == BATCH;
+        received += n;
+        let now = epoch.elapsed();
         for i in 0..n {
             let (from, bytes) = rx.get(i);
             // When it arrived, not when this batch was taken.
             let arrived = now.saturating_sub(rx.age(i).unwrap_or_default());
-            engine.on_datagram(arrived, from, bytes, &mut events);
+            let input = match ingress::decode_mono(bytes, max_bytes) {
+                Ok(packet) => Input::Packet {
+                    arrived,
+                    read_at: now,
+                    from,
+                    packet,
+                },
+                Err(why) => Input::Malformed {
+                    arrived,
+                    from,
+                    len: bytes.len(),
+                    why,
+                },
+            };
+            core.handle_input(input);
         }
-        if let Some(tcp_in) = &tcp_in {
-            for packet in tcp_in.try_iter() {
-                engine.on_datagram(now, packet.from, &packet.datagram, &mut events);
+        for ring in &mut tcp_in {
+            while let Ok(packet) = ring.pop() {
+                core.handle_input(Input::Packet {
+                    arrived: packet.handed_over,
+                    read_at: now,
+                    from: packet.from,
+                    packet: SourcePacket {
+                        seq: packet.seq,
+                        samples: Samples::Native(packet.samples()),
+                    },
+                });
             }
         }
-        if let Some(control) = &control {
-            control.apply_commands(&mut engine);
-        }
-        while let Some(block) = engine.mix_due(started.elapsed()) {
-            sender.send(block, started.elapsed());
-            planner.on_block();
-        }
-        if now >= next_housekeeping {
-            next_housekeeping = now + HOUSEKEEPING;
-            engine.expire(now, &mut events);
-            if let Ok(mut shared) = snapshot.try_lock() {
-                engine.snapshot(&mut shared);
-            }
-        }
-        if let Some(control) = &control {
-            if now >= next_tick {
-                next_tick = now + TICK;
-                control.tick(&mut engine, &mut meters);
-            }
-        }
-        for event in events.drain(..) {
-            event_log.log(event);
-        }
     }
-    let now = started.elapsed();
-    engine.shutdown(now, &mut events);
-    if let Some(control) = &control {
-        control.tick(&mut engine, &mut meters);
-    }
-    for event in events.drain(..) {
-        event_log.log(event);
-    }
-    engine.snapshot(&mut snapshot.lock().unwrap_or_else(|e| e.into_inner()));
-    let c = engine.counters();
+    core.handle_input(Input::Shutdown {
+        now: epoch.elapsed(),
+    });
+    drain(&mut core, &mut sender, &mut outbox, epoch);
+    let c = core.engine().counters();
     log::info!(
-        "stopped: {} packets, {} blocks mixed, {} deadline misses, {} clipped samples, {} streams",
+        "stopped: {} packets, {} blocks mixed, {} deadline misses, {} skipped blocks, {} clipped samples, {} streams",
         c.packets,
         c.blocks,
         c.deadline_misses,
+        c.skipped_blocks,
         c.clipped,
         c.streams_started
     );
-    if event_log.dropped() > 0 {
-        log::warn!(
-            "{} events were not written (log writer fell behind)",
-            event_log.dropped()
-        );
-    }
     event_log.close().context("writing the event log")?;
     Ok(())
 }
 
+/// Drains the core's outputs until it asks to wait (the drain rule).
+fn drain(
+    core: &mut NodeCore,
+    sender: &mut MixSender,
+    outbox: &mut Outbox,
+    epoch: Instant,
+) -> crate::nodecore::Wake {
+    loop {
+        match core.poll_output() {
+            Output::Block(block) => {
+                sender.send(block, epoch.elapsed(), outbox);
+                outbox.push_block(block);
+            }
+            Output::Event(event) => outbox.push_event(event),
+            Output::Stats => outbox.publish_stats(core),
+            Output::Timeout(wake) => return wake,
+        }
+    }
+}
+
 /// Sends mixed blocks to every destination in datagrams of at most
-/// [`FRAMES_PER_DATAGRAM`] frames (send errors logged once per burst), and
-/// to TCP clients as Samples messages with `--tcp-listen`.
+/// [`FRAMES_PER_DATAGRAM`] frames. A destination that fails is reported
+/// once per burst of failures, through the event log.
 struct MixSender {
     socket: UdpSocket,
     dests: Vec<SocketAddr>,
     buf: Vec<u8>,
     failing_since: Option<Duration>,
     errors: u64,
-    tcp: Option<TcpServer>,
-    tcp_buf: Vec<u8>,
 }
 
 impl MixSender {
-    fn new(socket: UdpSocket, dests: Vec<SocketAddr>, tcp: Option<TcpServer>) -> Self {
+    fn new(socket: UdpSocket, dests: Vec<SocketAddr>) -> Self {
         Self {
             socket,
             dests,
             buf: vec![0; proto::MAX_UNFRAGMENTED_PAYLOAD],
             failing_since: None,
             errors: 0,
-            tcp,
-            tcp_buf: Vec::new(),
         }
     }
 
-    fn send(&mut self, interleaved: &[i16], now: Duration) {
-        if let Some(tcp) = &self.tcp {
-            self.tcp_buf.clear();
-            encode_samples(interleaved, &mut self.tcp_buf);
-            // Never blocks: a client that falls behind is disconnected.
-            let _ = tcp.broadcast(&self.tcp_buf);
-        }
+    fn send(&mut self, interleaved: &[i16], now: Duration, outbox: &mut Outbox) {
         let mut ok = true;
         for frames in interleaved.chunks(2 * FRAMES_PER_DATAGRAM) {
-            let len = proto::encode_stereo(frames, &mut self.buf)
-                .expect("buffer sized for a full datagram");
+            let Ok(len) = proto::encode_stereo(frames, &mut self.buf) else {
+                continue;
+            };
             for dest in &self.dests {
                 if let Err(e) = self.socket.send_to(&self.buf[..len], dest) {
                     ok = false;
                     self.errors += 1;
                     if self.failing_since.is_none() {
-                        log::warn!("cannot send the mix to {dest}: {e}");
                         self.failing_since = Some(now);
+                        outbox.push_event(crate::nodecore::event::Event {
+                            at: now,
+                            source: *dest,
+                            kind: crate::nodecore::event::EventKind::SendFailed {
+                                errno: e.raw_os_error().unwrap_or(0),
+                            },
+                        });
                     }
                 }
             }
         }
         if ok {
             if let Some(since) = self.failing_since.take() {
-                log::info!(
-                    "sending the mix works again after {} errors over {} ms",
-                    self.errors,
-                    (now - since).as_millis()
-                );
-                self.errors = 0;
+                outbox.push_event(crate::nodecore::event::Event {
+                    at: now,
+                    source: crate::nodecore::event::NODE,
+                    kind: crate::nodecore::event::EventKind::SendRecovered {
+                        errors: std::mem::take(&mut self.errors),
+                        over_ms: (now - since).as_millis() as u64,
+                    },
+                });
             }
         }
     }

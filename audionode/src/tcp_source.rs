@@ -3,36 +3,62 @@
 //!
 //! One thread per server: it connects (reconnecting with back-off), checks
 //! the Spec (mono or stereo, 16-bit integer, the node's rate), downmixes to
-//! mono, cuts the samples into equal 10 ms packets with consecutive sequence
-//! numbers and hands them to the run loop as if they were UDP datagrams from
-//! the server's address, so they are tracked, buffered and mixed the same way.
+//! mono and cuts the samples into 10 ms packets with consecutive sequence
+//! numbers. The packets go to the mixing thread as native samples through
+//! a lock-free ring ([`TcpPacket`], no datagram encoded here and decoded
+//! there), each stamped with the time it was handed over.
+//!
+//! The thread hands packets over at the playout rate, on a deadline
+//! schedule from the stream's first packet, and stops reading while it
+//! waits, so TCP flow control slows a server that sends faster than real
+//! time (the original server sends its first 3 s unpaced, then 1.25× real
+//! time): every sample is mixed, none overflows the jitter buffer. A ring
+//! that is full (the mixing thread is behind) is waited for, never dropped.
+//! When the server pauses for two packet durations, the samples pending in
+//! a partial packet go out as a shorter packet, so the end of a stream
+//! that never closes its connection is heard too.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-use proto::udp_mono::{encode_mono, mono_datagram_len};
 use proto::{Message, SampleFormat, Spec, TcpClient};
 
-/// A packet pulled from a TCP source, encoded as a mono datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Largest packet in samples: 10 ms at 192 kHz.
+pub const MAX_TCP_PACKET: usize = 1920;
+
+/// A packet pulled from a TCP source.
+#[derive(Debug, Clone, Copy)]
 pub struct TcpPacket {
     /// The server's address (the source's identity).
     pub from: SocketAddr,
-    /// A UDP-format mono datagram.
-    pub datagram: Vec<u8>,
+    /// When it was handed to the mixing thread (node time).
+    pub handed_over: Duration,
+    /// Its sequence number.
+    pub seq: u32,
+    len: usize,
+    samples: [i16; MAX_TCP_PACKET],
 }
 
-/// How long a read may block, so a stop request is noticed promptly.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
+impl TcpPacket {
+    /// The packet's mono samples.
+    pub fn samples(&self) -> &[i16] {
+        &self.samples[..self.len]
+    }
+}
+
+/// Packets queued between a TCP source thread and the mixing thread.
+pub const RING_PACKETS: usize = 64;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A schedule this far behind (the server paused) starts afresh.
+const BEHIND: Duration = Duration::from_millis(20);
 
-/// Turns Samples messages into equal-size mono packets.
+/// Turns Samples messages into mono packets of a fixed size.
 #[derive(Debug, Clone)]
 pub struct Packetizer {
     packet: usize,
@@ -42,10 +68,12 @@ pub struct Packetizer {
 }
 
 impl Packetizer {
-    /// Packets of `packet` mono samples, starting at sequence number 0.
+    /// Packets of `packet` mono samples (at most [`MAX_TCP_PACKET`]),
+    /// starting at sequence number 0.
     pub fn new(packet: usize) -> Self {
+        let packet = packet.clamp(1, MAX_TCP_PACKET);
         Self {
-            packet: packet.max(1),
+            packet,
             channels: 1,
             pending: Vec::with_capacity(packet),
             seq: 0,
@@ -57,8 +85,9 @@ impl Packetizer {
         self.channels = channels.max(1);
     }
 
-    /// Adds interleaved samples; calls `emit` with each complete datagram.
-    pub fn push(&mut self, interleaved: &[i16], mut emit: impl FnMut(Vec<u8>)) {
+    /// Adds interleaved samples; calls `emit(seq, samples)` with each
+    /// complete packet.
+    pub fn push(&mut self, interleaved: &[i16], mut emit: impl FnMut(u32, &[i16])) {
         for frame in interleaved.chunks_exact(self.channels) {
             let sum: i32 = frame.iter().map(|&s| i32::from(s)).sum();
             // Average the channels, rounding half away from zero.
@@ -70,23 +99,76 @@ impl Packetizer {
             };
             self.pending.push(mono as i16);
             if self.pending.len() == self.packet {
-                emit(self.take_packet());
+                self.emit_pending(&mut emit);
             }
         }
     }
 
-    /// The samples still pending as a last, shorter packet (when the stream
-    /// ends mid-packet), if there are any.
-    pub fn flush(&mut self) -> Option<Vec<u8>> {
-        (!self.pending.is_empty()).then(|| self.take_packet())
+    /// Emits the samples still pending as a shorter packet, if there are any.
+    pub fn flush(&mut self, mut emit: impl FnMut(u32, &[i16])) {
+        if !self.pending.is_empty() {
+            self.emit_pending(&mut emit);
+        }
     }
 
-    fn take_packet(&mut self) -> Vec<u8> {
-        let mut datagram = vec![0u8; mono_datagram_len(self.pending.len())];
-        encode_mono(self.seq, &self.pending, &mut datagram).expect("sized for the packet");
+    fn emit_pending(&mut self, emit: &mut impl FnMut(u32, &[i16])) {
+        emit(self.seq, &self.pending);
         self.seq = self.seq.wrapping_add(1);
         self.pending.clear();
-        datagram
+    }
+}
+
+/// Hands packets to the mixing thread on a deadline schedule at the
+/// playout rate.
+struct Handover {
+    ring: rtrb::Producer<TcpPacket>,
+    epoch: Instant,
+    rate: f64,
+    /// When the schedule started and the samples handed over since.
+    schedule: Option<(Instant, u64)>,
+}
+
+impl Handover {
+    /// Starts a new schedule with the next packet (a new connection).
+    fn restart_schedule(&mut self) {
+        self.schedule = None;
+    }
+
+    /// Waits for the packet's deadline and for room in the ring, then
+    /// hands it over; `false` if the node is stopping.
+    fn send(&mut self, from: SocketAddr, seq: u32, samples: &[i16], stop: &AtomicBool) -> bool {
+        let now = Instant::now();
+        let (start, sent) = *self.schedule.get_or_insert((now, 0));
+        let due = start + Duration::from_secs_f64(sent as f64 / self.rate);
+        if now > due + BEHIND {
+            // The server paused: pace from here rather than burst to catch up.
+            self.schedule = Some((now, 0));
+        } else if due > now {
+            thread::sleep(due - now);
+        }
+        if let Some((_, sent)) = self.schedule.as_mut() {
+            *sent += samples.len() as u64;
+        }
+        let mut packet = TcpPacket {
+            from,
+            handed_over: Duration::ZERO,
+            seq,
+            len: samples.len(),
+            samples: [0; MAX_TCP_PACKET],
+        };
+        packet.samples[..samples.len()].copy_from_slice(samples);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if self.ring.slots() > 0 {
+                packet.handed_over = self.epoch.elapsed();
+                let _ = self.ring.push(packet);
+                return true;
+            }
+            // Full: the mixing thread is behind. Wait, never drop.
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -113,24 +195,35 @@ pub fn check_spec(spec: &Spec, rate: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the thread that pulls `server` until `stop` is set.
+/// Starts the thread that pulls `server` until `stop` is set, handing
+/// packets to `ring`; `epoch` is the node's time zero.
 pub fn spawn(
     server: String,
     rate: u32,
-    packets: Sender<TcpPacket>,
+    ring: rtrb::Producer<TcpPacket>,
+    epoch: Instant,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("tcp-source-{server}"))
-        .spawn(move || pull_loop(&server, rate, &packets, &stop))
+        .spawn(move || {
+            let mut handover = Handover {
+                ring,
+                epoch,
+                rate: f64::from(rate),
+                schedule: None,
+            };
+            pull_loop(&server, rate, &mut handover, &stop)
+        })
 }
 
-fn pull_loop(server: &str, rate: u32, packets: &Sender<TcpPacket>, stop: &AtomicBool) {
+fn pull_loop(server: &str, rate: u32, handover: &mut Handover, stop: &AtomicBool) {
     let mut backoff = MIN_BACKOFF;
     let packet = (rate as usize / 100).max(1); // 10 ms
     let mut packetizer = Packetizer::new(packet);
     while !stop.load(Ordering::Relaxed) {
-        match pull_once(server, rate, &mut packetizer, packets, stop) {
+        handover.restart_schedule();
+        match pull_once(server, rate, &mut packetizer, handover, stop) {
             Ok(()) => {
                 log::info!("TCP source {server}: server closed the stream");
                 backoff = MIN_BACKOFF;
@@ -155,7 +248,7 @@ fn pull_once(
     server: &str,
     rate: u32,
     packetizer: &mut Packetizer,
-    packets: &Sender<TcpPacket>,
+    handover: &mut Handover,
     stop: &AtomicBool,
 ) -> Result<(), String> {
     let addr = server
@@ -166,25 +259,31 @@ fn pull_once(
     let mut client =
         TcpClient::connect_timeout(&addr, CONNECT_TIMEOUT, proto::DEFAULT_MAX_FRAME_LEN)
             .map_err(|e| format!("cannot connect: {e}"))?;
+    // Two packet durations of silence from the server flush a partial packet.
+    let idle = Duration::from_secs_f64(2.0 * packetizer.packet as f64 / f64::from(rate));
     client
-        .set_read_timeout(Some(READ_TIMEOUT))
+        .set_read_timeout(Some(idle))
         .map_err(|e| e.to_string())?;
     log::info!("TCP source {server}: connected");
     let mut spec_seen = false;
+    let mut stopping = false;
+    let mut send = |seq: u32, samples: &[i16]| {
+        if !stopping {
+            stopping = !handover.send(addr, seq, samples, stop);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         let message = match client.recv_message() {
             Ok(Some(m)) => m,
             Ok(None) => {
                 // The stream ended: its tail goes out as a shorter last packet.
-                if let Some(datagram) = packetizer.flush() {
-                    let _ = packets.send(TcpPacket {
-                        from: addr,
-                        datagram,
-                    });
-                }
+                packetizer.flush(&mut send);
                 return Ok(());
             }
-            Err(e) if e.is_timeout() => continue,
+            Err(e) if e.is_timeout() => {
+                packetizer.flush(&mut send);
+                continue;
+            }
             Err(e) => return Err(format!("disconnecting: {e}")),
         };
         match message {
@@ -197,18 +296,7 @@ fn pull_once(
                 if !spec_seen {
                     return Err("disconnecting: Samples before any Spec".into());
                 }
-                let mut closed = false;
-                packetizer.push(&samples, |datagram| {
-                    closed |= packets
-                        .send(TcpPacket {
-                            from: addr,
-                            datagram,
-                        })
-                        .is_err();
-                });
-                if closed {
-                    return Ok(());
-                }
+                packetizer.push(&samples, &mut send);
             }
         }
     }
@@ -218,37 +306,59 @@ fn pull_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::MonoDatagram;
+
+    fn packets(p: &mut Packetizer, samples: &[i16]) -> Vec<(u32, Vec<i16>)> {
+        let mut out = Vec::new();
+        p.push(samples, |seq, s| out.push((seq, s.to_vec())));
+        out
+    }
 
     #[test]
     fn packets_are_equal_size_with_consecutive_numbers() {
         let mut p = Packetizer::new(4);
-        let mut out = Vec::new();
-        p.push(&[1, 2, 3], |d| out.push(d));
-        assert!(out.is_empty());
-        p.push(&[4, 5, 6, 7, 8, 9], |d| out.push(d));
-        let decoded: Vec<(u32, Vec<i16>)> = out
-            .iter()
-            .map(|d| {
-                let m = MonoDatagram::decode(d).unwrap();
-                (m.seq, m.samples().collect())
-            })
-            .collect();
-        assert_eq!(decoded, vec![(0, vec![1, 2, 3, 4]), (1, vec![5, 6, 7, 8])]);
-        let last = p.flush().unwrap();
-        let m = MonoDatagram::decode(&last).unwrap();
-        assert_eq!((m.seq, m.samples().collect::<Vec<_>>()), (2, vec![9]));
-        assert!(p.flush().is_none());
+        assert!(packets(&mut p, &[1, 2, 3]).is_empty());
+        assert_eq!(
+            packets(&mut p, &[4, 5, 6, 7, 8, 9]),
+            vec![(0, vec![1, 2, 3, 4]), (1, vec![5, 6, 7, 8])]
+        );
+        let mut last = Vec::new();
+        p.flush(|seq, s| last.push((seq, s.to_vec())));
+        assert_eq!(last, vec![(2, vec![9])]);
+        p.flush(|_, _| panic!("nothing pending"));
     }
 
     #[test]
     fn stereo_is_averaged_to_mono() {
         let mut p = Packetizer::new(3);
         p.set_channels(2);
-        let mut out = Vec::new();
-        p.push(&[100, 200, -3, -4, i16::MAX, i16::MAX], |d| out.push(d));
-        let m = MonoDatagram::decode(&out[0]).unwrap();
-        assert_eq!(m.samples().collect::<Vec<_>>(), vec![150, -4, i16::MAX]);
+        let out = packets(&mut p, &[100, 200, -3, -4, i16::MAX, i16::MAX]);
+        assert_eq!(out, vec![(0, vec![150, -4, i16::MAX])]);
+    }
+
+    #[test]
+    fn handover_paces_and_waits_for_room() {
+        let (ring, mut rx) = rtrb::RingBuffer::new(2);
+        let stop = AtomicBool::new(false);
+        let mut h = Handover {
+            ring,
+            epoch: Instant::now(),
+            rate: 1000.0,
+            schedule: None,
+        };
+        let from = SocketAddr::from(([127, 0, 0, 1], 1));
+        // 10 samples at 1 kHz: the second packet is due 10 ms after the first.
+        assert!(h.send(from, 0, &[1; 10], &stop));
+        assert!(h.send(from, 1, &[2; 10], &stop));
+        let a = rx.pop().unwrap();
+        let b = rx.pop().unwrap();
+        assert_eq!((a.seq, a.samples(), b.seq), (0, &[1; 10][..], 1));
+        assert!(b.handed_over >= a.handed_over + Duration::from_millis(10));
+        // A full ring and a stop request: nothing is dropped silently, the
+        // send reports that the node stops.
+        assert!(h.send(from, 2, &[3; 10], &stop));
+        assert!(h.send(from, 3, &[3; 10], &stop));
+        stop.store(true, Ordering::Relaxed);
+        assert!(!h.send(from, 4, &[3; 10], &stop));
     }
 
     #[test]

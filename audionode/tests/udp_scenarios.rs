@@ -117,6 +117,10 @@ fn scripted_reorder_duplicate_and_loss_give_exact_log_lines_and_counters() {
             .iter()
             .any(|l| l.starts_with("Dropped stream"))
     });
+    // The counters are published a moment after the event is logged.
+    wait_for("the snapshot to count the drop", || {
+        node.snapshot().node.streams_dropped == 1
+    });
     let snapshot_before_stop = node.snapshot();
     node.stop().unwrap();
     let frames = collector.finish();

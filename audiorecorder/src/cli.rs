@@ -21,9 +21,16 @@ pub struct Args {
     pub bind: String,
 
     /// Accept datagrams only from this sender, IP or IP:PORT (default: lock
-    /// onto the first sender heard).
+    /// onto the first sender whose datagram decodes).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<String>,
+
+    /// Release the lock on a UDP sender after this many milliseconds of
+    /// silence from it, so the next sender (e.g. one restarted on another
+    /// port) is heard.
+    #[arg(long, value_name = "MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub source_timeout_ms: u32,
 
     /// Milliseconds of audio to buffer before playback starts, and again
     /// whenever the buffer runs dry.
@@ -93,6 +100,19 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub latency_probe: Option<PathBuf>,
 
+    /// Most WAV files to write in one run (the first, each format change's
+    /// next numbered file, each continuation past 4 GiB); the recorder
+    /// stops with an error when one more would be needed.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_files: u32,
+
+    /// Disconnect from a TCP server that changes the stream format more
+    /// than N times within a minute (each change starts a new file).
+    #[arg(long, value_name = "N", default_value_t = crate::flap::DEFAULT_MAX_CHANGES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_format_changes: u32,
+
     /// Receive from a TCP Spec/Samples server at HOST:PORT instead of UDP
     /// (reconnects when it goes away).
     #[arg(long, value_name = "HOST:PORT")]
@@ -110,9 +130,16 @@ pub enum Input {
         port: u16,
         /// `--source`, parsed.
         pin: Option<crate::source::Pin>,
+        /// `--source-timeout-ms`: silence that releases the sender lock.
+        source_timeout: std::time::Duration,
     },
     /// A TCP Spec/Samples server at this `HOST:PORT`.
-    Tcp(String),
+    Tcp {
+        /// `HOST:PORT`.
+        addr: String,
+        /// `--max-format-changes`: format changes allowed per minute.
+        max_format_changes: u32,
+    },
 }
 
 /// The checked configuration a recorder runs with.
@@ -126,6 +153,8 @@ pub struct Config {
     pub playback: Option<crate::player::PlaybackOptions>,
     /// `--overwrite`.
     pub overwrite: bool,
+    /// `--max-files`: WAV files one run may write.
+    pub max_files: u32,
     /// `--sample-rate`: the UDP stream's rate.
     pub sample_rate: u32,
     /// `--latency-probe`: file for click onsets and underruns.
@@ -182,7 +211,10 @@ impl Config {
                 if args.source.is_some() {
                     anyhow::bail!("--source applies to UDP only, not with --tcp");
                 }
-                Input::Tcp(addr.clone())
+                Input::Tcp {
+                    addr: addr.clone(),
+                    max_format_changes: args.max_format_changes,
+                }
             }
             (Some(_), Some(p)) => anyhow::bail!("give either a UDP port ({p}) or --tcp, not both"),
             (None, Some(port)) => Input::Udp {
@@ -194,6 +226,7 @@ impl Config {
                     .map(str::parse)
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
+                source_timeout: std::time::Duration::from_millis(u64::from(args.source_timeout_ms)),
             },
             (None, None) => anyhow::bail!("missing the UDP port to listen on (or --tcp HOST:PORT)"),
         };
@@ -213,6 +246,7 @@ impl Config {
             input,
             playback,
             overwrite: args.overwrite,
+            max_files: args.max_files,
             sample_rate: args.sample_rate,
             latency_probe: args.latency_probe.clone(),
         })
@@ -248,8 +282,20 @@ mod tests {
         assert!(matches!(c.input, Input::Udp { port: 4040, .. }));
 
         let c = config(&["rec.wav", "--tcp", "host:9000", "--no-playback"]).unwrap();
-        assert_eq!(c.input, Input::Tcp("host:9000".into()));
+        assert_eq!(
+            c.input,
+            Input::Tcp {
+                addr: "host:9000".into(),
+                max_format_changes: 10
+            }
+        );
+        assert_eq!(c.max_files, 100);
         assert!(c.playback.is_none());
+        let c = config(&["rec.wav", "1"]).unwrap();
+        assert!(matches!(
+            c.input,
+            Input::Udp { source_timeout, .. } if source_timeout == std::time::Duration::from_secs(2)
+        ));
     }
 
     #[test]
@@ -270,6 +316,8 @@ mod tests {
             ],
             &["rec.wav", "1", "--sample-rate", "0"],
             &["rec.wav", "1", "--rt-priority", "100"],
+            &["rec.wav", "1", "--source-timeout-ms", "0"],
+            &["rec.wav", "1", "--max-files", "0"],
         ] {
             assert!(config(bad).is_err(), "{bad:?}");
         }

@@ -10,8 +10,10 @@
 //! - [`output`]: the real-time callback body pulling from the ring.
 //! - [`device`], [`player`], [`resample`]: the cpal device, the ring's
 //!   producer side, rate conversion.
-//! - [`wav`], [`writer`]: WAV open/append rules and the writer thread.
-//! - [`source`], [`udp`], [`tcp`]: the transports.
+//! - [`wav`], [`wav_repair`], [`writer`]: WAV open/append rules, the header
+//!   repair before appending, and the writer thread.
+//! - [`source`], [`udp`], [`tcp`]: the transports; [`flap`]: the limit on a
+//!   TCP server's format changes.
 //! - [`pipeline`]: fan-out of received frames to writer and player.
 //! - [`recorder`]: start/stop; [`stats`]: counters and the summary;
 //!   [`report`]: rate-limited log lines about playback trouble.
@@ -23,6 +25,7 @@ pub mod arrival;
 pub mod backoff;
 pub mod cli;
 pub mod device;
+pub mod flap;
 pub mod level_control;
 pub mod output;
 pub mod pipeline;
@@ -36,6 +39,7 @@ pub mod stats;
 pub mod tcp;
 pub mod udp;
 pub mod wav;
+pub mod wav_repair;
 pub mod writer;
 
 use std::sync::atomic::Ordering;

@@ -2,7 +2,7 @@
 //! arrival order, unaffected by playback) and to the player's ring.
 //!
 //! Both transports (UDP and TCP) feed a [`Pipeline`]; it keeps frames whole
-//! across messages, opens the player when the first format is known, turns
+//! across messages (a datagram or Samples message may end inside a frame), opens the player when the first format is known, turns
 //! format changes into new files, reports playback trouble and reopens an
 //! output stream that stopped calling back.
 //!
@@ -59,7 +59,7 @@ pub struct Pipeline {
     opts: Option<PlaybackOptions>,
     watchdog: Watchdog,
     format: Option<WavFormat>,
-    /// Samples of a partial frame held until the rest arrives (TCP only).
+    /// Samples of a partial frame held until the next message completes it.
     carry: Vec<i16>,
     stats: Arc<Stats>,
     reporter: Reporter,
@@ -163,11 +163,14 @@ impl Pipeline {
     }
 
     /// Sets the stream format (the first, or a changed one from a TCP Spec).
+    /// The same format again (a server that repeats its Spec) changes
+    /// nothing: a half frame held from the last message stays, so the
+    /// channels stay in place.
     pub fn set_format(&mut self, format: WavFormat) {
-        self.carry.clear();
         if self.format == Some(format) {
             return;
         }
+        self.drop_partial_frame();
         if self.format.is_some() {
             log::info!("stream format changed to {format}");
         }
@@ -182,13 +185,35 @@ impl Pipeline {
         }
     }
 
-    /// Takes received interleaved samples in the current format.
+    /// Drops (and counts) the samples of a frame begun by the last message
+    /// whose rest will not come: the sender changed, went silent or changed
+    /// the format. Joining them with another stream's samples would swap
+    /// its channels.
+    pub fn drop_partial_frame(&mut self) {
+        if self.carry.is_empty() {
+            return;
+        }
+        Stats::add(&self.stats.dropped_samples, self.carry.len() as u64);
+        log::debug!(
+            "dropped {} sample(s) of an unfinished frame",
+            self.carry.len()
+        );
+        self.carry.clear();
+    }
+
+    /// Takes received interleaved samples in the current format. A message
+    /// that ends inside a frame leaves that frame's samples here until the
+    /// next message completes it (counted in `split_frames`).
     pub fn push(&mut self, mut samples: Vec<i16>) {
         let Some(format) = self.format else { return };
         let channels = usize::from(format.channels).max(1);
         if !self.carry.is_empty() {
+            let held = self.carry.len();
             self.carry.extend_from_slice(&samples);
             samples = std::mem::take(&mut self.carry);
+            if held < channels && samples.len() >= channels {
+                Stats::add(&self.stats.split_frames, 1);
+            }
         }
         let whole = samples.len() / channels * channels;
         if whole < samples.len() {

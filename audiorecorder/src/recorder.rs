@@ -43,7 +43,8 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
     };
     let writer = match &config.wav {
         Some(path) => {
-            let mut sink = WavSink::new(path, config.overwrite, Arc::clone(&stats))?;
+            let mut sink = WavSink::new(path, config.overwrite, Arc::clone(&stats))?
+                .with_max_files(config.max_files);
             if matches!(config.input, Input::Udp { .. }) {
                 // Open now: a mismatching file is an error before anything runs.
                 sink.set_format(udp_format)?;
@@ -71,7 +72,12 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
     let thread_stop = Arc::clone(&stop);
     let (local_addr, body): (_, Box<dyn FnOnce() -> anyhow::Result<()> + Send>) = match config.input
     {
-        Input::Udp { bind, port, pin } => {
+        Input::Udp {
+            bind,
+            port,
+            pin,
+            source_timeout,
+        } => {
             let socket = udp::bind(&bind, port)?;
             let local = socket
                 .local_addr()
@@ -80,19 +86,34 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
             (
                 Some(local),
                 Box::new(move || {
-                    let result =
-                        udp::receive_loop(&socket, pin, &mut pipeline, &thread_stats, &thread_stop);
+                    let result = udp::receive_loop(
+                        &socket,
+                        pin,
+                        source_timeout,
+                        &mut pipeline,
+                        &thread_stats,
+                        &thread_stop,
+                    );
                     let finished = pipeline.finish();
                     result.and(finished)
                 }),
             )
         }
-        Input::Tcp(addr) => {
+        Input::Tcp {
+            addr,
+            max_format_changes,
+        } => {
             let addr = tcp::resolve(&addr)?;
             (
                 None,
                 Box::new(move || {
-                    let result = tcp::client_loop(addr, &mut pipeline, &thread_stats, &thread_stop);
+                    let result = tcp::client_loop(
+                        addr,
+                        max_format_changes,
+                        &mut pipeline,
+                        &thread_stats,
+                        &thread_stop,
+                    );
                     let finished = pipeline.finish();
                     result.and(finished)
                 }),

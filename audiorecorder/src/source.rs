@@ -1,6 +1,13 @@
 //! Which sender the UDP receiver listens to: the one pinned with `--source`,
-//! or else the first one heard. Datagrams from anyone else are counted, and
-//! warned about at most once per [`WARN_EVERY`] with the count since.
+//! or else the first one heard whose datagram decodes. Datagrams from anyone
+//! else are counted, and warned about at most once per [`WARN_EVERY`] with
+//! the count since.
+//!
+//! The lock is taken only by a datagram that decodes, so a stray or hostile
+//! empty datagram that arrives before the stream cannot capture the
+//! recorder; and it is released after `--source-timeout-ms` of silence from
+//! the locked sender, so a sender that restarts on another port (or a new
+//! one) is heard again without restarting the recorder.
 //!
 //! Sans-IO: the caller passes the sender's address and `now`.
 
@@ -9,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Least time between two warnings about other senders.
 pub const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// Default of `--source-timeout-ms`: silence after which the lock is released.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// A `--source` value: a full address, or an IP with any port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +54,10 @@ impl Pin {
 /// What to do with a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// From the accepted sender; `first` when this locked onto it.
-    Accept {
-        /// This datagram locked the filter onto its sender.
-        first: bool,
-    },
+    /// From the locked sender, or (before any lock) from a sender that may
+    /// take it: decode the datagram, and report it with
+    /// [`SourceFilter::decoded`] if it decodes.
+    Listen,
     /// From another sender: drop it. `warn` carries the number of such
     /// datagrams since the last warning when one is due now.
     Foreign {
@@ -57,42 +66,73 @@ pub enum Verdict {
     },
 }
 
+/// A lock released for silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    /// The sender that was listened to.
+    pub sender: SocketAddr,
+    /// How long it had been silent.
+    pub silent_for: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lock {
+    sender: SocketAddr,
+    last_heard: Instant,
+}
+
 /// The sender filter; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct SourceFilter {
     pin: Option<Pin>,
-    locked: Option<SocketAddr>,
+    timeout: Duration,
+    locked: Option<Lock>,
     last_warn: Option<Instant>,
     unreported: u64,
 }
 
 impl SourceFilter {
-    /// A filter pinned to `pin`, or locking onto the first sender.
-    pub fn new(pin: Option<Pin>) -> Self {
+    /// A filter pinned to `pin`, or locking onto the first sender whose
+    /// datagram decodes; the lock is released after `timeout` of silence.
+    pub fn new(pin: Option<Pin>, timeout: Duration) -> Self {
         Self {
             pin,
+            timeout,
             locked: None,
             last_warn: None,
             unreported: 0,
         }
     }
 
-    /// The sender being listened to, once known.
+    /// The sender being listened to, once locked.
     pub fn sender(&self) -> Option<SocketAddr> {
-        self.locked
+        self.locked.map(|l| l.sender)
+    }
+
+    /// Releases the lock when the locked sender has been silent for the
+    /// timeout at `now`; call before [`Self::check`] and on idle polls.
+    pub fn expire(&mut self, now: Instant) -> Option<Released> {
+        let lock = self.locked?;
+        let silent_for = now.saturating_duration_since(lock.last_heard);
+        if silent_for < self.timeout {
+            return None;
+        }
+        self.locked = None;
+        Some(Released {
+            sender: lock.sender,
+            silent_for,
+        })
     }
 
     /// Classifies a datagram from `from` received at `now`.
     pub fn check(&mut self, from: SocketAddr, now: Instant) -> Verdict {
-        let accepted = match (self.locked, self.pin) {
-            (Some(locked), _) => locked == from,
+        let listen = match (self.locked, self.pin) {
+            (Some(lock), _) => lock.sender == from,
             (None, Some(pin)) => pin.matches(from),
             (None, None) => true,
         };
-        if accepted {
-            let first = self.locked.is_none();
-            self.locked = Some(from);
-            return Verdict::Accept { first };
+        if listen {
+            return Verdict::Listen;
         }
         self.unreported += 1;
         let due = self
@@ -105,6 +145,17 @@ impl SourceFilter {
         let n = std::mem::take(&mut self.unreported);
         Verdict::Foreign { warn: Some(n) }
     }
+
+    /// Records that a datagram from `from` (which [`Self::check`] let
+    /// through) decoded at `now`. Returns true when this took the lock.
+    pub fn decoded(&mut self, from: SocketAddr, now: Instant) -> bool {
+        let first = self.locked.is_none();
+        self.locked = Some(Lock {
+            sender: from,
+            last_heard: now,
+        });
+        first
+    }
 }
 
 #[cfg(test)]
@@ -115,18 +166,17 @@ mod tests {
         s.parse().unwrap()
     }
 
+    const T: Duration = DEFAULT_SOURCE_TIMEOUT;
+
     #[test]
-    fn locks_onto_first_sender_and_rate_limits_warnings() {
+    fn locks_onto_first_decoding_sender_and_rate_limits_warnings() {
         let t0 = Instant::now();
-        let mut f = SourceFilter::new(None);
-        assert_eq!(
-            f.check(addr("10.0.0.1:5000"), t0),
-            Verdict::Accept { first: true }
-        );
-        assert_eq!(
-            f.check(addr("10.0.0.1:5000"), t0),
-            Verdict::Accept { first: false }
-        );
+        let mut f = SourceFilter::new(None, T);
+        let a = addr("10.0.0.1:5000");
+        assert_eq!(f.check(a, t0), Verdict::Listen);
+        assert!(f.decoded(a, t0));
+        assert_eq!(f.check(a, t0), Verdict::Listen);
+        assert!(!f.decoded(a, t0));
         assert_eq!(
             f.check(addr("10.0.0.2:5000"), t0),
             Verdict::Foreign { warn: Some(1) }
@@ -135,40 +185,84 @@ mod tests {
             f.check(addr("10.0.0.1:5001"), t0),
             Verdict::Foreign { warn: None }
         );
-        let later = t0 + Duration::from_secs(4);
+        let later = t0 + Duration::from_secs(1);
         assert_eq!(
             f.check(addr("10.0.0.2:5000"), later),
             Verdict::Foreign { warn: None }
         );
         let later = t0 + WARN_EVERY;
+        assert!(!f.decoded(a, later - Duration::from_secs(1)));
         assert_eq!(
             f.check(addr("10.0.0.2:5000"), later),
             Verdict::Foreign { warn: Some(3) }
         );
-        assert_eq!(f.sender(), Some(addr("10.0.0.1:5000")));
+        assert_eq!(f.sender(), Some(a));
+    }
+
+    #[test]
+    fn a_datagram_that_does_not_decode_takes_no_lock() {
+        let t0 = Instant::now();
+        let mut f = SourceFilter::new(None, T);
+        // The hijacker's empty datagram is let through to decoding, fails
+        // there, and so is never reported as decoded: no lock.
+        assert_eq!(f.check(addr("10.0.0.66:9"), t0), Verdict::Listen);
+        assert_eq!(f.sender(), None);
+        let a = addr("10.0.0.1:5000");
+        assert_eq!(f.check(a, t0), Verdict::Listen);
+        assert!(f.decoded(a, t0));
+        assert_eq!(f.sender(), Some(a));
+    }
+
+    #[test]
+    fn silence_releases_the_lock_for_the_next_sender() {
+        let t0 = Instant::now();
+        let mut f = SourceFilter::new(None, T);
+        let a = addr("10.0.0.1:5000");
+        let b = addr("10.0.0.1:5002");
+        assert!(f.decoded(a, t0));
+        assert_eq!(f.expire(t0 + T - Duration::from_millis(1)), None);
+        assert!(matches!(f.check(b, t0 + T / 2), Verdict::Foreign { .. }));
+        // Hearing a again restarts its silence.
+        assert!(!f.decoded(a, t0 + T / 2));
+        assert_eq!(f.expire(t0 + T), None);
+        let at = t0 + T / 2 + T + Duration::from_millis(40);
+        assert_eq!(
+            f.expire(at),
+            Some(Released {
+                sender: a,
+                silent_for: T + Duration::from_millis(40)
+            })
+        );
+        assert_eq!(f.sender(), None);
+        assert_eq!(f.expire(at), None);
+        assert_eq!(f.check(b, at), Verdict::Listen);
+        assert!(f.decoded(b, at));
+        assert_eq!(f.sender(), Some(b));
     }
 
     #[test]
     fn pinned_source_ignores_earlier_senders() {
         let t0 = Instant::now();
-        let mut f = SourceFilter::new(Some("10.0.0.9:7000".parse().unwrap()));
+        let mut f = SourceFilter::new(Some("10.0.0.9:7000".parse().unwrap()), T);
         assert!(matches!(
             f.check(addr("10.0.0.1:5000"), t0),
             Verdict::Foreign { .. }
         ));
-        assert_eq!(
-            f.check(addr("10.0.0.9:7000"), t0),
-            Verdict::Accept { first: true }
-        );
+        assert_eq!(f.check(addr("10.0.0.9:7000"), t0), Verdict::Listen);
 
-        let mut f = SourceFilter::new(Some("10.0.0.9".parse().unwrap()));
-        assert_eq!(
-            f.check(addr("10.0.0.9:1234"), t0),
-            Verdict::Accept { first: true }
-        );
-        // Locked to that port now.
+        let mut f = SourceFilter::new(Some("10.0.0.9".parse().unwrap()), T);
+        assert_eq!(f.check(addr("10.0.0.9:1234"), t0), Verdict::Listen);
+        assert!(f.decoded(addr("10.0.0.9:1234"), t0));
+        // Locked to that port now, until it falls silent.
         assert!(matches!(
             f.check(addr("10.0.0.9:1235"), t0),
+            Verdict::Foreign { .. }
+        ));
+        assert!(f.expire(t0 + T).is_some());
+        assert_eq!(f.check(addr("10.0.0.9:1235"), t0 + T), Verdict::Listen);
+        // Still pinned to the IP.
+        assert!(matches!(
+            f.check(addr("10.0.0.8:1235"), t0 + T),
             Verdict::Foreign { .. }
         ));
     }

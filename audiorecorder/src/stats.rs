@@ -58,6 +58,16 @@ pub struct Stats {
     pub output_reopens: AtomicU64,
     /// TCP connections established.
     pub connections: AtomicU64,
+    /// Frames whose samples came in two messages (a datagram or Samples
+    /// message that ended inside a frame), joined.
+    pub split_frames: AtomicU64,
+    /// Samples of an unfinished frame dropped because its rest could not
+    /// follow (the sender changed, fell silent or changed the format).
+    pub dropped_samples: AtomicU64,
+    /// Times the UDP sender lock was released after the sender fell silent.
+    pub source_releases: AtomicU64,
+    /// TCP servers disconnected for changing the format too often.
+    pub format_flap_disconnects: AtomicU64,
     /// The audio callback thread's real-time promotion (`--rt-priority`):
     /// 0 not asked (yet), > 0 the SCHED_FIFO priority it runs at, < 0 the
     /// OS error number that refused it.
@@ -117,6 +127,10 @@ impl Stats {
             startup_errors: g(&self.startup_errors),
             output_reopens: g(&self.output_reopens),
             connections: g(&self.connections),
+            split_frames: g(&self.split_frames),
+            dropped_samples: g(&self.dropped_samples),
+            source_releases: g(&self.source_releases),
+            format_flap_disconnects: g(&self.format_flap_disconnects),
         }
     }
 }
@@ -147,6 +161,10 @@ pub struct Snapshot {
     pub startup_errors: u64,
     pub output_reopens: u64,
     pub connections: u64,
+    pub split_frames: u64,
+    pub dropped_samples: u64,
+    pub source_releases: u64,
+    pub format_flap_disconnects: u64,
 }
 
 /// The one-line summary printed when the recorder stops.
@@ -167,7 +185,9 @@ impl fmt::Display for Summary {
             "received {:.2} s ({} frames), recorded {} frames, underruns {}, \
              backoffs {}, latency drops {} ({} frames), \
              level control {} frames dropped / {} repeated, overruns {} frames, \
-             dropped: {} from other senders, {} malformed datagrams, {} frames the writer could not keep up with",
+             {} frames joined across messages (split_frames), \
+             dropped: {} from other senders, {} malformed datagrams, {} frames the writer could not keep up with, \
+             {} samples of unfinished frames",
             secs,
             s.received_frames,
             s.recorded_frames,
@@ -178,9 +198,11 @@ impl fmt::Display for Summary {
             s.level_drops,
             s.level_repeats,
             s.overrun_frames,
+            s.split_frames,
             s.foreign_datagrams,
             s.bad_datagrams,
             s.record_dropped_frames,
+            s.dropped_samples,
         )
     }
 }

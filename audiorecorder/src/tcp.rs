@@ -4,7 +4,15 @@
 //! a new Spec that changes the format starts the next numbered WAV file. A
 //! server that goes away is reconnected to with exponential backoff; a
 //! server that sends garbage, an oversized frame or an unsupported format is
-//! disconnected with a clear message (and retried the same way).
+//! disconnected with a clear message (and retried the same way), and so is
+//! a server that changes the format more than `--max-format-changes` times
+//! a minute (each change would start another file).
+//!
+//! A Samples message may end inside a frame (an odd sample count in
+//! stereo): the pipeline keeps the half frame for the next message, also
+//! across a repeated identical Spec, so channels never swap. A connection
+//! that ends drops its unfinished frame (counted), since the next one
+//! starts on a frame boundary.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use proto::{Message, SampleFormat, Spec, TcpClient};
 
+use crate::flap::FormatChangeLimit;
 use crate::pipeline::Pipeline;
 use crate::stats::Stats;
 use crate::wav::WavFormat;
@@ -68,12 +77,15 @@ pub fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
 /// Connects, receives and reconnects until `stop` is set or the writer fails.
 pub fn client_loop(
     addr: SocketAddr,
+    max_format_changes: u32,
     pipeline: &mut Pipeline,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut retry = RETRY_MIN;
     let mut failures = 0u32;
+    // Kept across connections: reconnecting does not reset the budget.
+    let mut limit = FormatChangeLimit::new(max_format_changes);
     while !stop.load(Ordering::Relaxed) && !pipeline.writer_failed() {
         match TcpClient::connect_timeout(&addr, Duration::from_secs(2), MAX_FRAME_LEN) {
             Ok(client) => {
@@ -81,7 +93,9 @@ pub fn client_loop(
                 Stats::add(&stats.connections, 1);
                 failures = 0;
                 let started = Instant::now();
-                match receive(client, pipeline, stats, stop) {
+                let ended = receive(client, pipeline, &mut limit, stats, stop);
+                pipeline.drop_partial_frame();
+                match ended {
                     Ended::Stopped => return Ok(()),
                     Ended::Lost => {
                         // A connection that lasted resets the backoff.
@@ -119,6 +133,7 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
 fn receive(
     mut client: TcpClient,
     pipeline: &mut Pipeline,
+    limit: &mut FormatChangeLimit,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> Ended {
@@ -137,16 +152,30 @@ fn receive(
         }
         pipeline.report();
         match client.recv_message() {
-            Ok(Some(Message::Spec(spec))) => match check_spec(&spec) {
-                Ok(format) => {
-                    pipeline.set_format(format);
-                    have_spec = true;
+            Ok(Some(Message::Spec(spec))) => {
+                match check_spec(&spec) {
+                    Ok(format) => {
+                        let changes = pipeline.format().is_some_and(|f| f != format);
+                        if changes && !limit.allow(Instant::now()) {
+                            Stats::add(&stats.format_flap_disconnects, 1);
+                            log::warn!(
+                            "disconnecting from TCP server {peer}: it changed the stream format \
+                             more than {} times within a minute (--max-format-changes); staying \
+                             with {}",
+                            limit.max(),
+                            pipeline.format().map_or_else(String::new, |f| f.to_string())
+                        );
+                            return Ended::Lost;
+                        }
+                        pipeline.set_format(format);
+                        have_spec = true;
+                    }
+                    Err(why) => {
+                        log::warn!("disconnecting from TCP server {peer}: {why}");
+                        return Ended::Lost;
+                    }
                 }
-                Err(why) => {
-                    log::warn!("disconnecting from TCP server {peer}: {why}");
-                    return Ended::Lost;
-                }
-            },
+            }
             Ok(Some(Message::Samples(samples))) => {
                 if !have_spec {
                     log::warn!("disconnecting from TCP server {peer}: Samples before any Spec");

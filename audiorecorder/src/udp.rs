@@ -1,5 +1,7 @@
-//! The UDP receiver: binds the port, filters senders, validates datagrams
-//! and hands whole stereo frames to the pipeline.
+//! The UDP receiver: binds the port, filters senders (locking onto one only
+//! after a datagram of it decodes, releasing it after silence), validates
+//! datagrams and hands their samples to the pipeline, which keeps frames
+//! whole across datagrams.
 //!
 //! The socket has a short read timeout so the loop notices a stop request
 //! (Ctrl-C, SIGTERM, or a test's handle) within a tenth of a second.
@@ -49,15 +51,17 @@ pub fn bind(bind: &str, port: u16) -> anyhow::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Receives until `stop` is set or the writer fails.
+/// Receives until `stop` is set or the writer fails. `source_timeout` is
+/// the silence after which the sender lock is released.
 pub fn receive_loop(
     socket: &UdpSocket,
     pin: Option<Pin>,
+    source_timeout: Duration,
     pipeline: &mut Pipeline,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut filter = SourceFilter::new(pin);
+    let mut filter = SourceFilter::new(pin, source_timeout);
     // The largest UDP payload: any datagram fits, none is truncated.
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
@@ -65,7 +69,20 @@ pub fn receive_loop(
             return Ok(());
         }
         pipeline.report();
-        let (len, from) = match socket.recv_from(&mut buf) {
+        let received = socket.recv_from(&mut buf);
+        let now = Instant::now();
+        if let Some(released) = filter.expire(now) {
+            Stats::add(&stats.source_releases, 1);
+            log::info!(
+                "released {} after {} ms of silence; the next sender whose datagram decodes is \
+                 listened to",
+                released.sender,
+                released.silent_for.as_millis()
+            );
+            // Its unfinished frame will never be completed.
+            pipeline.drop_partial_frame();
+        }
+        let (len, from) = match received {
             Ok(r) => r,
             Err(e)
                 if matches!(
@@ -79,12 +96,8 @@ pub fn receive_loop(
             }
             Err(e) => anyhow::bail!("receiving UDP failed: {e}"),
         };
-        match filter.check(from, Instant::now()) {
-            Verdict::Accept { first } => {
-                if first {
-                    log::info!("receiving from {from}");
-                }
-            }
+        match filter.check(from, now) {
+            Verdict::Listen => {}
             Verdict::Foreign { warn } => {
                 Stats::add(&stats.foreign_datagrams, 1);
                 if let Some(n) = warn {
@@ -96,8 +109,22 @@ pub fn receive_loop(
                 continue;
             }
         }
-        match StereoDatagram::decode(&buf[..len]) {
+        // A datagram may end inside a frame (the original sender's 25 ms
+        // datagrams hold 1102.5 frames): the pipeline completes that frame
+        // with the next datagram from this sender.
+        match StereoDatagram::decode_samples(&buf[..len]) {
+            // A lone half frame carries no audio to lock on.
+            Ok(datagram) if datagram.frame_count() == 0 && filter.sender().is_none() => {
+                Stats::add(&stats.bad_datagrams, 1);
+                log::debug!("dropped a {len}-byte datagram from {from}: less than a frame");
+            }
             Ok(datagram) => {
+                if filter.decoded(from, now) {
+                    log::info!(
+                        "locked to {from}: listening to it only, until it is silent for {} ms",
+                        source_timeout.as_millis()
+                    );
+                }
                 Stats::add(&stats.packets, 1);
                 pipeline.push(datagram.interleaved().collect());
             }

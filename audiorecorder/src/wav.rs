@@ -2,14 +2,14 @@
 //! refuse a mismatch clearly, start fresh with `--overwrite`, and name the
 //! follow-up files of a format change (`rec.wav` → `rec-2.wav` → `rec-3.wav`).
 //!
-//! A file left by a killed recorder holds a header that is valid up to the
-//! last flush, followed by up to a second of samples the header does not
-//! count yet. Before appending, that unaccounted tail is cut off, so the new
-//! samples follow the last counted one and the file stays well-formed.
+//! Before appending, the header's audio size is clamped to the audio really
+//! in the file ([`crate::wav_repair`]): a killed recorder's uncounted last
+//! second is kept, a placeholder size from a program that wrote to a pipe
+//! does not make the new samples land gigabytes past the end.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
 /// A WAV writer on a file, as hound builds it.
@@ -124,6 +124,11 @@ pub fn open(
         writer.flush().map_err(|e| hound_err(path, e))?;
         return Ok((writer, Opened::Created));
     }
+    // Before reading the header with hound: a placeholder size that is not
+    // a whole number of samples would make it refuse the file.
+    if let Some(repair) = crate::wav_repair::repair(path, format).map_err(io_err(path))? {
+        log::warn!("{}: repaired before appending: {repair}", path.display());
+    }
     let found = existing_spec(path)?;
     if found != format.spec() {
         return Err(WavError::Mismatch {
@@ -132,7 +137,6 @@ pub fn open(
             wanted: format,
         });
     }
-    trim_unaccounted_tail(path).map_err(io_err(path))?;
     let writer = hound::WavWriter::append(path).map_err(|e| hound_err(path, e))?;
     let frames = u64::from(writer.duration());
     Ok((writer, Opened::Appended(frames)))
@@ -174,43 +178,6 @@ pub fn numbered_path(base: &Path, n: u32) -> PathBuf {
         None => format!("{stem}-{n}"),
     };
     base.with_file_name(name)
-}
-
-/// Cuts off bytes after the data chunk the header declares (samples written
-/// after the last header update by a recorder that was killed).
-fn trim_unaccounted_tail(path: &Path) -> io::Result<()> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-    let len = file.metadata()?.len();
-    if let Some(end) = data_chunk_end(&mut file)? {
-        if end < len {
-            file.set_len(end)?;
-        }
-    }
-    Ok(())
-}
-
-/// Offset just past the `data` chunk's declared contents, if there is one.
-fn data_chunk_end<R: Read + Seek>(r: &mut R) -> io::Result<Option<u64>> {
-    let mut riff = [0u8; 12];
-    r.seek(SeekFrom::Start(0))?;
-    r.read_exact(&mut riff)?;
-    if &riff[0..4] != b"RIFF" || &riff[8..12] != b"WAVE" {
-        return Ok(None);
-    }
-    let mut pos = 12u64;
-    loop {
-        let mut head = [0u8; 8];
-        if r.read_exact(&mut head).is_err() {
-            return Ok(None);
-        }
-        let len = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
-        if &head[0..4] == b"data" {
-            return Ok(Some(pos + 8 + len));
-        }
-        // Chunks are padded to an even length.
-        pos += 8 + len + (len & 1);
-        r.seek(SeekFrom::Start(pos))?;
-    }
 }
 
 #[cfg(test)]
@@ -299,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn unaccounted_tail_of_a_killed_recording_is_cut_before_appending() {
+    fn partial_frame_after_a_killed_recording_is_cut_before_appending() {
         let dir = temp_dir("tail");
         let path = dir.join("rec.wav");
         let (mut w, _) = open(&path, STEREO, false).unwrap();

@@ -5,7 +5,7 @@
 //! channel is bounded (when the disk falls that far behind, frames are
 //! counted as dropped rather than stalling the network thread). A format
 //! change (a new TCP Spec) finishes the file and continues in the next
-//! numbered one (`rec-2.wav`, …).
+//! numbered one (`rec-2.wav`, …), up to `--max-files` files per run.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,10 @@ pub struct WavSink {
     sync: Option<File>,
     stats: Arc<Stats>,
     max_data_bytes: u64,
+    /// `--max-files`: files this run may open.
+    max_files: u32,
+    /// Files opened so far in this run.
+    files_opened: u32,
 }
 
 /// Largest data chunk written to one file: WAV (and hound) count sizes in
@@ -78,7 +82,16 @@ impl WavSink {
             sync: None,
             stats,
             max_data_bytes: MAX_DATA_BYTES,
+            max_files: u32::MAX,
+            files_opened: 0,
         })
+    }
+
+    /// Limits the files this run may open (`--max-files`); one more is an
+    /// error that stops the recording.
+    pub fn with_max_files(mut self, max_files: u32) -> Self {
+        self.max_files = max_files.max(1);
+        self
     }
 
     /// Lowers the per-file size limit (tests of the continuation).
@@ -107,6 +120,14 @@ impl WavSink {
     /// sequence `base`, `base-2`, `base-3`, … for `format`.
     fn start_next(&mut self, format: WavFormat) -> anyhow::Result<()> {
         self.finish_current()?;
+        if self.files_opened >= self.max_files {
+            anyhow::bail!(
+                "the recording needs more than --max-files {} files in this run (the stream \
+                 changed format too often); stopping",
+                self.max_files
+            );
+        }
+        self.files_opened += 1;
         let (path, (writer, opened)) = if self.index == 0 {
             self.index = 1;
             (

@@ -157,7 +157,7 @@ fn bad_and_foreign_datagrams_are_counted_and_dropped() {
     let good = stereo_signal(100, 4);
     send_stereo(&main, addr, &good[..20], 10, None); // locks onto `main`
     wait_until("lock", LIMIT, || Stats::get(&stats.received_frames) == 10);
-    for bad in [&[1u8, 2, 3][..], &[0; 6], &[0; 1], &[]] {
+    for bad in [&[1u8, 2, 3][..], &[0; 5], &[0; 1], &[]] {
         main.send_to(bad, addr).unwrap();
     }
     let other = sender();

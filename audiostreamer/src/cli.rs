@@ -38,7 +38,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0)]
     pub chunk_ms: f64,
 
-    /// Send this many times faster than real time (for tests and bulk transfer).
+    /// Send this many times faster than real time (for tests and bulk
+    /// transfer), 0.001 to 1000.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
 
@@ -78,6 +79,12 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 
+    /// With --tcp-listen: start the track when the first TCP client
+    /// connects, so it receives the track from its first sample (UDP, if
+    /// also sending, starts then too).
+    #[arg(long)]
+    pub wait_for_client: bool,
+
     /// Write one line per click onset sent to FILE: the CLOCK_MONOTONIC time
     /// after the datagram's send returned, the click id and its offset in the
     /// datagram. For measuring end-to-end latency together with
@@ -94,7 +101,7 @@ pub struct Args {
         conflicts_with_all = [
             "input", "dest", "mic", "device", "list_devices", "tcp_listen", "bind",
             "stream_to_recorder", "looping", "speed", "chunk_ms", "start_seq",
-            "latency_probe",
+            "latency_probe", "wait_for_client",
         ]
     )]
     pub generate: Option<PathBuf>,

@@ -9,6 +9,11 @@ use anyhow::{bail, Context};
 use crate::chunk::{check_udp_size, samples_per_chunk, Layout};
 use crate::cli::Args;
 
+/// Slowest `--speed`: a 10 ms chunk every 10 s.
+pub const MIN_SPEED: f64 = 0.001;
+/// Fastest `--speed`.
+pub const MAX_SPEED: f64 = 1000.0;
+
 /// Where the samples come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -43,6 +48,8 @@ pub struct Config {
     pub start_seq: u32,
     /// UDP datagram layout.
     pub layout: Layout,
+    /// `--wait-for-client`: start when the first TCP client connects.
+    pub wait_for_client: bool,
     /// `--latency-probe`: file for the click onsets sent.
     pub latency_probe: Option<PathBuf>,
 }
@@ -81,6 +88,18 @@ impl Config {
         }
         if !(args.speed.is_finite() && args.speed > 0.0) {
             bail!("--speed must be a positive number, not {}", args.speed);
+        }
+        if !(MIN_SPEED..=MAX_SPEED).contains(&args.speed) {
+            // 1e-300 as written, not as three hundred zeros.
+            let speed = if (1e-4..1e15).contains(&args.speed) {
+                args.speed.to_string()
+            } else {
+                format!("{:e}", args.speed)
+            };
+            bail!("--speed {speed} is out of range ({MIN_SPEED} to {MAX_SPEED} times real time)");
+        }
+        if args.wait_for_client && args.tcp_listen.is_none() {
+            bail!("--wait-for-client needs --tcp-listen");
         }
         if matches!(input, Input::Mic(_)) {
             if args.looping {
@@ -125,6 +144,7 @@ impl Config {
             looping: args.looping,
             start_seq: args.start_seq,
             layout,
+            wait_for_client: args.wait_for_client,
             latency_probe: args.latency_probe.clone(),
         })
     }
@@ -219,6 +239,17 @@ mod tests {
         assert!(err("a.wav 127.0.0.1:1 --chunk-ms 0.001").contains("0 samples"));
         assert!(err("a.wav 127.0.0.1:1 --chunk-ms 1000").contains("maximum is 32767"));
         assert!(err("a.wav 127.0.0.1:1 --speed 0").contains("--speed"));
+        assert_eq!(
+            err("a.wav 127.0.0.1:1 --speed 1e-300"),
+            "--speed 1e-300 is out of range (0.001 to 1000 times real time)"
+        );
+        assert!(err("a.wav 127.0.0.1:1 --speed 1e9").contains("out of range"));
+        assert!(err("a.wav 127.0.0.1:1 --wait-for-client").contains("--tcp-listen"));
+        assert!(
+            cfg("a.wav --tcp-listen 127.0.0.1:0 --wait-for-client")
+                .unwrap()
+                .wait_for_client
+        );
         assert!(err("a.wav 127.0.0.1:1 --sample-rate 0").contains("--sample-rate"));
         assert!(err("a.wav 127.0.0.1:1 --chunk-ms 743").contains("65507"));
         assert!(err("a.wav 127.0.0.1:1 --device x").contains("--device"));

@@ -3,7 +3,7 @@
 //! TCP Spec/Samples fallback).
 //!
 //! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
-//! [`pacer`], [`burst`]) that is unit-tested with hand-computed inputs and a
+//! [`pacer`], [`burst`], [`refused`]) that is unit-tested with hand-computed inputs and a
 //! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
 //! [`tcp_out`], [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
 //! writes the demo stems (`--generate DIR`) and sends nothing.
@@ -17,6 +17,7 @@ pub mod mic;
 pub mod pacer;
 pub mod probe_out;
 pub mod progress;
+pub mod refused;
 pub mod resample;
 pub mod sample;
 pub mod source;

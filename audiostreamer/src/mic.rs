@@ -152,7 +152,10 @@ impl MicSource {
                 format!("cannot resample the microphone from {rate} Hz to {out_rate} Hz")
             })?)
         };
-        let chunk_time = Duration::from_secs_f64(chunk as f64 / f64::from(out_rate));
+        // The chunk and rate are checked already; a Duration that does not
+        // fit is still an error, not a panic.
+        let chunk_time = Duration::try_from_secs_f64(chunk as f64 / f64::from(out_rate))
+            .context("the chunk duration does not fit a Duration")?;
         Ok(Self {
             _stream: stream,
             ring,

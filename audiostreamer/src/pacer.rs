@@ -33,7 +33,11 @@ impl Pacer {
 
     /// When the next datagram is due, as an offset from the stream start.
     pub fn next_deadline(&self) -> Duration {
-        self.origin + Duration::from_secs_f64(self.samples as f64 / self.samples_per_sec)
+        // Duration::MAX ("never") when the offset does not fit: a Duration
+        // from a user's number must never panic.
+        let offset = Duration::try_from_secs_f64(self.samples as f64 / self.samples_per_sec)
+            .unwrap_or(Duration::MAX);
+        self.origin.saturating_add(offset)
     }
 
     /// Records that a datagram of `samples` samples was sent.
@@ -56,7 +60,7 @@ impl Pacer {
         if late <= max_late {
             return None;
         }
-        self.origin += late;
+        self.origin = self.origin.saturating_add(late);
         Some(late)
     }
 }
@@ -116,6 +120,17 @@ mod tests {
         assert_eq!(p.next_deadline(), ms(250));
         assert_eq!(p.wait_at(ms(100)), ms(150));
         assert_eq!(p.wait_at(ms(300)), Duration::ZERO);
+    }
+
+    #[test]
+    fn extreme_speeds_saturate_instead_of_panicking() {
+        let mut p = Pacer::new(44_100, 1e-300);
+        p.on_sent(441);
+        assert_eq!(p.next_deadline(), Duration::MAX);
+        assert_eq!(p.resync(ms(10), ms(500)), None);
+        let mut p = Pacer::new(44_100, f64::MAX);
+        p.on_sent(441);
+        assert_eq!(p.next_deadline(), Duration::ZERO);
     }
 
     #[test]

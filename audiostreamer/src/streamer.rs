@@ -116,6 +116,10 @@ impl Streamer {
         // Repeated resyncs (a --speed the machine cannot sustain) are
         // reported like send errors: once, then every 10 s.
         let mut resyncs = ErrorBurst::new(Duration::from_secs(10));
+        if self.config.wait_for_client && !self.wait_for_client(stop) {
+            summary.interrupted = true;
+            return Ok(summary);
+        }
         let start = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -177,10 +181,34 @@ impl Streamer {
         if let Some(probe) = &mut self.probe {
             probe.finish();
         }
+        if let Some(tcp) = &mut self.tcp {
+            tcp.finish();
+        }
         summary.elapsed = start.elapsed();
         summary.send_failures = self.udp.as_ref().map_or(0, UdpOut::send_failures);
         progress.finish();
         Ok(summary)
+    }
+}
+
+impl Streamer {
+    /// `--wait-for-client`: blocks until a TCP client is connected (it has
+    /// been sent the Spec, so it will get every Samples message); false if
+    /// `stop` was set first.
+    fn wait_for_client(&self, stop: &AtomicBool) -> bool {
+        let Some(tcp) = &self.tcp else { return true };
+        log::info!(
+            "waiting for the first TCP client on {} before starting",
+            tcp.local_addr()
+        );
+        while tcp.client_count() == 0 {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        log::info!("a TCP client connected; starting");
+        true
     }
 }
 

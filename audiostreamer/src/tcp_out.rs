@@ -1,7 +1,8 @@
 //! The TCP fallback side: a `proto::TcpServer` that greets every client
 //! (late joiners too) with the Spec and broadcasts each chunk as a Samples
 //! message. Broadcasting never blocks the pacing loop; a client that falls
-//! too far behind is dropped by the server.
+//! too far behind is dropped by the server. [`TcpOut::finish`] lets every
+//! client's queue drain before the program exits.
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,6 +43,19 @@ impl TcpOut {
     /// Clients currently connected.
     pub fn client_count(&self) -> usize {
         self.server.client_count()
+    }
+
+    /// Stops serving: waits (at most [`proto::DRAIN_TIMEOUT`]) until every
+    /// client has been written everything queued for it, so the last
+    /// Samples are not lost when the program exits.
+    pub fn finish(&mut self) {
+        let closed = self.server.close(proto::DRAIN_TIMEOUT);
+        if closed.cut_off > 0 {
+            log::warn!(
+                "{} TCP client(s) did not take the end of the stream in time",
+                closed.cut_off
+            );
+        }
     }
 
     /// Queues one chunk as a Samples message for every client.

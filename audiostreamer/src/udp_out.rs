@@ -1,6 +1,11 @@
 //! The UDP side: a socket bound to `--bind` (or an ephemeral port of the
 //! destination's IP family), datagrams encoded into one reused buffer, and
 //! send errors reported once per burst while streaming carries on.
+//!
+//! The socket is connected to the destination, so the kernel reports an
+//! ICMP port unreachable (nothing listening there) as `ECONNREFUSED`; that
+//! is said once, and once more when the destination listens again
+//! ([`crate::refused`]).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -10,6 +15,7 @@ use proto::{encode_mono, encode_stereo};
 
 use crate::burst::{BurstReport, ErrorBurst};
 use crate::chunk::Layout;
+use crate::refused::{Change, Refusals};
 
 /// Sends chunks as UDP datagrams to one destination.
 pub struct UdpOut {
@@ -20,6 +26,10 @@ pub struct UdpOut {
     datagram: Vec<u8>,
     stereo: Vec<i16>,
     errors: ErrorBurst,
+    refusals: Refusals,
+    /// Whether `socket` is connected to `dest` (it always is unless the
+    /// kernel refused the connect, e.g. a broadcast address).
+    connected: bool,
 }
 
 /// The wildcard address of `dest`'s family with port 0.
@@ -41,6 +51,16 @@ impl UdpOut {
     ) -> anyhow::Result<Self> {
         let local = bind.unwrap_or_else(|| default_bind_for(dest));
         let socket = UdpSocket::bind(local).map_err(|e| bind_error(local, e))?;
+        // Connected, ICMP errors reach us; if the kernel will not connect
+        // (a broadcast address without SO_BROADCAST), send_to reports the
+        // error per datagram instead.
+        let connected = match socket.connect(dest) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("cannot connect the UDP socket to {dest} ({e}); using send_to");
+                false
+            }
+        };
         Ok(Self {
             socket,
             dest,
@@ -49,6 +69,8 @@ impl UdpOut {
             datagram: vec![0; layout.datagram_len(max_samples)],
             stereo: Vec::with_capacity(2 * max_samples),
             errors: ErrorBurst::new(Duration::from_secs(10)),
+            refusals: Refusals::default(),
+            connected,
         })
     }
 
@@ -62,9 +84,9 @@ impl UdpOut {
         self.next_seq
     }
 
-    /// Failed sends so far.
+    /// Failed sends so far (refused ones included).
     pub fn send_failures(&self) -> u64 {
-        self.errors.total_failures()
+        self.errors.total_failures() + self.refusals.total()
     }
 
     /// Sends one chunk (at least one sample). `now` (time since the stream
@@ -91,8 +113,27 @@ impl UdpOut {
                 return;
             }
         };
-        match self.socket.send_to(&self.datagram[..len], self.dest) {
+        let sent = if self.connected {
+            self.socket.send(&self.datagram[..len])
+        } else {
+            self.socket.send_to(&self.datagram[..len], self.dest)
+        };
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                if let Some(Change::NothingListening) = self.refusals.on_refused(now) {
+                    log::warn!(
+                        "nothing is listening at {} (ICMP port unreachable); streaming continues",
+                        self.dest
+                    );
+                }
+            }
             Ok(_) => {
+                if let Some(Change::Listening { refused }) = self.refusals.on_sent(now) {
+                    log::info!(
+                        "{} is listening again ({refused} datagrams were refused meanwhile)",
+                        self.dest
+                    );
+                }
                 if let Some(BurstReport::Ended { failures }) = self.errors.on_success() {
                     log::info!(
                         "sending to {} works again after {failures} failed datagrams",

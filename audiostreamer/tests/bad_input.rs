@@ -4,8 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 
@@ -131,6 +132,17 @@ fn destination_and_flag_problems() {
         &[wav, "127.0.0.1:4030", "--speed", "0"],
         "--speed must be a positive number",
     );
+    // Once a panic in Duration::from_secs_f64 with a backtrace (at the
+    // second datagram's deadline, so the file holds more than one).
+    let long = dir.path("long.wav");
+    write_i16(&long, 1, 44_100, &test_signal(1000));
+    let long = long.to_str().unwrap();
+    for speed in ["1e-300", "1e300"] {
+        assert_one_line_error(
+            &[long, "127.0.0.1:4030", "--speed", speed],
+            &format!("--speed {speed} is out of range (0.001 to 1000 times real time)"),
+        );
+    }
 }
 
 #[test]
@@ -163,4 +175,69 @@ fn send_errors_are_logged_once_per_burst_and_streaming_continues() {
         stderr.contains("done: 50 datagrams") && stderr.contains("50 sends failed"),
         "{stderr}"
     );
+}
+
+/// An ephemeral port with nothing listening on it (bound, then released).
+fn closed_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_closed_destination_port_is_reported_once() {
+    let dir = TempDir::new("refused");
+    let wav = dir.path("a.wav");
+    write_i16(&wav, 1, 44_100, &test_signal(44_100 / 2));
+    let dest = format!("127.0.0.1:{}", closed_port());
+    let out = run_bin(&[wav.to_str().unwrap(), &dest, "--speed", "5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("nothing is listening"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line, not one per datagram:\n{stderr}");
+    assert!(
+        lines[0].contains(&format!(
+            "nothing is listening at {dest} (ICMP port unreachable); streaming continues"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(!stderr.contains("failed:"), "{stderr}");
+    assert!(!stderr.contains("listening again"), "{stderr}");
+}
+
+#[test]
+fn a_destination_that_starts_listening_is_reported_once_more() {
+    let dir = TempDir::new("recovered");
+    let wav = dir.path("a.wav");
+    // 4 s in real time: enough to see the refusal, bind, and a quiet second.
+    write_i16(&wav, 1, 44_100, &test_signal(4 * 44_100));
+    let port = closed_port();
+    let dest = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audiostreamer"))
+        .args([wav.to_str().unwrap(), &dest])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("the refusal line").unwrap();
+        let refused = line.contains("nothing is listening");
+        seen.push(line);
+        if refused {
+            break;
+        }
+    }
+    // Now listen there and keep the socket while the stream goes on.
+    let listener = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    seen.extend(lines.map(Result::unwrap));
+    assert!(child.wait().unwrap().success());
+    drop(listener);
+    let count = |needle: &str| seen.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("nothing is listening"), 1, "{seen:#?}");
+    assert_eq!(count(&format!("{dest} is listening again")), 1, "{seen:#?}");
 }

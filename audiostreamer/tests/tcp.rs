@@ -138,3 +138,39 @@ fn udp_and_tcp_at_once_and_late_joiner_gets_spec_first() {
         "late joiner gets a suffix"
     );
 }
+
+#[test]
+fn wait_for_client_starts_the_track_when_the_first_client_connects() {
+    let dir = TempDir::new("tcp-wait");
+    let wav = dir.path("a.wav");
+    let samples = test_signal(10_000);
+    write_i16(&wav, 1, 44_100, &samples);
+    let wav_arg = wav.to_str().unwrap().to_owned();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    // The streamer owns a non-Send source: build it on its own thread.
+    let runner = thread::spawn(move || {
+        let streamer = audiostreamer::Streamer::new(&args(&[
+            &wav_arg,
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--wait-for-client",
+            "--speed",
+            "20",
+        ]))
+        .unwrap();
+        addr_tx.send(streamer.tcp_local_addr().unwrap()).unwrap();
+        streamer.run(&AtomicBool::new(false)).unwrap()
+    });
+    let addr = addr_rx.recv().unwrap();
+    // Late: without the wait, the whole 23 ms track (at 20×) would be gone.
+    thread::sleep(Duration::from_millis(300));
+    let got = read_all(TcpClient::connect(addr).unwrap());
+    let summary = runner.join().unwrap();
+    assert_eq!(summary.samples, 10_000);
+    assert_eq!(got[0], Message::Spec(Spec::int16(1, 44_100)));
+    assert_eq!(
+        samples_of(&got[1..]).concat(),
+        samples,
+        "the late client gets the track from sample 0"
+    );
+}

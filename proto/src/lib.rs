@@ -32,7 +32,7 @@ pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME_LEN};
 pub use message::{Message, MessageError, SampleFormat, Spec};
 pub use seq::{seq_diff, seq_is_newer, SeqExtender};
 pub use tcp_client::{RecvError, TcpClient};
-pub use tcp_server::{TcpServer, TcpServerConfig};
+pub use tcp_server::{Closed, TcpServer, TcpServerConfig, DRAIN_TIMEOUT};
 pub use udp_mono::{encode_mono, mono_datagram_len, MonoDatagram, MonoDecodeError};
 pub use udp_stereo::{encode_stereo, stereo_datagram_len, StereoDatagram, StereoDecodeError};
 

@@ -7,13 +7,18 @@
 //! Spec. [`TcpServer::broadcast`] never blocks on a client: when a client's
 //! queue is full (it stopped reading or reads too slowly) the client is
 //! disconnected with a log line and the others carry on.
+//!
+//! [`TcpServer::close`] (and `Drop`, which calls it) stops accepting and
+//! waits, for a bounded time, until every client's writer has written what
+//! was queued for it: a program that exits right after its last broadcast
+//! would otherwise take the queued frames with it.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -39,6 +44,10 @@ impl Default for TcpServerConfig {
     }
 }
 
+/// How long `Drop` lets the clients' writers drain their queues in total
+/// before cutting the slow ones off.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A frame with its length prefix, shared by every client's queue.
 type Frame = Arc<[u8]>;
 
@@ -48,6 +57,8 @@ struct Client {
     queue: Sender<Frame>,
     /// A handle to the socket, to unblock the writer when the client is dropped.
     stream: TcpStream,
+    /// The writer thread, joined by [`TcpServer::close`].
+    writer: JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -81,6 +92,16 @@ pub struct TcpServer {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     accept_thread: Option<JoinHandle<()>>,
+    closed: bool,
+}
+
+/// What [`TcpServer::close`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Closed {
+    /// Clients whose queues were written out completely.
+    pub drained: usize,
+    /// Clients cut off at the timeout with frames still queued.
+    pub cut_off: usize,
 }
 
 impl TcpServer {
@@ -101,6 +122,7 @@ impl TcpServer {
             shared,
             local_addr,
             accept_thread: Some(accept_thread),
+            closed: false,
         })
     }
 
@@ -141,9 +163,16 @@ impl TcpServer {
     }
 }
 
-impl Drop for TcpServer {
-    /// Stops accepting; clients receive what is already queued, then are closed.
-    fn drop(&mut self) {
+impl TcpServer {
+    /// Stops accepting, lets every client's writer write out what is queued
+    /// for it (the last Samples too) and closes the connections. Waits at
+    /// most `timeout` in total; clients still writing then (a client that
+    /// stopped reading) are cut off and logged. Later calls do nothing.
+    pub fn close(&mut self, timeout: Duration) -> Closed {
+        if std::mem::replace(&mut self.closed, true) {
+            return Closed::default();
+        }
+        let deadline = Instant::now() + timeout;
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the blocking accept() with a connection of our own.
         let wake_addr = match self.local_addr {
@@ -161,8 +190,42 @@ impl Drop for TcpServer {
                 let _ = handle.join();
             }
         }
-        // Dropping the queues lets each writer drain and close its socket.
-        self.shared.lock().clients.clear();
+        // Dropping each queue's sender lets its writer finish the queue,
+        // shut the socket down and end.
+        let clients = std::mem::take(&mut self.shared.lock().clients);
+        let mut closed = Closed::default();
+        for client in clients {
+            let Client {
+                peer,
+                queue,
+                stream,
+                writer,
+                ..
+            } = client;
+            drop(queue);
+            while !writer.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            if writer.is_finished() {
+                closed.drained += 1;
+            } else {
+                log::warn!(
+                    "TCP client {peer} had not received everything after {} ms; closing it",
+                    timeout.as_millis()
+                );
+                let _ = stream.shutdown(Shutdown::Both);
+                closed.cut_off += 1;
+            }
+            let _ = writer.join();
+        }
+        closed
+    }
+}
+
+impl Drop for TcpServer {
+    /// [`TcpServer::close`] with [`DRAIN_TIMEOUT`], unless already closed.
+    fn drop(&mut self) {
+        self.close(DRAIN_TIMEOUT);
     }
 }
 
@@ -216,27 +279,27 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> io::Resul
     stream.set_write_timeout(Some(shared.config.write_timeout))?;
     let control = stream.try_clone()?;
     let (queue, frames) = crossbeam_channel::bounded(shared.config.queue_frames.max(1));
-    let id;
-    {
-        let mut state = shared.lock();
-        id = state.next_id;
-        state.next_id += 1;
-        if let Some(first) = &state.new_client_message {
-            // The queue is empty, so this cannot fail for lack of room.
-            let _ = queue.try_send(Arc::clone(first));
-        }
-        state.clients.push(Client {
-            id,
-            peer,
-            queue,
-            stream: control,
-        });
-    }
-    log::info!("TCP client {peer} connected");
+    let mut state = shared.lock();
+    let id = state.next_id;
+    state.next_id += 1;
+    // The writer waits on the empty queue until the lock below is released.
     let writer_shared = Arc::clone(shared);
-    thread::Builder::new()
+    let writer = thread::Builder::new()
         .name(format!("tcp-client-{peer}"))
         .spawn(move || write_loop(stream, peer, id, frames, writer_shared))?;
+    if let Some(first) = &state.new_client_message {
+        // The queue is empty, so this cannot fail for lack of room.
+        let _ = queue.try_send(Arc::clone(first));
+    }
+    state.clients.push(Client {
+        id,
+        peer,
+        queue,
+        stream: control,
+        writer,
+    });
+    drop(state);
+    log::info!("TCP client {peer} connected");
     Ok(())
 }
 

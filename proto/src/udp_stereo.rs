@@ -22,6 +22,9 @@ pub enum StereoDecodeError {
     /// The length is not a whole number of 4-byte stereo frames.
     #[error("datagram of {0} bytes is not a whole number of 4-byte stereo frames")]
     PartialFrame(usize),
+    /// The length is odd: not even a whole number of 2-byte samples.
+    #[error("datagram of {0} bytes is not a whole number of 2-byte samples")]
+    OddLength(usize),
 }
 
 /// A decoded stereo datagram, borrowing the received bytes.
@@ -42,7 +45,30 @@ impl<'a> StereoDatagram<'a> {
         Ok(Self { payload: bytes })
     }
 
-    /// Number of stereo frames carried (at least 1).
+    /// Decodes a datagram that may end (or, continuing the previous one,
+    /// start) in the middle of a frame: any non-empty whole number of
+    /// samples. The original `--stream-to-recorder` sender counts
+    /// interleaved samples, so its 25 ms datagrams carry 1102.5 frames;
+    /// the receiver joins the half frames across datagrams.
+    pub fn decode_samples(bytes: &'a [u8]) -> Result<Self, StereoDecodeError> {
+        if bytes.is_empty() {
+            return Err(StereoDecodeError::NoFrames);
+        }
+        if bytes.len() % 2 != 0 {
+            return Err(StereoDecodeError::OddLength(bytes.len()));
+        }
+        Ok(Self { payload: bytes })
+    }
+
+    /// Whether the datagram holds an odd number of samples (only from
+    /// [`Self::decode_samples`]).
+    pub fn ends_mid_frame(&self) -> bool {
+        self.payload.len() % FRAME_LEN != 0
+    }
+
+    /// Number of whole stereo frames carried (at least 1 from
+    /// [`Self::decode`]; a half frame from [`Self::decode_samples`] is not
+    /// counted).
     pub fn frame_count(&self) -> usize {
         self.payload.len() / FRAME_LEN
     }
@@ -57,7 +83,8 @@ impl<'a> StereoDatagram<'a> {
         })
     }
 
-    /// The samples interleaved `L R L R …`.
+    /// The samples interleaved `L R L R …` (every sample, a trailing half
+    /// frame too).
     pub fn interleaved(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
         self.payload
             .chunks_exact(2)
@@ -130,6 +157,25 @@ mod tests {
     }
 
     #[test]
+    fn decode_samples_takes_half_frames_but_not_half_samples() {
+        let bytes = [0x00, 0x01, 0xFF, 0xFE, 0x7F, 0xFF];
+        let d = StereoDatagram::decode_samples(&bytes).unwrap();
+        assert!(d.ends_mid_frame());
+        assert_eq!(d.frame_count(), 1);
+        assert_eq!(d.interleaved().collect::<Vec<_>>(), [1, -2, 32767]);
+        let d = StereoDatagram::decode_samples(&bytes[..4]).unwrap();
+        assert!(!d.ends_mid_frame());
+        assert_eq!(
+            StereoDatagram::decode_samples(&bytes[..5]),
+            Err(StereoDecodeError::OddLength(5))
+        );
+        assert_eq!(
+            StereoDatagram::decode_samples(&[]),
+            Err(StereoDecodeError::NoFrames)
+        );
+    }
+
+    #[test]
     fn encode_errors() {
         assert_eq!(
             encode_stereo(&[1], &mut [0u8; 8]),
@@ -163,6 +209,14 @@ mod tests {
             if let Ok(d) = StereoDatagram::decode(&bytes) {
                 prop_assert_eq!(stereo_datagram_len(d.frame_count()), bytes.len());
                 prop_assert_eq!(d.interleaved().len(), 2 * d.frame_count());
+            }
+        }
+
+        #[test]
+        fn decode_samples_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Ok(d) = StereoDatagram::decode_samples(&bytes) {
+                prop_assert_eq!(2 * d.interleaved().len(), bytes.len());
+                prop_assert_eq!(d.ends_mid_frame(), bytes.len() % 4 == 2);
             }
         }
 

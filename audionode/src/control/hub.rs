@@ -1,33 +1,26 @@
 //! Publish-subscribe between the control surface's clients and the mixer.
 //!
 //! Clients' changes are validated against the [`ControlState`], handed to
-//! the mixer through a bounded channel (applied at its next block), applied
+//! the mixer through a lock-free ring (applied at its next block), applied
 //! to the state and broadcast to every client, all under one lock so every
-//! client sees changes in the same order. The node reports ticks (~20 Hz)
-//! with its counters, meters and the active sources; the hub diffs them
-//! into `joined`/`left` messages, so the desk converges even if a tick is lost.
+//! client sees changes in the same order. The server takes the mixer's
+//! latest stats frame 20 times a second as a [`Tick`] with its counters,
+//! meters and the active sources; the hub diffs them into `joined`/`left`
+//! messages, so the desk converges even if a frame is skipped.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::engine::{Meters, SourceControls};
-use crate::stats::NodeSnapshot;
+use crate::engine::SourceControls;
+pub use crate::nodecore::ControlCommand;
+use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
 use super::state::{ApiError, Change, ControlState, MasterPatch, ServerMessage, SourcePatch};
 
 /// Messages kept for a slow WebSocket client before it must resynchronise.
 const BROADCAST_DEPTH: usize = 256;
-
-/// A change for the mixer, applied at a block boundary.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ControlCommand {
-    /// New master volume.
-    Master(f32),
-    /// New controls of one source.
-    Source(SocketAddr, SourceControls),
-}
 
 /// What the node reports about ten to twenty times a second.
 #[derive(Debug, Clone, Default)]
@@ -42,19 +35,31 @@ pub struct Tick {
     pub master: f32,
 }
 
+impl Tick {
+    /// The tick a stats frame makes.
+    pub fn from_frame(frame: &StatsFrame) -> Self {
+        Self {
+            snapshot: frame.snapshot(),
+            meters: frame.meters(),
+            controls: frame.controls(),
+            master: frame.master,
+        }
+    }
+}
+
 /// The shared hub.
 pub struct Hub {
     state: Mutex<ControlState>,
-    commands: crossbeam_channel::Sender<ControlCommand>,
+    commands: Mutex<rtrb::Producer<ControlCommand>>,
     broadcast: broadcast::Sender<Arc<str>>,
 }
 
 impl Hub {
     /// A hub sending mixer commands into `commands`.
-    pub fn new(commands: crossbeam_channel::Sender<ControlCommand>) -> Arc<Self> {
+    pub fn new(commands: rtrb::Producer<ControlCommand>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(ControlState::default()),
-            commands,
+            commands: Mutex::new(commands),
             broadcast: broadcast::channel(BROADCAST_DEPTH).0,
         })
     }
@@ -95,7 +100,9 @@ impl Hub {
             Change::Source(addr, c) => ControlCommand::Source(addr, c),
         };
         self.commands
-            .try_send(command)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(command)
             .map_err(|_| ApiError::Busy)?;
         let message = state.apply(change);
         self.publish(&message);
@@ -166,7 +173,7 @@ mod tests {
 
     #[test]
     fn changes_go_to_the_mixer_and_every_subscriber() {
-        let (tx, rx) = crossbeam_channel::bounded(8);
+        let (tx, mut rx) = rtrb::RingBuffer::new(8);
         let hub = Hub::new(tx);
         hub.on_tick(Tick {
             controls: vec![(addr(1), SourceControls::default())],
@@ -183,7 +190,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            rx.try_recv().unwrap(),
+            rx.pop().unwrap(),
             ControlCommand::Source(
                 addr(1),
                 SourceControls {
@@ -198,13 +205,13 @@ mod tests {
         );
         // A refused change reaches nobody.
         assert!(hub.set_master(MasterPatch { volume: 9.0 }).is_err());
-        assert!(rx.try_recv().is_err());
+        assert!(rx.pop().is_err());
         assert!(sub.try_recv().is_err());
     }
 
     #[test]
     fn ticks_announce_joins_and_leaves() {
-        let (tx, _rx) = crossbeam_channel::bounded(8);
+        let (tx, _rx) = rtrb::RingBuffer::new(8);
         let hub = Hub::new(tx);
         let (_, mut sub) = hub.subscribe();
         let remembered = SourceControls {
@@ -227,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_full_mixer_queue_is_busy_and_changes_nothing() {
-        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let (tx, _rx) = rtrb::RingBuffer::new(1);
         let hub = Hub::new(tx);
         hub.set_master(MasterPatch { volume: 0.5 }).unwrap();
         assert_eq!(

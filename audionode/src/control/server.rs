@@ -31,12 +31,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, oneshot, Semaphore};
 
 use crate::config::HttpSettings;
 
 use super::connections;
 use super::hub::{Hub, Tick};
+use crate::outbox::StatsReader;
+
+/// How often the mixer's latest stats frame is taken to the desk (20 Hz).
+const TICK: Duration = Duration::from_millis(50);
 use super::metrics;
 use super::security::Guard;
 use super::state::{ApiError, ClientMessage, MasterPatch, ServerMessage, SourcePatch};
@@ -71,12 +75,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `settings.addr` (errors at once, e.g. an occupied port) and
-    /// serves the control surface on its own thread; node ticks arrive on
-    /// `ticks`.
+    /// serves the control surface on its own thread; it polls the mixer's
+    /// `stats` 20 times a second (the mixer never waits for or wakes it).
     pub fn start(
         settings: &HttpSettings,
         hub: Arc<Hub>,
-        mut ticks: mpsc::Receiver<Tick>,
+        stats: StatsReader,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.addr)?;
         listener.set_nonblocking(true)?;
@@ -108,8 +112,19 @@ impl HttpServer {
                         }
                     };
                     tokio::spawn(async move {
-                        while let Some(tick) = ticks.recv().await {
-                            hub.on_tick(tick);
+                        let mut interval = tokio::time::interval(TICK);
+                        let mut last = None;
+                        loop {
+                            interval.tick().await;
+                            let tick = stats.read(|frame| {
+                                (last != Some(frame.at)).then(|| {
+                                    last = Some(frame.at);
+                                    Tick::from_frame(frame)
+                                })
+                            });
+                            if let Some(tick) = tick {
+                                hub.on_tick(tick);
+                            }
                         }
                     });
                     let app = router(state);

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Meters, SourceControls};
+use crate::engine::SourceControls;
+use crate::stats::Meters;
 use crate::stats::{NodeSnapshot, SourceStats};
 
 /// Largest linear volume (master or source): +6 dB.

@@ -1,23 +1,36 @@
 //! One source: its sequence tracker, jitter buffer and drift controller,
 //! the mapping of its timeline onto output frames, and its events.
 //!
-//! Timeline: packet `index` of the current stream instance holds samples
-//! `instance_offset + index × packet_size ..`. Timeline position `p` is
-//! mixed into output frame `p + frame_offset` (output frames are counted in
-//! frames sent). Drift corrections move `frame_offset` by one per sample
-//! dropped or repeated.
+//! Timeline: a packet of the current stream instance holds the samples
+//! from `instance_offset + position`, where `position` is the running sum
+//! of the sizes of the packets before it in sequence order
+//! ([`super::positions`]), so packets of any and of changing size land
+//! exactly. Timeline position `p` is mixed into output frame
+//! `p + frame_offset` (output frames are counted in frames sent). Drift
+//! corrections move `frame_offset` by one per sample dropped or repeated.
+//!
+//! Nothing injected can silence a stream for long: a restart needs a run
+//! of [`RESTART_RUN`] consecutive packets (any packet of the current
+//! instance in between breaks the run), and when packets persistently miss
+//! the buffer (late or beyond its capacity for longer than the jitter
+//! target) the stream is re-anchored to the traffic that does arrive.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use proto::MonoDatagram;
+use super::drift::DriftControl;
+use super::event::{Burstable, DropReason, Event, EventKind, Events};
+use super::ingress::{Samples, SourcePacket};
+use super::jitter_buffer::{Adjust, JitterBuffer, WriteOutcome};
+use super::pool::SourceMemory;
+use super::positions::Positions;
+use super::stats::SourceStats;
+use super::throttle::{Summary, Throttle};
+use super::tracker::{Arrival, SourceTracker, TrackerLimits, RESTART_RUN};
 
-use crate::drift::DriftControl;
-use crate::event::{Burstable, DropReason, Event, EventKind};
-use crate::jitter_buffer::{Adjust, JitterBuffer, WriteOutcome};
-use crate::stats::SourceStats;
-use crate::throttle::{Summary, Throttle};
-use crate::tracker::{Arrival, SourceTracker, TrackerLimits};
+/// Consecutive packets that must miss the buffer (besides lasting longer
+/// than the jitter target) before a stream is re-anchored.
+const REANCHOR_MIN_PACKETS: u64 = 3;
 
 /// The jitter-buffer target delay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,82 +83,63 @@ pub struct Source {
     params: SourceParams,
     tracker: SourceTracker,
     buffer: JitterBuffer,
+    positions: Positions,
     drift: DriftControl,
+    /// Corrections of earlier instances' controllers.
+    past_corrections: (u64, u64),
     throttle: Throttle,
-    packet_size: usize,
+    /// Packet size of the stream (the newest packets' size).
+    last_size: usize,
+    /// A different size seen on the newest packet, and its sequence number,
+    /// until the next packet confirms it.
+    new_size: Option<(usize, u32)>,
     instance_offset: i64,
     frame_offset: i64,
     target_frames: i64,
     last_heard: Duration,
     packets_since_retarget: u32,
-    probation: Vec<i16>,
+    /// Samples of the packets of a restart's run, in sequence order, and
+    /// the length of each.
+    stash: Vec<i16>,
+    stash_lens: [usize; RESTART_RUN as usize],
+    stash_count: usize,
     /// The output position (rounded up, never before what was already
-    /// mixed) when the packet on probation arrived.
+    /// mixed) when the run's first packet arrived.
     probation_frames: u64,
+    /// Since when, and for how many consecutive packets, packets missed the
+    /// buffer (late or overflowing).
+    missing_since: Option<Duration>,
+    missed: u64,
     late: u64,
     malformed: u64,
     overflow: u64,
     stray: u64,
-    size_warned: bool,
-}
-
-/// A packet's samples as `place` takes them: still in the datagram (decoded
-/// straight into the jitter buffer) or already decoded (a restart's packet
-/// held on probation).
-enum Payload<'d, 'b> {
-    Datagram(&'d MonoDatagram<'b>),
-    Samples(&'d [i16]),
-}
-
-impl Payload<'_, '_> {
-    fn len(&self) -> usize {
-        match self {
-            Payload::Datagram(d) => d.sample_count(),
-            Payload::Samples(s) => s.len(),
-        }
-    }
-
-    /// Writes samples `offset..offset + run.len()` into `run`.
-    fn copy(&self, offset: usize, run: &mut [i16]) {
-        match self {
-            Payload::Datagram(d) => {
-                d.copy_samples_from(offset, run);
-            }
-            Payload::Samples(s) => run.copy_from_slice(&s[offset..offset + run.len()]),
-        }
-    }
+    size_changes: u64,
+    reanchors: u64,
 }
 
 impl Source {
-    /// A source created by its first valid datagram; reports `New stream`.
+    /// A source created by its first valid packet, in `memory` taken from
+    /// the node's pool; reports `New stream`.
     pub fn new(
         addr: SocketAddr,
         params: SourceParams,
-        first: &MonoDatagram<'_>,
+        memory: SourceMemory,
+        first: &SourcePacket<'_>,
         clock: MixClock,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Self {
         let rate = f64::from(params.rate);
-        let packet_size = first.sample_count();
-        let (target_ms, max_target_ms) = match params.target {
-            JitterTarget::FixedMs(ms) => (ms, ms),
-            JitterTarget::Auto => (AUTO_INITIAL_MS, AUTO_MAX_MS),
+        let packet_size = first.samples.len();
+        let target_ms = match params.target {
+            JitterTarget::FixedMs(ms) => ms,
+            JitterTarget::Auto => AUTO_INITIAL_MS,
         };
         let target_frames = (target_ms * rate / 1000.0).round() as i64;
-        // Room for the largest target, a burst of packets, a block, and
-        // 50 ms of slack for a source that runs ahead, so only a misbehaving
-        // source overflows (the power-of-two rounding adds more: 186 ms
-        // ahead of the reader at the defaults). Not more: every slot of the
-        // ring is touched once per lap, so its size is the node's memory
-        // per source (16 KB at the defaults).
-        let capacity = (max_target_ms * rate / 1000.0) as usize
-            + 8 * packet_size
-            + 2 * params.block_frames
-            + params.rate as usize / 20;
         let frame_offset = first_playout_frame(clock, target_frames + params.block_frames as i64);
         // The next block to mix is output frame `frames_mixed`, i.e. timeline
         // position `frames_mixed − frame_offset` (negative: the wait).
-        let buffer = JitterBuffer::new(capacity, clock.frames_mixed as i64 - frame_offset);
+        let buffer = JitterBuffer::from_ring(memory.ring, clock.frames_mixed as i64 - frame_offset);
         let misorder = (buffer.capacity() / packet_size.max(1)).clamp(16, 1024) as u64;
         let mut source = Self {
             addr,
@@ -155,21 +149,29 @@ impl Source {
                 ..TrackerLimits::default()
             }),
             buffer,
+            positions: memory.positions,
             drift: new_drift_control(&params, target_frames),
+            past_corrections: (0, 0),
             throttle: Throttle::new(Duration::from_secs(1), params.events_per_second),
-            packet_size,
+            last_size: packet_size,
+            new_size: None,
             instance_offset: 0,
             frame_offset,
             target_frames,
             last_heard: clock.now,
             packets_since_retarget: 0,
-            probation: Vec::new(),
+            stash: memory.stash,
+            stash_lens: [0; RESTART_RUN as usize],
+            stash_count: 0,
             probation_frames: 0,
+            missing_since: None,
+            missed: 0,
             late: 0,
             malformed: 0,
             overflow: 0,
             stray: 0,
-            size_warned: false,
+            size_changes: 0,
+            reanchors: 0,
         };
         let classified = source.tracker.on_packet(first.seq);
         debug_assert_eq!(classified.arrival, Arrival::First);
@@ -182,8 +184,21 @@ impl Source {
                 samples: packet_size,
             },
         );
-        source.place(0, first.seq, &Payload::Datagram(first), clock, events);
+        source.place(0, first.seq, &first.samples, clock, events);
         source
+    }
+
+    /// Gives the source's memory back, cleared, for the next source.
+    pub fn into_memory(self) -> SourceMemory {
+        let mut positions = self.positions;
+        positions.clear();
+        let mut stash = self.stash;
+        stash.clear();
+        SourceMemory {
+            ring: self.buffer.into_ring(),
+            positions,
+            stash,
+        }
     }
 
     /// The source's address.
@@ -202,18 +217,16 @@ impl Source {
         self.last_heard = now;
     }
 
-    /// Handles one valid datagram.
-    pub fn on_datagram(
-        &mut self,
-        datagram: &MonoDatagram<'_>,
-        clock: MixClock,
-        events: &mut Vec<Event>,
-    ) {
+    /// Handles one valid packet.
+    pub fn on_packet(&mut self, packet: &SourcePacket<'_>, clock: MixClock, events: &mut Events) {
         self.last_heard = clock.now;
         let previous_highest = self.tracker.highest_seq();
-        let classified = self.tracker.on_packet(datagram.seq);
-        let seq = datagram.seq;
-        if !matches!(classified.arrival, Arrival::Probation | Arrival::Restart) {
+        let classified = self.tracker.on_packet(packet.seq);
+        let seq = packet.seq;
+        if !matches!(
+            classified.arrival,
+            Arrival::Probation { .. } | Arrival::Restart
+        ) {
             self.discard_probation();
         }
         match classified.arrival {
@@ -235,13 +248,8 @@ impl Source {
                         },
                     );
                 }
-                self.place(
-                    classified.index,
-                    seq,
-                    &Payload::Datagram(datagram),
-                    clock,
-                    events,
-                );
+                self.note_size(seq, packet.samples.len(), clock.now, events);
+                self.place(classified.index, seq, &packet.samples, clock, events);
             }
             Arrival::Reordered { highest } => {
                 self.push_burstable(
@@ -250,13 +258,7 @@ impl Source {
                     events,
                     EventKind::OutOfOrder { seq, highest },
                 );
-                self.place(
-                    classified.index,
-                    seq,
-                    &Payload::Datagram(datagram),
-                    clock,
-                    events,
-                );
+                self.place(classified.index, seq, &packet.samples, clock, events);
             }
             Arrival::Duplicate => {
                 self.push_burstable(
@@ -266,51 +268,122 @@ impl Source {
                     EventKind::Repeated { seq },
                 );
             }
-            Arrival::Probation => {
-                self.discard_probation();
-                self.probation.extend(datagram.samples());
-                self.probation_frames = first_playout_frame(clock, 0) as u64;
+            Arrival::Probation { held } => {
+                if held == 1 {
+                    self.discard_probation();
+                    self.probation_frames = first_playout_frame(clock, 0) as u64;
+                }
+                self.hold(&packet.samples);
             }
-            Arrival::Restart => {
-                // The new instance starts a target delay and a block after
-                // its first packet arrived (as a new stream would), but never
-                // before the old instance's buffered tail has played nor in
-                // the past.
-                let ideal = self.probation_frames as i64 - self.frame_offset
-                    + self.target_frames
-                    + self.params.block_frames as i64;
-                self.instance_offset = ideal
-                    .max(self.buffer.write_end())
-                    .max(self.buffer.read_pos());
-                let first_seq = seq.wrapping_sub(1);
-                self.push_event(
-                    clock.now,
-                    events,
-                    EventKind::Restarted {
-                        seq: first_seq,
-                        previous_highest,
-                        start_frame: (self.instance_offset + self.frame_offset) as u64,
-                    },
-                );
-                // The new instance has its own timing: its delay is measured
-                // afresh rather than "corrected" towards the old instance's.
-                self.drift = new_drift_control(&self.params, self.target_frames);
-                let stashed = std::mem::take(&mut self.probation);
-                self.place(0, first_seq, &Payload::Samples(&stashed), clock, events);
-                self.probation = stashed;
-                self.probation.clear();
-                self.place(
-                    classified.index,
-                    seq,
-                    &Payload::Datagram(datagram),
-                    clock,
-                    events,
-                );
-            }
+            Arrival::Restart => self.restart(packet, previous_highest, clock, events),
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
         }
+    }
+
+    /// Counts a change of packet size once two consecutive packets confirm
+    /// it (a stream's last, shorter packet is not a change).
+    fn note_size(&mut self, seq: u32, len: usize, now: Duration, events: &mut Events) {
+        if len == self.last_size {
+            self.new_size = None;
+            return;
+        }
+        match self.new_size {
+            Some((size, first_seq)) if size == len && first_seq.wrapping_add(1) == seq => {
+                self.size_changes += 1;
+                self.push_event(
+                    now,
+                    events,
+                    EventKind::SizeChanged {
+                        seq: first_seq,
+                        from: self.last_size,
+                        to: len,
+                    },
+                );
+                self.last_size = len;
+                self.new_size = None;
+            }
+            _ => self.new_size = Some((len, seq)),
+        }
+    }
+
+    /// Holds a packet of a restart's run.
+    fn hold(&mut self, samples: &Samples<'_>) {
+        let len = samples.len();
+        let start = self.stash.len();
+        self.stash.resize(start + len, 0);
+        samples.copy(0, &mut self.stash[start..]);
+        self.stash_lens[self.stash_count] = len;
+        self.stash_count += 1;
+    }
+
+    /// A run of [`RESTART_RUN`] packets confirmed a new instance: `last` is
+    /// its newest packet, the others are in the stash.
+    fn restart(
+        &mut self,
+        last: &SourcePacket<'_>,
+        previous_highest: u32,
+        clock: MixClock,
+        events: &mut Events,
+    ) {
+        let held: usize = self.stash_lens[..self.stash_count].iter().sum();
+        let delay = self.target_frames + self.params.block_frames as i64;
+        // The new instance starts a target delay and a block after the
+        // run's first packet arrived (as a new stream would), or so that
+        // its newest packet has that margin if the run came in a burst, but
+        // never before the old instance's buffered tail has played nor in
+        // the past.
+        let from_first = self.probation_frames as i64 - self.frame_offset + delay;
+        let from_last = first_playout_frame(clock, delay) - self.frame_offset - held as i64;
+        self.instance_offset = from_first
+            .max(from_last)
+            .max(self.buffer.write_end())
+            .max(self.buffer.read_pos());
+        let first_seq = last.seq.wrapping_sub(self.stash_count as u32);
+        self.push_event(
+            clock.now,
+            events,
+            EventKind::Restarted {
+                seq: first_seq,
+                previous_highest,
+                start_frame: (self.instance_offset + self.frame_offset) as u64,
+            },
+        );
+        // The new instance has its own timing: its delay is measured
+        // afresh rather than "corrected" towards the old instance's.
+        self.reset_drift();
+        self.positions.clear();
+        self.missing_since = None;
+        self.missed = 0;
+        let stash = std::mem::take(&mut self.stash);
+        let mut offset = 0;
+        for k in 0..self.stash_count {
+            let len = self.stash_lens[k];
+            let samples = Samples::Native(&stash[offset..offset + len]);
+            self.place(
+                k as u64,
+                first_seq.wrapping_add(k as u32),
+                &samples,
+                clock,
+                events,
+            );
+            offset += len;
+        }
+        self.stash = stash;
+        self.stash.clear();
+        let index = self.stash_count as u64;
+        self.stash_count = 0;
+        self.last_size = last.samples.len();
+        self.new_size = None;
+        self.place(index, last.seq, &last.samples, clock, events);
+    }
+
+    fn reset_drift(&mut self) {
+        let (drops, repeats) = self.drift.corrections();
+        self.past_corrections.0 += drops;
+        self.past_corrections.1 += repeats;
+        self.drift = new_drift_control(&self.params, self.target_frames);
     }
 
     /// Plays the next block of this source into `out`; returns the block's
@@ -326,9 +399,15 @@ impl Source {
         peak
     }
 
+    /// Skips `frames` output frames without playing them (the node skipped
+    /// blocks after a stall): the source stays on the same output timing.
+    pub fn skip(&mut self, frames: usize) {
+        self.buffer.skip(frames);
+    }
+
     /// Logs summaries of suppressed bursts whose window has ended (all of
     /// them with `force`).
-    pub fn flush_events(&mut self, now: Duration, force: bool, events: &mut Vec<Event>) {
+    pub fn flush_events(&mut self, now: Duration, force: bool, events: &mut Events) {
         let addr = self.addr;
         let window_ms = self.throttle.window().as_millis() as u64;
         self.throttle.flush(now, force, |s| {
@@ -340,17 +419,18 @@ impl Source {
         });
     }
 
-    /// A packet held on probation that no successor confirmed is a stray:
-    /// counted and forgotten.
+    /// Packets held for a restart's run that no full run confirmed are
+    /// strays: counted and forgotten.
     fn discard_probation(&mut self) {
-        if !self.probation.is_empty() {
-            self.stray += 1;
-            self.probation.clear();
+        if self.stash_count > 0 {
+            self.stray += self.stash_count as u64;
+            self.stash.clear();
+            self.stash_count = 0;
         }
     }
 
     /// Reports the stream's removal with its final counters.
-    pub fn drop_stream(&mut self, now: Duration, reason: DropReason, events: &mut Vec<Event>) {
+    pub fn drop_stream(&mut self, now: Duration, reason: DropReason, events: &mut Events) {
         self.discard_probation();
         self.flush_events(now, true, events);
         let stats = self.stats();
@@ -371,12 +451,14 @@ impl Source {
             malformed: self.malformed,
             overflow: self.overflow,
             restarts: t.restarts,
+            reanchors: self.reanchors,
             stray: self.stray,
+            size_changes: self.size_changes,
             jitter_ms: t.jitter_samples / rate * 1000.0,
             buffered_ms: self.buffer.buffered() as f64 / rate * 1000.0,
             target_ms: self.target_frames as f64 / rate * 1000.0,
-            drift_drops: drops,
-            drift_repeats: repeats,
+            drift_drops: drops + self.past_corrections.0,
+            drift_repeats: repeats + self.past_corrections.1,
         }
     }
 
@@ -385,28 +467,28 @@ impl Source {
         &mut self,
         index: u64,
         seq: u32,
-        payload: &Payload<'_, '_>,
+        samples: &Samples<'_>,
         clock: MixClock,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) {
-        let len = payload.len();
-        if len > self.packet_size && !self.size_warned {
-            self.size_warned = true;
-            log::warn!(
-                "{}: packet of {} samples after packets of {}; the timeline assumes equal-size packets",
-                self.addr,
-                len,
-                self.packet_size
-            );
-        }
-        let pos = self.instance_offset + index as i64 * self.packet_size as i64;
+        let len = samples.len();
+        let pos = self.instance_offset + self.positions.place(index, len);
         let playout_frame = (pos + self.frame_offset) as f64;
         self.tracker.update_jitter(clock.position, pos as f64);
         self.drift.on_wait(playout_frame - clock.position);
-        match self
+        let outcome = self
             .buffer
-            .write_with(pos, len, |offset, run| payload.copy(offset, run))
-        {
+            .write_with(pos, len, |offset, run| samples.copy(offset, run));
+        if outcome == WriteOutcome::Stored {
+            self.missing_since = None;
+            self.missed = 0;
+            return;
+        }
+        if self.missed_for_too_long(clock.now) {
+            self.reanchor(seq, samples, clock, events);
+            return;
+        }
+        match outcome {
             WriteOutcome::Stored => {}
             WriteOutcome::Late { .. } => {
                 self.late += 1;
@@ -421,12 +503,51 @@ impl Source {
             }
             WriteOutcome::Overflow => {
                 self.overflow += 1;
-                log::debug!(
-                    "{}: packet {seq} beyond the buffer's capacity; dropped",
-                    self.addr
+                self.push_burstable(
+                    Burstable::Overflow,
+                    clock.now,
+                    events,
+                    EventKind::Overflow { seq },
                 );
             }
         }
+    }
+
+    /// Counts a packet that missed the buffer; whether they have been
+    /// missing it for longer than the target (and at least a few packets).
+    fn missed_for_too_long(&mut self, now: Duration) -> bool {
+        self.missed += 1;
+        let since = *self.missing_since.get_or_insert(now);
+        let target =
+            Duration::from_secs_f64(self.target_frames.max(0) as f64 / f64::from(self.params.rate));
+        self.missed >= REANCHOR_MIN_PACKETS && now.saturating_sub(since) >= target
+    }
+
+    /// Places the stream afresh from packet `seq`, which plays a target
+    /// delay and a block after now, as a new stream's first packet would.
+    fn reanchor(&mut self, seq: u32, samples: &Samples<'_>, clock: MixClock, events: &mut Events) {
+        let missed = self.missed - 1;
+        self.reanchors += 1;
+        self.tracker.reanchor(seq);
+        self.positions.clear();
+        self.missing_since = None;
+        self.missed = 0;
+        let delay = self.target_frames + self.params.block_frames as i64;
+        self.instance_offset =
+            (first_playout_frame(clock, delay) - self.frame_offset).max(self.buffer.read_pos());
+        self.reset_drift();
+        self.last_size = samples.len();
+        self.new_size = None;
+        self.push_event(
+            clock.now,
+            events,
+            EventKind::Reanchored {
+                seq,
+                start_frame: (self.instance_offset + self.frame_offset) as u64,
+                missed,
+            },
+        );
+        self.place(0, seq, samples, clock, events);
     }
 
     /// For `--jitter-ms auto`: moves the target towards four times the
@@ -441,7 +562,7 @@ impl Source {
         let jitter = self.tracker.counters().jitter_samples;
         let min = AUTO_MIN_MS * rate / 1000.0;
         let max = AUTO_MAX_MS * rate / 1000.0;
-        let wanted = (4.0 * jitter + self.packet_size as f64)
+        let wanted = (4.0 * jitter + self.last_size as f64)
             .clamp(min, max)
             .round() as i64;
         let band = self.params.drift_band_ms * rate / 1000.0;
@@ -452,7 +573,7 @@ impl Source {
         }
     }
 
-    fn push_event(&self, at: Duration, events: &mut Vec<Event>, kind: EventKind) {
+    fn push_event(&self, at: Duration, events: &mut Events, kind: EventKind) {
         events.push(Event {
             at,
             source: self.addr,
@@ -464,7 +585,7 @@ impl Source {
         &mut self,
         class: Burstable,
         now: Duration,
-        events: &mut Vec<Event>,
+        events: &mut Events,
         kind: EventKind,
     ) {
         let (admit, summary) = self.throttle.admit(class, now);

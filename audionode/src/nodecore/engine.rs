@@ -3,25 +3,21 @@
 //! applies the control state (master, per-source volume/balance/mute/solo).
 //!
 //! Time is passed in (`now`, since the node started); the run loop owns the
-//! sockets and sleeps. Nothing here allocates per packet or per block once
-//! the sources exist.
+//! sockets and sleeps. Everything a source needs is allocated when the
+//! engine is made (`max_sources` slots), so nothing here allocates per
+//! packet, per block, or when sources join and leave.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use proto::MonoDatagram;
+use super::event::{DropReason, Event, EventKind, Events, NODE};
+use super::ingress::{Malformed, SourcePacket};
+use super::mixer::{Mixer, StereoGain};
+use super::pool::MemoryPool;
+use super::source::{MixClock, Source, SourceParams};
+use super::stats::{NodeCounters, SourceRow, StatsFrame};
 
-use crate::event::{DropReason, Event};
-use crate::mixer::{Mixer, StereoGain};
-use crate::source::{MixClock, Source, SourceParams};
-use crate::stats::{NodeCounters, NodeSnapshot};
-
-/// How long after its arrival the first packet of a stream may be read
-/// before the stream's start counts from the read instead (see
-/// [`Engine::on_datagram_read`]). Above the 1 ms drain interval of a busy
-/// node, so a keeping-up node always starts streams exactly.
-pub const STARTUP_READ_SLACK: Duration = Duration::from_millis(2);
 /// Settings of the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -63,6 +59,13 @@ impl Default for SourceControls {
 pub const REMEMBER_CONTROLS: Duration = Duration::from_secs(600);
 /// Most dropped sources whose controls are remembered.
 const REMEMBER_MAX: usize = 4096;
+/// A mixing clock this many blocks behind skips forward instead of
+/// mixing every missed block back to back.
+pub const STALL_BLOCKS: u64 = 4;
+/// Meter windows kept: meters show the peak of the last few stats frames,
+/// so a reader that polls less often than frames are published sees every
+/// peak.
+const METER_WINDOWS: usize = 3;
 
 #[derive(Debug)]
 struct Slot {
@@ -70,32 +73,9 @@ struct Slot {
     controls: SourceControls,
     /// The gain applied at the end of the last block (ramp start).
     applied: StereoGain,
-    /// Largest post-fader sample magnitude since the meters were last taken.
-    peak: f32,
-}
-
-/// Peak levels since the last call to [`Engine::take_meters`], as fractions
-/// of full scale (1.0 = 32768); a value of 1.0 or more means clipping.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Meters {
-    /// Output peak, left channel.
-    pub left: f32,
-    /// Output peak, right channel.
-    pub right: f32,
-    /// Whether any output sample saturated.
-    pub clipped: bool,
-    /// Post-fader peak of each active source.
-    pub sources: Vec<(SocketAddr, f32)>,
-}
-
-/// A change of the stream set, for the control surface.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum StreamChange {
-    /// A stream began, with the controls it starts with (remembered ones if
-    /// it returned within ten minutes).
-    Joined(SocketAddr, SourceControls),
-    /// A stream was dropped.
-    Left(SocketAddr),
+    /// Largest post-fader sample magnitude in each recent meter window
+    /// (`meter_window` is the current one).
+    peaks: [f32; METER_WINDOWS],
 }
 
 /// The mixing engine.
@@ -104,6 +84,7 @@ pub struct Engine {
     config: EngineConfig,
     slots: Vec<Option<Slot>>,
     by_addr: HashMap<SocketAddr, usize>,
+    pool: MemoryPool,
     mixer: Mixer,
     block: Vec<f32>,
     out: Vec<i16>,
@@ -116,42 +97,43 @@ pub struct Engine {
     refused_log: LogLimiter,
     malformed_log: LogLimiter,
     remembered: HashMap<SocketAddr, (SourceControls, Duration)>,
-    changes: Vec<StreamChange>,
-    out_peak: (f32, f32),
-    clipped_since_meters: bool,
+    meter_window: usize,
+    out_peaks: [(f32, f32); METER_WINDOWS],
+    clipped: [bool; METER_WINDOWS],
 }
 
-/// At most one log line per second for a kind of nuisance, with a count of
-/// what was not logged.
+/// At most one event per second for a kind of nuisance.
 #[derive(Debug, Default)]
 struct LogLimiter {
     last: Option<Duration>,
-    suppressed: u64,
 }
 
 impl LogLimiter {
-    /// `Some(suppressed since the last line)` when a line may be logged now.
-    fn allow(&mut self, now: Duration) -> Option<u64> {
+    /// Whether an event may be reported now.
+    fn allow(&mut self, now: Duration) -> bool {
         if self
             .last
             .is_some_and(|last| now < last + Duration::from_secs(1))
         {
-            self.suppressed += 1;
-            return None;
+            return false;
         }
         self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
+        true
     }
 }
 
 impl Engine {
-    /// An idle engine.
+    /// An idle engine with memory for `config.max_sources` sources.
     pub fn new(config: EngineConfig) -> Self {
         let frames = config.source.block_frames;
+        let slots = config.max_sources;
         Self {
             config,
-            slots: Vec::new(),
-            by_addr: HashMap::new(),
+            slots: (0..slots).map(|_| None).collect(),
+            // Twice the entries ever held: hashbrown then always rehashes
+            // its tombstones in place instead of growing (an allocation).
+            by_addr: HashMap::with_capacity(2 * slots),
+            pool: MemoryPool::new(slots, &config.source),
             mixer: Mixer::new(frames),
             block: vec![0.0; frames],
             out: vec![0; 2 * frames],
@@ -161,118 +143,97 @@ impl Engine {
             counters: NodeCounters::default(),
             refused_log: LogLimiter::default(),
             malformed_log: LogLimiter::default(),
-            remembered: HashMap::new(),
-            changes: Vec::new(),
-            out_peak: (0.0, 0.0),
-            clipped_since_meters: false,
+            remembered: HashMap::with_capacity(2 * REMEMBER_MAX),
+            meter_window: 0,
+            out_peaks: [(0.0, 0.0); METER_WINDOWS],
+            clipped: [false; METER_WINDOWS],
         }
     }
 
-    /// Handles one datagram received at `now` from `from` (read as soon as
-    /// it arrived).
-    pub fn on_datagram(
-        &mut self,
-        now: Duration,
-        from: SocketAddr,
-        bytes: &[u8],
-        events: &mut Vec<Event>,
-    ) {
-        self.on_datagram_read(now, now, from, bytes, events);
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
-    /// Handles one datagram that arrived at `now` (the kernel's timestamp)
-    /// and was read at `read_at`.
-    ///
-    /// Everything is timed by the arrival, except the start of a new
-    /// stream when the node read its first packet more than
-    /// [`STARTUP_READ_SLACK`] after it arrived: then the node itself is
-    /// behind (e.g. thousands of streams starting in the same instant), its
-    /// next packets will be read as late, and a start a target after the
-    /// arrival would leave them less than the target of margin. The start
-    /// then counts from `read_at − STARTUP_READ_SLACK` instead.
-    pub fn on_datagram_read(
+    /// Counts a datagram from `from`, received at `now`, that is not a
+    /// valid source packet.
+    pub fn on_malformed(
         &mut self,
         now: Duration,
-        read_at: Duration,
         from: SocketAddr,
-        bytes: &[u8],
-        events: &mut Vec<Event>,
+        bytes: usize,
+        _why: Malformed,
+        events: &mut Events,
     ) {
         self.counters.packets += 1;
-        // `None` marks a datagram longer than the maximum.
-        let decoded = if bytes.len() > self.config.max_datagram_bytes {
-            Err(None)
-        } else {
-            MonoDatagram::decode(bytes).map_err(Some)
-        };
-        if let Err(e) = &decoded {
-            if let Some(suppressed) = self.malformed_log.allow(now) {
-                match e {
-                    Some(e) => log::debug!(
-                        "{from}: dropped malformed datagram: {e} ({suppressed} more not logged)"
-                    ),
-                    None => log::debug!(
-                        "{from}: dropped datagram longer than {} bytes ({suppressed} more not logged)",
-                        self.config.max_datagram_bytes
-                    ),
-                }
+        if let Some(&index) = self.by_addr.get(&from) {
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.source.on_malformed(now);
             }
+        } else {
+            self.counters.malformed_unknown += 1;
         }
+        if self.malformed_log.allow(now) {
+            events.push(Event {
+                at: now,
+                source: from,
+                kind: EventKind::Malformed { len: bytes },
+            });
+        }
+    }
+
+    /// Handles one packet from `from` that arrived at `now` (the kernel's
+    /// timestamp: everything is timed by the arrival, so the time a packet
+    /// waited in the socket never counts as network jitter).
+    pub fn on_packet(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        packet: &SourcePacket<'_>,
+        events: &mut Events,
+    ) {
+        self.counters.packets += 1;
         if let Some(&index) = self.by_addr.get(&from) {
             let clock = self.clock(now);
-            let slot = self.slots[index]
-                .as_mut()
-                .expect("indexed slot is occupied");
-            match decoded {
-                Ok(datagram) => slot.source.on_datagram(&datagram, clock, events),
-                Err(_) => slot.source.on_malformed(now),
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.source.on_packet(packet, clock, events);
             }
             return;
         }
-        let Ok(datagram) = decoded else {
-            self.counters.malformed_unknown += 1;
+        let (Some(free), Some(memory)) = (
+            self.slots.iter().position(Option::is_none),
+            self.pool.take(),
+        ) else {
+            self.counters.refused += 1;
+            if self.refused_log.allow(now) {
+                events.push(Event {
+                    at: now,
+                    source: from,
+                    kind: EventKind::Refused {
+                        max_sources: self.config.max_sources,
+                    },
+                });
+            }
             return;
         };
-        if self.by_addr.len() >= self.config.max_sources {
-            self.counters.refused += 1;
-            if let Some(suppressed) = self.refused_log.allow(now) {
-                log::warn!(
-                    "{from}: refused, --max-sources {} reached ({suppressed} more refused datagrams not logged)",
-                    self.config.max_sources
-                );
-            }
-            return;
-        }
-        let now = now.max(read_at.saturating_sub(STARTUP_READ_SLACK));
         if self.epoch.is_none() {
             self.epoch = Some((now, self.frames_mixed));
         }
         let clock = self.clock(now);
-        let source = Source::new(from, self.config.source, &datagram, clock, events);
+        let source = Source::new(from, self.config.source, memory, packet, clock, events);
         let controls = match self.remembered.remove(&from) {
             Some((controls, dropped)) if now.saturating_sub(dropped) <= REMEMBER_CONTROLS => {
                 controls
             }
             _ => SourceControls::default(),
         };
-        let slot = Slot {
+        self.slots[free] = Some(Slot {
             source,
             controls,
             applied: StereoGain::from_controls(controls.volume, controls.balance, self.master),
-            peak: 0.0,
-        };
-        self.changes.push(StreamChange::Joined(from, controls));
-        let index = match self.slots.iter().position(Option::is_none) {
-            Some(free) => {
-                self.slots[free] = Some(slot);
-                free
-            }
-            None => {
-                self.slots.push(Some(slot));
-                self.slots.len() - 1
-            }
-        };
-        self.by_addr.insert(from, index);
+            peaks: [0.0; METER_WINDOWS],
+        });
+        self.by_addr.insert(from, free);
         self.counters.streams_started += 1;
     }
 
@@ -284,21 +245,53 @@ impl Engine {
         Some(t0 + Duration::from_nanos(nanos as u64))
     }
 
-    /// Mixes the next block if it is due at `now`, returning its interleaved
-    /// stereo samples (to be sent to every destination).
-    pub fn mix_due(&mut self, now: Duration) -> Option<&[i16]> {
-        let deadline = self.next_deadline()?;
+    fn block_time(&self) -> Duration {
+        Duration::from_nanos(
+            self.config.source.block_frames as u64 * 1_000_000_000
+                / u64::from(self.config.source.rate),
+        )
+    }
+
+    /// Mixes the next block if it is due at `now`; `true` if it did (its
+    /// interleaved stereo samples are then in [`Engine::block`]).
+    ///
+    /// When the clock is more than [`STALL_BLOCKS`] blocks behind (the
+    /// thread was held off the CPU), the missed blocks are skipped, every
+    /// source skipping the same frames, and a `Mixing stalled` event says
+    /// so: a burst of stale blocks would only overflow every receiver.
+    pub fn mix_due(&mut self, now: Duration, events: &mut Events) -> bool {
+        let Some(deadline) = self.next_deadline() else {
+            return false;
+        };
         if deadline > now {
-            return None;
+            return false;
         }
         let frames = self.config.source.block_frames;
-        let block_time = Duration::from_nanos(
-            frames as u64 * 1_000_000_000 / u64::from(self.config.source.rate),
-        );
-        if now - deadline > block_time {
+        let block_time = self.block_time();
+        let behind = now - deadline;
+        let behind_blocks = (behind.as_nanos() / block_time.as_nanos().max(1)) as u64;
+        if behind_blocks > STALL_BLOCKS {
+            // Skip to the block that is due now.
+            let skipped = behind_blocks;
+            let skipped_frames = skipped as usize * frames;
+            for slot in self.slots.iter_mut().flatten() {
+                slot.source.skip(skipped_frames);
+            }
+            self.frames_mixed += skipped_frames as u64;
+            self.counters.skipped_blocks += skipped;
+            events.push(Event {
+                at: now,
+                source: NODE,
+                kind: EventKind::Stall {
+                    skipped_blocks: skipped,
+                    behind_ms: behind.as_millis() as u64,
+                },
+            });
+        } else if behind > block_time {
             self.counters.deadline_misses += 1;
         }
         let any_solo = self.slots.iter().flatten().any(|s| s.controls.solo);
+        let window = self.meter_window;
         self.mixer.begin(frames);
         for slot in self.slots.iter_mut().flatten() {
             let loudest = slot.source.read_block(&mut self.block) as f32;
@@ -311,24 +304,29 @@ impl Engine {
             };
             self.mixer.add(&self.block, slot.applied, target);
             slot.applied = target;
-            slot.peak = slot
-                .peak
-                .max(loudest * target.left.max(target.right) / 32768.0);
+            slot.peaks[window] =
+                slot.peaks[window].max(loudest * target.left.max(target.right) / 32768.0);
         }
         let rendered = self.mixer.render(&mut self.out);
         self.counters.clipped += rendered.clipped;
-        self.clipped_since_meters |= rendered.clipped > 0;
-        self.out_peak.0 = self.out_peak.0.max(rendered.peak_left as f32 / 32768.0);
-        self.out_peak.1 = self.out_peak.1.max(rendered.peak_right as f32 / 32768.0);
+        self.clipped[window] |= rendered.clipped > 0;
+        let peak = &mut self.out_peaks[window];
+        peak.0 = peak.0.max(rendered.peak_left as f32 / 32768.0);
+        peak.1 = peak.1.max(rendered.peak_right as f32 / 32768.0);
         self.counters.blocks += 1;
         self.counters.frames += frames as u64;
         self.frames_mixed += frames as u64;
-        Some(&self.out)
+        true
+    }
+
+    /// The last block mixed, interleaved stereo.
+    pub fn block(&self) -> &[i16] {
+        &self.out
     }
 
     /// Drops streams silent for longer than the timeout and logs summaries
     /// of event bursts whose window ended.
-    pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
+    pub fn expire(&mut self, now: Duration, events: &mut Events) {
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
@@ -343,7 +341,7 @@ impl Engine {
     }
 
     /// Drops every stream (node shutting down), reporting final counters.
-    pub fn shutdown(&mut self, now: Duration, events: &mut Vec<Event>) {
+    pub fn shutdown(&mut self, now: Duration, events: &mut Events) {
         for index in 0..self.slots.len() {
             if let Some(slot) = self.slots[index].as_mut() {
                 slot.source.drop_stream(now, DropReason::Shutdown, events);
@@ -352,21 +350,33 @@ impl Engine {
         }
     }
 
-    /// Streams that joined or left since the last call (oldest first).
-    pub fn drain_changes(&mut self) -> std::vec::Drain<'_, StreamChange> {
-        self.changes.drain(..)
-    }
-
-    /// Peak levels since the last call, into `meters` (reusing its allocation).
-    pub fn take_meters(&mut self, meters: &mut Meters) {
-        meters.left = std::mem::take(&mut self.out_peak.0);
-        meters.right = std::mem::take(&mut self.out_peak.1);
-        meters.clipped = std::mem::take(&mut self.clipped_since_meters);
-        meters.sources.clear();
+    /// Fills `frame` with the counters, controls and the meters of the
+    /// last few windows, then starts a new meter window. Allocates nothing:
+    /// the frame has a row for every slot.
+    pub fn write_stats(&mut self, now: Duration, frame: &mut StatsFrame) {
+        frame.at = now;
+        frame.node = self.counters;
+        frame.master = self.master;
+        frame.out_peak = self
+            .out_peaks
+            .iter()
+            .fold((0.0, 0.0), |a, p| (a.0.max(p.0), a.1.max(p.1)));
+        frame.clipped = self.clipped.iter().any(|&c| c);
+        frame.clear();
+        for slot in self.slots.iter().flatten() {
+            frame.push(SourceRow {
+                addr: slot.source.addr(),
+                stats: slot.source.stats(),
+                controls: slot.controls,
+                peak: slot.peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
+            });
+        }
+        self.meter_window = (self.meter_window + 1) % METER_WINDOWS;
+        let w = self.meter_window;
+        self.out_peaks[w] = (0.0, 0.0);
+        self.clipped[w] = false;
         for slot in self.slots.iter_mut().flatten() {
-            meters
-                .sources
-                .push((slot.source.addr(), std::mem::take(&mut slot.peak)));
+            slot.peaks[w] = 0.0;
         }
     }
 
@@ -383,20 +393,15 @@ impl Engine {
     /// Sets one source's controls; `false` if no such source is active.
     pub fn set_controls(&mut self, addr: SocketAddr, controls: SourceControls) -> bool {
         match self.by_addr.get(&addr) {
-            Some(&index) => {
-                self.slots[index].as_mut().expect("occupied").controls = controls;
-                true
-            }
+            Some(&index) => match self.slots[index].as_mut() {
+                Some(slot) => {
+                    slot.controls = controls;
+                    true
+                }
+                None => false,
+            },
             None => false,
         }
-    }
-
-    /// Every active source with its controls.
-    pub fn all_controls(&self) -> impl Iterator<Item = (SocketAddr, SourceControls)> + '_ {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|s| (s.source.addr(), s.controls))
     }
 
     /// One source's controls, if it is active.
@@ -420,18 +425,6 @@ impl Engine {
         self.counters
     }
 
-    /// Fills `snapshot` with the current counters (reusing its allocation).
-    pub fn snapshot(&self, snapshot: &mut NodeSnapshot) {
-        snapshot.node = self.counters;
-        snapshot.sources.clear();
-        snapshot.sources.extend(
-            self.slots
-                .iter()
-                .flatten()
-                .map(|s| (s.source.addr(), s.source.stats())),
-        );
-    }
-
     fn clock(&self, now: Duration) -> MixClock {
         let position = match self.epoch {
             Some((t0, f0)) => {
@@ -452,7 +445,6 @@ impl Engine {
             let addr = slot.source.addr();
             self.by_addr.remove(&addr);
             self.counters.streams_dropped += 1;
-            self.changes.push(StreamChange::Left(addr));
             if self.remembered.len() >= REMEMBER_MAX {
                 self.remembered
                     .retain(|_, (_, dropped)| now.saturating_sub(*dropped) <= REMEMBER_CONTROLS);
@@ -460,6 +452,7 @@ impl Engine {
             if self.remembered.len() < REMEMBER_MAX {
                 self.remembered.insert(addr, (slot.controls, now));
             }
+            self.pool.give(slot.source.into_memory());
         }
         if self.by_addr.is_empty() {
             // Silent while no stream is active; the clock restarts with the next.

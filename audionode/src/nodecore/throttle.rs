@@ -10,7 +10,7 @@ use crate::event::Burstable;
 pub struct Throttle {
     window: Duration,
     max_per_window: u32,
-    classes: [Window; 4],
+    classes: [Window; Burstable::ALL.len()],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +35,7 @@ impl Throttle {
         Self {
             window,
             max_per_window,
-            classes: [Window::default(); 4],
+            classes: [Window::default(); Burstable::ALL.len()],
         }
     }
 

@@ -43,6 +43,12 @@ impl Adjust {
     }
 }
 
+/// A zeroed ring for a buffer of at least `capacity` samples (rounded up to
+/// a power of two).
+pub fn new_ring(capacity: usize) -> Box<[i16]> {
+    vec![0; capacity.next_power_of_two()].into_boxed_slice()
+}
+
 /// Bounded timeline of one source's samples.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
@@ -56,13 +62,39 @@ impl JitterBuffer {
     /// A buffer holding `capacity` samples (rounded up to a power of two)
     /// whose next sample to play is at `read_pos`.
     pub fn new(capacity: usize, read_pos: i64) -> Self {
-        let capacity = capacity.next_power_of_two();
+        Self::from_ring(new_ring(capacity), read_pos)
+    }
+
+    /// A buffer over `ring` (all zeros, its length a power of two, as
+    /// [`new_ring`] makes and [`JitterBuffer::into_ring`] returns), so
+    /// sources joining a running node reuse memory allocated before it
+    /// started.
+    pub fn from_ring(ring: Box<[i16]>, read_pos: i64) -> Self {
+        debug_assert!(ring.len().is_power_of_two());
+        debug_assert!(ring.iter().all(|&s| s == 0));
         Self {
-            ring: vec![0; capacity].into_boxed_slice(),
-            mask: capacity as i64 - 1,
+            mask: ring.len() as i64 - 1,
+            ring,
             read_pos,
             write_end: read_pos,
         }
+    }
+
+    /// The ring, cleared, for the next source.
+    pub fn into_ring(mut self) -> Box<[i16]> {
+        self.ring.fill(0);
+        self.ring
+    }
+
+    /// Skips `samples` samples without playing them (the node skipped
+    /// blocks after a stall), clearing them for the ring's next lap.
+    pub fn skip(&mut self, samples: usize) {
+        let n = samples.min(self.ring.len());
+        let start = (self.read_pos & self.mask) as usize;
+        let first = n.min(self.ring.len() - start);
+        self.ring[start..start + first].fill(0);
+        self.ring[..n - first].fill(0);
+        self.read_pos += samples as i64;
     }
 
     /// Samples the buffer can hold ahead of the reader.
@@ -252,6 +284,19 @@ mod tests {
         assert_eq!(read(&mut b, 1, Adjust::None), vec![6.0]);
         // Everything consumed across the wrap was cleared.
         assert_eq!(read(&mut b, 8, Adjust::None), vec![0.0; 8]);
+    }
+
+    #[test]
+    fn skip_clears_what_it_skips_and_moves_on() {
+        let mut buf = JitterBuffer::new(8, 0);
+        assert_eq!(buf.write(0, &[1, 2, 3, 4, 5, 6]), WriteOutcome::Stored);
+        buf.skip(4);
+        assert_eq!(read(&mut buf, 2, Adjust::None), vec![5.0, 6.0]);
+        // The skipped slots were cleared: a lap later they play silence.
+        buf.skip(2);
+        assert_eq!(read(&mut buf, 4, Adjust::None), vec![0.0; 4]);
+        let ring = buf.into_ring();
+        assert!(ring.iter().all(|&s| s == 0));
     }
 
     #[test]

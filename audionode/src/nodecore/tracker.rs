@@ -8,6 +8,13 @@ use proto::{seq_diff, SeqExtender};
 /// Packets remembered for duplicate detection (a bitmap behind the highest).
 const HISTORY: u64 = 1024;
 
+/// Consecutive packets far from the stream that confirm a restart. Two
+/// were once enough, and two spoofed or replayed packets re-anchored a live
+/// stream; a genuine restart sends a steady run, so asking for four costs a
+/// restarted sender nothing (its packets are held, then placed exactly),
+/// and any packet of the current instance in between breaks the run.
+pub const RESTART_RUN: u32 = 4;
+
 /// Limits that decide when a sequence number is too far off to belong to
 /// the current stream instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +56,15 @@ pub enum Arrival {
     },
     /// Seen before: drop it.
     Duplicate,
-    /// Too far from the stream to place; held as the first packet of a
-    /// possible restart (a second, consecutive one confirms it).
-    Probation,
-    /// Confirms a restart: this packet's predecessor (the one on probation)
-    /// begins a new stream instance.
+    /// Too far from the stream to place; held as packet `held − 1` of a
+    /// possible restart's run (`held == 1`: a new run begins and any packets
+    /// held before are strays).
+    Probation {
+        /// Packets of the run so far, this one included.
+        held: u32,
+    },
+    /// Completes a run of [`RESTART_RUN`] consecutive packets: the run's
+    /// first packet begins a new stream instance.
     Restart,
 }
 
@@ -63,7 +74,8 @@ pub struct Classified {
     /// What the packet was.
     pub arrival: Arrival,
     /// Packet index within the current instance (extended seq − first seq);
-    /// meaningless for `Duplicate` and `Probation`.
+    /// for `Probation`, the packet's index in the restart's run;
+    /// meaningless for `Duplicate`.
     pub index: u64,
 }
 
@@ -97,8 +109,9 @@ pub struct SourceTracker {
     seen: [u64; (HISTORY / 64) as usize],
     unique_in_instance: u64,
     lost_in_past_instances: u64,
-    /// Sequence number that would confirm a restart.
-    probation_next: Option<u32>,
+    /// Sequence number that would continue a restart's run, and the run's
+    /// length so far.
+    probation_next: Option<(u32, u32)>,
     /// Transit time of the previous packet (arrival − position), for jitter.
     last_transit: Option<f64>,
     counters: TrackerCounters,
@@ -144,21 +157,30 @@ impl SourceTracker {
             || delta <= -(self.limits.max_misorder as i64)
             || delta >= self.limits.max_dropout as i64;
         if too_far {
-            if self.probation_next == Some(seq) {
-                // The predecessor (on probation) begins the new instance.
-                self.restart(seq.wrapping_sub(1));
-                let ext = self.extender.extend(seq).expect("after a fresh anchor");
-                self.highest = ext;
-                self.mark(ext);
+            let held = match self.probation_next {
+                Some((next, run)) if next == seq => run + 1,
+                _ => 1,
+            };
+            if held >= RESTART_RUN {
+                // The run's first packet begins the new instance.
+                self.restart(seq.wrapping_sub(held - 1));
+                for k in (0..held).rev() {
+                    let ext = self
+                        .extender
+                        .extend(seq.wrapping_sub(k))
+                        .expect("after a fresh anchor");
+                    self.highest = ext;
+                    self.mark(ext);
+                }
                 return Classified {
                     arrival: Arrival::Restart,
-                    index: ext - self.base,
+                    index: self.highest - self.base,
                 };
             }
-            self.probation_next = Some(seq.wrapping_add(1));
+            self.probation_next = Some((seq.wrapping_add(1), held));
             return Classified {
-                arrival: Arrival::Probation,
-                index: 0,
+                arrival: Arrival::Probation { held },
+                index: u64::from(held - 1),
             };
         }
         self.probation_next = None;
@@ -233,8 +255,19 @@ impl SourceTracker {
     }
 
     fn restart(&mut self, first_seq: u32) {
-        self.lost_in_past_instances += self.lost_in_instance();
         self.counters.restarts += 1;
+        self.begin_new_instance(first_seq);
+    }
+
+    /// Starts a new instance at `seq` without counting a restart (the
+    /// source re-anchors a stream whose packets persistently miss the
+    /// buffer); `seq` is packet 0 of the new instance.
+    pub fn reanchor(&mut self, seq: u32) {
+        self.begin_new_instance(seq);
+    }
+
+    fn begin_new_instance(&mut self, first_seq: u32) {
+        self.lost_in_past_instances += self.lost_in_instance();
         self.start_instance(first_seq);
     }
 
@@ -371,43 +404,50 @@ mod tests {
     }
 
     #[test]
-    fn restart_needs_two_consecutive_packets() {
+    fn restart_needs_a_run_of_consecutive_packets() {
         let mut t = tracker();
         for s in 0..5000 {
             t.on_packet(s);
         }
         // A restarted streamer: 0, 1, 2 … far behind 4999.
-        assert_eq!(t.on_packet(0).arrival, Arrival::Probation);
-        let c = t.on_packet(1);
+        for (s, held) in (0..3).zip(1..) {
+            assert_eq!(t.on_packet(s).arrival, Arrival::Probation { held });
+        }
+        let c = t.on_packet(3);
         assert_eq!(c.arrival, Arrival::Restart);
-        assert_eq!(c.index, 1);
+        assert_eq!(c.index, 3);
         assert_eq!(
-            t.on_packet(2),
+            t.on_packet(4),
             Classified {
                 arrival: Arrival::InOrder {
                     missing: 0,
-                    missing_from: 2
+                    missing_from: 4
                 },
-                index: 2
+                index: 4
             }
         );
         let counters = t.counters();
         assert_eq!(counters.restarts, 1);
         assert_eq!(counters.lost, 0, "no millions of missing packets");
-        assert_eq!(counters.received, 5003);
+        assert_eq!(counters.received, 5005);
     }
 
     #[test]
-    fn a_single_stray_packet_does_not_restart() {
+    fn stray_packets_do_not_restart() {
         let mut t = tracker();
         for s in 0..5000 {
             t.on_packet(s);
         }
-        assert_eq!(t.on_packet(10).arrival, Arrival::Probation);
+        // Three consecutive injected packets, then the stream goes on.
+        for (s, held) in (10..13).zip(1..) {
+            assert_eq!(t.on_packet(s).arrival, Arrival::Probation { held });
+        }
         assert!(matches!(
             t.on_packet(5000).arrival,
             Arrival::InOrder { missing: 0, .. }
         ));
+        // The run is broken: the next injected packet starts again.
+        assert_eq!(t.on_packet(13).arrival, Arrival::Probation { held: 1 });
         assert_eq!(t.counters().restarts, 0);
     }
 
@@ -415,8 +455,8 @@ mod tests {
     fn huge_jump_forward_is_a_restart_not_loss() {
         let mut t = tracker();
         feed(&mut t, &[0, 1, 2]);
-        assert_eq!(t.on_packet(1_000_000).arrival, Arrival::Probation);
-        assert_eq!(t.on_packet(1_000_001).arrival, Arrival::Restart);
+        let arrivals = feed(&mut t, &[1_000_000, 1_000_001, 1_000_002, 1_000_003]);
+        assert_eq!(arrivals[3], Arrival::Restart);
         assert_eq!(t.counters().lost, 0);
     }
 
@@ -425,10 +465,28 @@ mod tests {
         let mut t = tracker();
         feed(&mut t, &[5, 6]);
         // 1 lies before the first packet (5): it cannot be reordered, it is
-        // a new instance if 2 follows.
-        assert_eq!(t.on_packet(1).arrival, Arrival::Probation);
-        assert_eq!(t.on_packet(2).arrival, Arrival::Restart);
+        // a new instance if a run follows.
+        let arrivals = feed(&mut t, &[1, 2, 3, 4]);
+        assert_eq!(arrivals[3], Arrival::Restart);
         assert_eq!(t.counters().restarts, 1);
+    }
+
+    #[test]
+    fn reanchor_starts_an_instance_without_counting_a_restart() {
+        let mut t = tracker();
+        feed(&mut t, &[0, 1, 2, 3]);
+        t.reanchor(900);
+        assert_eq!(
+            t.on_packet(901),
+            Classified {
+                arrival: Arrival::InOrder {
+                    missing: 0,
+                    missing_from: 901
+                },
+                index: 1
+            }
+        );
+        assert_eq!(t.counters().restarts, 0);
     }
 
     #[test]

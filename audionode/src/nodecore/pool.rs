@@ -1,0 +1,81 @@
+//! Per-source memory allocated before the node receives its first packet:
+//! one set for each of `--max-sources` slots, taken when a source joins and
+//! returned (cleared) when it leaves, so joins and leaves on a running node
+//! allocate nothing.
+
+use super::jitter_buffer::new_ring;
+use super::positions::Positions;
+use super::source::SourceParams;
+use super::tracker::RESTART_RUN;
+
+/// Largest packet a source may send, in samples (a datagram of
+/// `4 + 2 × 8192` bytes).
+pub const MAX_PACKET_SAMPLES: usize = 8192;
+
+/// The memory one source uses.
+#[derive(Debug)]
+pub struct SourceMemory {
+    /// The jitter buffer's ring (zeroed).
+    pub ring: Box<[i16]>,
+    /// Recent packets' positions.
+    pub positions: Positions,
+    /// Packets held while a restart is on probation (empty).
+    pub stash: Vec<i16>,
+}
+
+impl SourceMemory {
+    fn new(params: &SourceParams) -> Self {
+        Self {
+            ring: new_ring(ring_capacity(params)),
+            positions: Positions::new(),
+            // A restart's run of 20 ms packets; a run of longer packets
+            // grows it (a restart, not the steady state).
+            stash: Vec::with_capacity(RESTART_RUN as usize * params.rate as usize / 50),
+        }
+    }
+}
+
+/// Samples a source's jitter buffer holds ahead of the reader: the largest
+/// target, a block, 50 ms of slack for a source that runs ahead, and room
+/// for the largest packet or eight 25 ms packets (the original streamer's
+/// longest), rounded up to a power of two by the ring (16 384 samples,
+/// 32 KB, at 44.1 kHz with a fixed 20 ms target).
+pub fn ring_capacity(params: &SourceParams) -> usize {
+    let rate = f64::from(params.rate);
+    let max_target_ms = match params.target {
+        super::source::JitterTarget::FixedMs(ms) => ms,
+        super::source::JitterTarget::Auto => super::source::AUTO_MAX_MS,
+    };
+    (max_target_ms * rate / 1000.0) as usize
+        + 2 * params.block_frames
+        + params.rate as usize / 20
+        + MAX_PACKET_SAMPLES.max(8 * params.rate as usize / 40)
+}
+
+/// The free sets.
+#[derive(Debug)]
+pub struct MemoryPool {
+    free: Vec<SourceMemory>,
+}
+
+impl MemoryPool {
+    /// `slots` sets for sources with `params`.
+    pub fn new(slots: usize, params: &SourceParams) -> Self {
+        Self {
+            free: (0..slots).map(|_| SourceMemory::new(params)).collect(),
+        }
+    }
+
+    /// A set, if any is free.
+    pub fn take(&mut self) -> Option<SourceMemory> {
+        self.free.pop()
+    }
+
+    /// Returns a set (cleared by the caller).
+    pub fn give(&mut self, memory: SourceMemory) {
+        // Never beyond the initial capacity: `free` was sized for every slot.
+        if self.free.len() < self.free.capacity() {
+            self.free.push(memory);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Counters reported per source and for the whole node (event log, tests,
+//! metrics), and the stats frame the mixing thread publishes for the
+//! control surface and [`crate::NodeHandle::snapshot`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::engine::SourceControls;
+
+/// Counters and gauges of one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SourceStats {
+    /// Packets received, including duplicates, late and malformed ones.
+    pub received: u64,
+    /// Packets expected but not received (expected − unique received).
+    pub lost: u64,
+    /// Packets received more than once.
+    pub duplicates: u64,
+    /// Packets that arrived after a higher sequence number.
+    pub reordered: u64,
+    /// Packets that arrived after their playout time (not mixed).
+    pub late: u64,
+    /// Datagrams that were not valid mono datagrams.
+    pub malformed: u64,
+    /// Packets that lay beyond the buffer's capacity (source far too fast).
+    pub overflow: u64,
+    /// Stream restarts detected.
+    pub restarts: u64,
+    /// Times the stream was placed afresh because its packets persistently
+    /// missed the buffer (late or beyond its capacity).
+    pub reanchors: u64,
+    /// Packets whose size differed from the one before them.
+    pub size_changes: u64,
+    /// Packets too far from the stream's sequence numbers that no
+    /// successor confirmed as a restart (discarded).
+    pub stray: u64,
+    /// RFC 3550 interarrival jitter in milliseconds.
+    pub jitter_ms: f64,
+    /// Audio buffered ahead of the playout position, in milliseconds.
+    pub buffered_ms: f64,
+    /// Current jitter-buffer target, in milliseconds.
+    pub target_ms: f64,
+    /// Samples dropped to shorten the delay (fast source clock).
+    pub drift_drops: u64,
+    /// Samples repeated to lengthen the delay (slow source clock).
+    pub drift_repeats: u64,
+}
+
+impl fmt::Display for SourceStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received={} lost={} duplicates={} reordered={} late={} malformed={} overflow={} restarts={} reanchors={} size_changes={} stray={} jitter_ms={:.2} drift_drops={} drift_repeats={}",
+            self.received,
+            self.lost,
+            self.duplicates,
+            self.reordered,
+            self.late,
+            self.malformed,
+            self.overflow,
+            self.restarts,
+            self.reanchors,
+            self.size_changes,
+            self.stray,
+            self.jitter_ms,
+            self.drift_drops,
+            self.drift_repeats
+        )
+    }
+}
+
+/// Node-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Datagrams received on the listening socket.
+    pub packets: u64,
+    /// Malformed datagrams from addresses that are not admitted sources.
+    pub malformed_unknown: u64,
+    /// Datagrams from sources refused because `--max-sources` was reached.
+    pub refused: u64,
+    /// Blocks mixed.
+    pub blocks: u64,
+    /// Stereo frames mixed and sent.
+    pub frames: u64,
+    /// Blocks mixed more than one block period after their deadline.
+    pub deadline_misses: u64,
+    /// Output samples that saturated at the i16 range.
+    pub clipped: u64,
+    /// Streams admitted since start.
+    pub streams_started: u64,
+    /// Streams dropped since start.
+    pub streams_dropped: u64,
+    /// Blocks skipped after the mixing thread was held off the CPU for
+    /// longer than four blocks.
+    pub skipped_blocks: u64,
+    /// Event-log lines not written because the node's budget was spent.
+    pub events_over_budget: u64,
+    /// Events dropped because the event-log thread fell behind (its ring
+    /// was full).
+    pub events_dropped: u64,
+    /// Mixed blocks not handed to the TCP fan-out because its ring was full.
+    pub blocks_dropped: u64,
+}
+
+/// A point-in-time view of the node, for tests, metrics and the control surface.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSnapshot {
+    /// Node-wide counters.
+    pub node: NodeCounters,
+    /// Each active source with its counters.
+    pub sources: Vec<(SocketAddr, SourceStats)>,
+}
+
+impl NodeSnapshot {
+    /// The stats of the source at `addr`, if it is active.
+    pub fn source(&self, addr: SocketAddr) -> Option<&SourceStats> {
+        self.sources
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, s)| s)
+    }
+}
+
+/// One source's row of a [`StatsFrame`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceRow {
+    /// The source.
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub stats: SourceStats,
+    /// The controls the mixer applies.
+    pub controls: SourceControls,
+    /// Post-fader peak over the last few frames (1.0 = full scale).
+    pub peak: f32,
+}
+
+const EMPTY_ROW: SourceRow = SourceRow {
+    addr: super::event::NODE,
+    stats: SourceStats {
+        received: 0,
+        lost: 0,
+        duplicates: 0,
+        reordered: 0,
+        late: 0,
+        malformed: 0,
+        overflow: 0,
+        restarts: 0,
+        reanchors: 0,
+        size_changes: 0,
+        stray: 0,
+        jitter_ms: 0.0,
+        buffered_ms: 0.0,
+        target_ms: 0.0,
+        drift_drops: 0,
+        drift_repeats: 0,
+    },
+    controls: SourceControls {
+        volume: 1.0,
+        balance: 0.0,
+        mute: false,
+        solo: false,
+    },
+    peak: 0.0,
+};
+
+/// Everything the mixing thread reports, in a frame with a row for every
+/// source slot: written in place and published through a triple buffer, so
+/// reporting allocates nothing and never waits for a reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsFrame {
+    /// Node time when it was written.
+    pub at: Duration,
+    /// Node-wide counters.
+    pub node: NodeCounters,
+    /// Master volume.
+    pub master: f32,
+    /// Output peak (left, right) over the last few frames.
+    pub out_peak: (f32, f32),
+    /// Whether any output sample saturated in the last few frames.
+    pub clipped: bool,
+    rows: Box<[SourceRow]>,
+    len: usize,
+}
+
+impl Default for StatsFrame {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl StatsFrame {
+    /// A frame with room for `max_sources` rows.
+    pub fn new(max_sources: usize) -> Self {
+        Self {
+            at: Duration::ZERO,
+            node: NodeCounters::default(),
+            master: 1.0,
+            out_peak: (0.0, 0.0),
+            clipped: false,
+            rows: vec![EMPTY_ROW; max_sources].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// The active sources.
+    pub fn sources(&self) -> &[SourceRow] {
+        &self.rows[..self.len]
+    }
+
+    /// Removes every row.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Adds a row; `false` (and nothing added) when the frame is full.
+    pub fn push(&mut self, row: SourceRow) -> bool {
+        match self.rows.get_mut(self.len) {
+            Some(slot) => {
+                *slot = row;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copies `other` into this frame, reusing its rows when they suffice.
+    pub fn copy_from(&mut self, other: &StatsFrame) {
+        if self.rows.len() < other.len {
+            self.rows = other.rows.clone();
+        }
+        self.rows[..other.len].copy_from_slice(other.sources());
+        self.len = other.len;
+        self.at = other.at;
+        self.node = other.node;
+        self.master = other.master;
+        self.out_peak = other.out_peak;
+        self.clipped = other.clipped;
+    }
+
+    /// The counters as a [`NodeSnapshot`].
+    pub fn snapshot(&self) -> NodeSnapshot {
+        NodeSnapshot {
+            node: self.node,
+            sources: self.sources().iter().map(|r| (r.addr, r.stats)).collect(),
+        }
+    }
+
+    /// The meters as [`Meters`].
+    pub fn meters(&self) -> Meters {
+        Meters {
+            left: self.out_peak.0,
+            right: self.out_peak.1,
+            clipped: self.clipped,
+            sources: self.sources().iter().map(|r| (r.addr, r.peak)).collect(),
+        }
+    }
+
+    /// Every active source with its controls.
+    pub fn controls(&self) -> Vec<(SocketAddr, SourceControls)> {
+        self.sources()
+            .iter()
+            .map(|r| (r.addr, r.controls))
+            .collect()
+    }
+}
+
+/// Peak levels as fractions of full scale (1.0 = 32768); a value of 1.0 or
+/// more means clipping.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meters {
+    /// Output peak, left channel.
+    pub left: f32,
+    /// Output peak, right channel.
+    pub right: f32,
+    /// Whether any output sample saturated.
+    pub clipped: bool,
+    /// Post-fader peak of each active source.
+    pub sources: Vec<(SocketAddr, f32)>,
+}

@@ -1,0 +1,194 @@
+//! The mixing thread allocates nothing in steady state: 256 steady sources
+//! through the whole path the `mix` thread runs (ingress decoding, the
+//! core, every output into the outbox: stats frames into the triple
+//! buffer, blocks into the TCP fan-out's ring), counted by a global
+//! allocator over 1,000 blocks.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use audionode::engine::EngineConfig;
+use audionode::nodecore::ingress;
+use audionode::nodecore::{CoreConfig, Input, NodeCore, Output};
+use audionode::outbox;
+use audionode::source::{JitterTarget, SourceParams};
+use proto::udp_mono::{encode_mono, mono_datagram_len};
+
+/// Counts allocations made on a thread while its flag is set.
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's pointer and layouts.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+const SOURCES: usize = 256;
+const RATE: u32 = 44_100;
+const CHUNK: usize = 441;
+const BLOCK: usize = 220;
+
+fn chunk_time(k: u64) -> Duration {
+    Duration::from_nanos(k * CHUNK as u64 * 1_000_000_000 / u64::from(RATE))
+}
+
+#[test]
+fn steady_state_allocates_nothing_over_1000_blocks() {
+    let mut core = NodeCore::new(CoreConfig {
+        engine: EngineConfig {
+            source: SourceParams {
+                rate: RATE,
+                block_frames: BLOCK,
+                target: JitterTarget::FixedMs(20.0),
+                drift_warmup: 100,
+                drift_band_ms: 3.0,
+                events_per_second: 20,
+            },
+            timeout: Duration::from_secs(1),
+            max_sources: SOURCES,
+            max_datagram_bytes: 4 + 2 * 8192,
+        },
+        log_lines_per_second: 200,
+        idle_wait: Duration::from_millis(50),
+    });
+    let (mut outbox, mut readers) = outbox::outbox(SOURCES, 2 * RATE as usize);
+    let addrs: Vec<SocketAddr> = (0..SOURCES)
+        .map(|k| SocketAddr::from(([10, 0, (k / 250) as u8, (k % 250) as u8 + 1], 5000)))
+        .collect();
+    let samples: Vec<i16> = (0..CHUNK as i32).map(|i| (i * 37 % 2000) as i16).collect();
+    let mut datagrams: Vec<Vec<u8>> = (0..SOURCES)
+        .map(|_| {
+            let mut d = vec![0; mono_datagram_len(CHUNK)];
+            encode_mono(0, &samples, &mut d).unwrap();
+            d
+        })
+        .collect();
+    // Round k: the packets of time k, then every block until round k + 1;
+    // returns the blocks, events and stats frames it produced.
+    let mut run = |core: &mut NodeCore, k: u64, counting: bool| {
+        let (mut blocks, mut events, mut stats_frames) = (0u64, 0u64, 0u64);
+        let t = chunk_time(k);
+        COUNTING.with(|c| c.set(counting));
+        for (d, &from) in datagrams.iter_mut().zip(&addrs) {
+            d[..4].copy_from_slice(&(k as u32).to_be_bytes());
+            let packet = ingress::decode_mono(d, 4 + 2 * 8192).unwrap();
+            core.handle_input(Input::Packet {
+                arrived: t,
+                read_at: t,
+                from,
+                packet,
+            });
+        }
+        // Pump at every block deadline until the next packets arrive, as
+        // the run loop does.
+        let next = chunk_time(k + 1);
+        let mut now = t;
+        while now < next {
+            core.handle_input(Input::Timeout {
+                now,
+                received: SOURCES,
+                batch_full: false,
+            });
+            let wake = loop {
+                match core.poll_output() {
+                    Output::Block(block) => {
+                        blocks += 1;
+                        outbox.push_block(block);
+                    }
+                    Output::Event(event) => {
+                        events += 1;
+                        outbox.push_event(event);
+                    }
+                    Output::Stats => {
+                        stats_frames += 1;
+                        outbox.publish_stats(core)
+                    }
+                    Output::Timeout(wake) => break wake,
+                }
+            };
+            now = wake.at.max(now + Duration::from_micros(100));
+        }
+        COUNTING.with(|c| c.set(false));
+        // The consumers, off the mixing thread, keep the rings from filling.
+        while readers.events.pop().is_ok() {}
+        if let Some(ring) = readers.blocks.as_mut() {
+            let n = ring.slots();
+            if let Ok(chunk) = ring.read_chunk(n) {
+                chunk.commit_all();
+            }
+        }
+        (blocks, events, stats_frames)
+    };
+    // All 256 sources join in the first round: their memory was pooled
+    // when the core was made, so joining allocates nothing either.
+    run(&mut core, 0, true);
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "joining allocated");
+    // Warm-up: the drift controllers settle.
+    for k in 1..300 {
+        run(&mut core, k, false);
+    }
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    let (mut blocks, mut events, mut stats_frames) = (0, 0, 0);
+    let mut k = 300;
+    while blocks < 1000 {
+        let (b, e, s) = run(&mut core, k, true);
+        blocks += b;
+        events += e;
+        stats_frames += s;
+        k += 1;
+    }
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {blocks} blocks ({events} events, {stats_frames} stats frames)"
+    );
+    assert!(
+        stats_frames >= 200,
+        "stats frames were published: {stats_frames}"
+    );
+    let c = core.engine().counters();
+    assert_eq!(core.engine().active_streams(), SOURCES);
+    assert_eq!((c.deadline_misses, c.skipped_blocks), (0, 0));
+    readers
+        .stats
+        .read(|frame| assert_eq!(frame.sources().len(), SOURCES));
+}

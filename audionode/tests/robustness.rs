@@ -1,0 +1,217 @@
+//! What a careless operator or an old peer does to a running node, over
+//! real sockets and the real binary: a stderr nobody reads while a thousand
+//! sources come and go, and the original TCP Spec/Samples server's sending
+//! pattern through `--tcp-source`.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use proto::framing::write_frame;
+use proto::message::encode_samples;
+use proto::udp_mono::{encode_mono, mono_datagram_len};
+use proto::Spec;
+
+/// Raises the soft open-file limit to the hard one (a thousand sockets).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[test]
+fn a_stderr_nobody_reads_stalls_neither_the_mix_nor_sigterm() {
+    raise_fd_limit();
+    let dir = temp_dir("stderr-pipe");
+    let log = dir.join("events.log");
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let collector = Collector::start();
+    // stderr is a pipe this test never reads: once its 64 KiB are full,
+    // every write to it blocks.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audionode"))
+        .args(["--listen", &listen, "--dest", &collector.addr.to_string()])
+        .args([
+            "--http",
+            "off",
+            "--max-sources",
+            "1100",
+            "--timeout-ms",
+            "300",
+        ])
+        .args(["--log-lines-per-second", "0"])
+        .arg("--log-file")
+        .arg(&log)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let node: std::net::SocketAddr = listen.parse().unwrap();
+    // One steady source keeps the node mixing for the whole test.
+    let (_steady, steady) = constant_stream(node, 1000, 9.0);
+    wait_for("the node to mix", || collector.len() > 4410);
+    // 1,000 sources join (3 packets each) and time out again, twice: about
+    // 4,000 lines of program log (plus debug lines), far beyond the pipe.
+    let sockets: Vec<UdpSocket> = (0..1000)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut datagram = vec![0; mono_datagram_len(CHUNK)];
+    let started = Instant::now();
+    let frames_before = collector.len();
+    for round in 0..2 {
+        for seq in 0..3u32 {
+            for socket in &sockets {
+                encode_mono(seq, &[7; CHUNK], &mut datagram).unwrap();
+                socket.send_to(&datagram, node).unwrap();
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        if round == 0 {
+            thread::sleep(Duration::from_millis(1500));
+        }
+    }
+    thread::sleep(Duration::from_millis(2000));
+    let elapsed = started.elapsed().as_secs_f64();
+    let frames = (collector.len() - frames_before) as f64;
+    let real_time = elapsed * f64::from(RATE);
+    assert!(
+        frames >= 0.99 * real_time,
+        "{frames} frames in {elapsed:.2} s ({:.1} % of real time)",
+        100.0 * frames / real_time
+    );
+    let joins = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("New stream"))
+        .count();
+    assert!(joins >= 2000, "{joins} joins logged");
+    // SIGTERM with stderr still full: the node stops within a second.
+    let stopping = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "SIGTERM not honoured in 10 s"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    let stop_time = stopping.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        stop_time < Duration::from_secs(1),
+        "stopped after {stop_time:?}"
+    );
+    steady.join().unwrap();
+    drop(collector);
+}
+
+#[test]
+fn the_original_tcp_servers_pattern_is_mixed_exactly() {
+    let dir = temp_dir("original-tcp");
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    // 6 s of audio, as the original server sends it: Spec twice to its
+    // first client, 3 s unpaced, then 1.25× real time, never closing.
+    let samples = signal(6 * RATE as usize + 123, 31);
+    let to_send = samples.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sender = thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        let spec = Spec::int16(1, RATE).to_bytes();
+        write_frame(&mut stream, &spec).unwrap();
+        write_frame(&mut stream, &spec).unwrap();
+        let per_message = 1024;
+        let burst = 3 * RATE as usize;
+        let start = Instant::now();
+        let mut message = Vec::new();
+        for (k, chunk) in to_send.chunks(per_message).enumerate() {
+            let offset = k * per_message;
+            if offset >= burst {
+                let due =
+                    Duration::from_secs_f64((offset - burst) as f64 / (1.25 * f64::from(RATE)));
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    thread::sleep(wait);
+                }
+            }
+            message.clear();
+            encode_samples(chunk, &mut message);
+            // Blocks when the node stops reading: TCP flow control.
+            write_frame(&mut stream, &message).unwrap();
+        }
+        stream.flush().unwrap();
+        // Never closes: holds the connection until the test is done.
+        let _ = done_rx.recv();
+    });
+    let collector = Collector::start();
+    let log = dir.join("audionode.log");
+    let args = audionode::Args {
+        listen: Some("127.0.0.1:0".into()),
+        dest: vec![collector.addr.to_string()],
+        log_file: Some(log.clone()),
+        sample_rate: RATE,
+        max_sources: 4,
+        timeout_ms: 1000,
+        log_lines_per_second: 200,
+        http: "off".into(),
+        tcp_source: vec![server_addr.to_string()],
+        ..Default::default()
+    };
+    let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();
+    // The stream plays in real time: 6 s, then the tail is flushed.
+    wait_for("the whole stream to be mixed", || {
+        node.snapshot()
+            .sources
+            .first()
+            .is_some_and(|(_, s)| s.received as usize * CHUNK > samples.len())
+    });
+    let source = node.snapshot().sources[0].0;
+    thread::sleep(Duration::from_millis(300));
+    let stats = *node.snapshot().source(source).unwrap();
+    node.stop().unwrap();
+    let frames = collector.finish();
+    done_tx.send(()).unwrap();
+    sender.join().unwrap();
+    assert_eq!(
+        (
+            stats.late,
+            stats.overflow,
+            stats.lost,
+            stats.drift_drops,
+            stats.drift_repeats
+        ),
+        (0, 0, 0, 0, 0),
+        "{stats}"
+    );
+    let start = start_frame(&log, source);
+    assert!(frames.len() >= start + samples.len());
+    for (i, &(l, r)) in frames.iter().enumerate() {
+        let want = i
+            .checked_sub(start)
+            .and_then(|k| samples.get(k))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!((l, r), (want, want), "frame {i}");
+    }
+}
