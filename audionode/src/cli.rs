@@ -1,6 +1,9 @@
 //! Command-line flags of audionode (clap derive); `--help` is the reference.
 //! The original implementation's environment variables (`LOGFILE`,
-//! `BUFFER_SIZE`, `LISTEN_PORT`, `DEST`) are fallbacks for unset flags;
+//! `BUFFER_SIZE`, `LISTEN_PORT`, `DEST`) are fallbacks for unset flags, and
+//! `AUDIONODE_HTTP_TOKEN` holds the control surface's token when no token
+//! flag is given (read there rather than by clap, so that a token from the
+//! environment is told apart from one on the public command line);
 //! [`crate::config::Config`] resolves them.
 
 use std::path::PathBuf;
@@ -51,14 +54,36 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
 
-    /// Token every API, WebSocket and metrics request must carry (required
-    /// off loopback): `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+    /// File holding the token every API, WebSocket and metrics request must
+    /// carry (required off loopback), as `Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`; surrounding whitespace is ignored. The environment
+    /// variable AUDIONODE_HTTP_TOKEN is the other way to give it.
+    #[arg(long, value_name = "PATH")]
+    pub http_token_file: Option<PathBuf>,
+
+    /// The token itself. Deprecated: every user of the machine can read a
+    /// command line (ps); use --http-token-file or AUDIONODE_HTTP_TOKEN.
     #[arg(long, value_name = "TOKEN")]
     pub http_token: Option<String>,
 
     /// Allow a non-loopback control surface without a token.
     #[arg(long)]
     pub http_insecure: bool,
+
+    /// A host name the control surface answers to besides loopback names
+    /// and addresses and the address it is bound to (requests naming any
+    /// other host get 421); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub http_allow_host: Vec<String>,
+
+    /// Most HTTP connections at once, WebSockets included; more are
+    /// answered 503 and closed [default: 256].
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<usize>,
+
+    /// Most WebSocket clients at once; more get 503 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub http_max_ws_clients: Option<usize>,
 
     /// Pull a source from a TCP Spec/Samples server such as
     /// `audiostreamer --tcp-listen` (for networks that block UDP); repeatable.

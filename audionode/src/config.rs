@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Args;
+use crate::control::HttpLimits;
 use crate::engine::EngineConfig;
 use crate::source::{JitterTarget, SourceParams};
 
@@ -20,6 +21,8 @@ pub const DEFAULT_LOG_FILE: &str = "audionode.log";
 pub const MAX_BLOCK_MS: f64 = 5.0;
 /// Largest datagram accepted: a sequence number and 8192 samples.
 pub const MAX_DATAGRAM_BYTES: usize = 4 + 2 * 8192;
+/// The environment variable that can hold the control surface's token.
+pub const HTTP_TOKEN_ENV: &str = "AUDIONODE_HTTP_TOKEN";
 
 /// Everything the node needs to run.
 #[derive(Debug, Clone)]
@@ -51,6 +54,11 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// Token every API and WebSocket request must carry, if any.
     pub token: Option<String>,
+    /// Host names (or addresses) accepted in Host besides loopback and the
+    /// bound address, normalised (`--http-allow-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Connection caps and timeouts.
+    pub limits: HttpLimits,
 }
 
 impl Config {
@@ -105,7 +113,7 @@ impl Config {
         if args.timeout_ms < 10 {
             anyhow::bail!("--timeout-ms {} is below 10 ms", args.timeout_ms);
         }
-        let http = parse_http(args)?;
+        let http = parse_http(args, &env)?;
         for server in &args.tcp_source {
             // Checked now for a clear error; resolved again at each (re)connect.
             resolve(server, "--tcp-source")?;
@@ -142,25 +150,105 @@ impl Config {
     }
 }
 
-fn parse_http(args: &Args) -> anyhow::Result<Option<HttpSettings>> {
+fn parse_http(
+    args: &Args,
+    env: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<HttpSettings>> {
     let text = args.http.trim();
     if text.eq_ignore_ascii_case("off") {
-        if args.http_token.is_some() {
-            anyhow::bail!("--http-token given with --http off");
+        if args.http_token.is_some() || args.http_token_file.is_some() {
+            anyhow::bail!("a control surface token given with --http off");
         }
         return Ok(None);
     }
     let addr = resolve(text, "--http")?;
-    let token = args.http_token.clone();
-    if token.as_deref() == Some("") {
-        anyhow::bail!("--http-token must not be empty");
-    }
+    let token = http_token(args, env)?;
     if !addr.ip().is_loopback() && token.is_none() && !args.http_insecure {
         anyhow::bail!(
-            "refusing to serve the control surface on {addr} (not loopback) without --http-token TOKEN (or --http-insecure)"
+            "refusing to serve the control surface on {addr} (not loopback) without a token: give --http-token-file PATH or {HTTP_TOKEN_ENV} (or --http-insecure)"
         );
     }
-    Ok(Some(HttpSettings { addr, token }))
+    let allowed_hosts = args
+        .http_allow_host
+        .iter()
+        .map(|h| crate::control::check_allow_host(h).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut limits = HttpLimits::default();
+    if let Some(n) = args.http_max_connections {
+        if n == 0 {
+            anyhow::bail!("--http-max-connections must be at least 1");
+        }
+        limits.max_connections = n;
+    }
+    if let Some(n) = args.http_max_ws_clients {
+        if n == 0 {
+            anyhow::bail!("--http-max-ws-clients must be at least 1");
+        }
+        limits.max_ws_clients = n;
+    }
+    Ok(Some(HttpSettings {
+        addr,
+        token,
+        allowed_hosts,
+        limits,
+    }))
+}
+
+/// The token from `--http-token-file`, else `--http-token` (with a warning:
+/// a command line is public), else the environment.
+fn http_token(
+    args: &Args,
+    env: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<String>> {
+    let token = match (&args.http_token_file, &args.http_token) {
+        (Some(_), Some(_)) => anyhow::bail!("give --http-token-file or --http-token, not both"),
+        (Some(path), None) => Some(read_token_file(path)?),
+        (None, Some(token)) => {
+            log::warn!(
+                "--http-token is visible to every user of this machine (ps, /proc); use --http-token-file PATH or {HTTP_TOKEN_ENV} instead"
+            );
+            if token.is_empty() {
+                anyhow::bail!("--http-token must not be empty");
+            }
+            Some(token.clone())
+        }
+        (None, None) => match env(HTTP_TOKEN_ENV) {
+            Some(token) if token.trim().is_empty() => {
+                anyhow::bail!("{HTTP_TOKEN_ENV} is set but empty")
+            }
+            other => other,
+        },
+    };
+    Ok(token)
+}
+
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --http-token-file {shown}: {e}"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("--http-token-file {shown} is empty");
+    }
+    if token.contains(['\n', '\r']) {
+        anyhow::bail!("--http-token-file {shown} holds more than one line");
+    }
+    warn_if_world_readable(path);
+    Ok(token.to_string())
+}
+
+/// A token file others can read is no secret; say so, but start anyway
+/// (the operator may have reasons, e.g. a group-managed secret mount).
+fn warn_if_world_readable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            log::warn!(
+                "--http-token-file {} is readable by every user (chmod 600 it)",
+                path.display()
+            );
+        }
+    }
 }
 
 fn parse_jitter(text: &str) -> anyhow::Result<JitterTarget> {
@@ -210,7 +298,9 @@ mod tests {
             c.http,
             Some(HttpSettings {
                 addr: "127.0.0.1:8080".parse().unwrap(),
-                token: None
+                token: None,
+                allowed_hosts: vec![],
+                limits: HttpLimits::default(),
             })
         );
     }
@@ -223,7 +313,7 @@ mod tests {
             ..base.clone()
         };
         let err = Config::from_args(&open, no_env).unwrap_err().to_string();
-        assert!(err.contains("without --http-token"), "{err}");
+        assert!(err.contains("without a token"), "{err}");
         let with_token = Args {
             http_token: Some("s3cret".into()),
             ..open.clone()
@@ -252,6 +342,99 @@ mod tests {
             ..base
         };
         assert!(Config::from_args(&off, no_env).unwrap().http.is_none());
+    }
+
+    #[test]
+    fn the_token_comes_from_a_file_the_environment_or_the_flag() {
+        let dir = std::env::temp_dir().join(format!("audionode-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let env = |k: &str| (k == HTTP_TOKEN_ENV).then(|| "from-env".to_string());
+        let token = |args: &Args, env: &dyn Fn(&str) -> Option<String>| {
+            Config::from_args(args, env).map(|c| c.http.unwrap().token)
+        };
+        let base = cli_defaults();
+        let with_file = Args {
+            http_token_file: Some(file.clone()),
+            ..base.clone()
+        };
+        assert_eq!(
+            token(&with_file, &no_env).unwrap().as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(token(&base, &env).unwrap().as_deref(), Some("from-env"));
+        // An explicit flag wins over the environment.
+        assert_eq!(
+            token(&with_file, &env).unwrap().as_deref(),
+            Some("from-file")
+        );
+        let with_flag = Args {
+            http_token: Some("from-flag".into()),
+            ..base.clone()
+        };
+        assert_eq!(
+            token(&with_flag, &env).unwrap().as_deref(),
+            Some("from-flag")
+        );
+        let both = Args {
+            http_token: Some("x".into()),
+            ..with_file.clone()
+        };
+        assert!(token(&both, &no_env)
+            .unwrap_err()
+            .to_string()
+            .contains("not both"));
+        // An environment token counts off loopback.
+        let open = Args {
+            http: "0.0.0.0:8080".into(),
+            ..base.clone()
+        };
+        assert_eq!(token(&open, &env).unwrap().as_deref(), Some("from-env"));
+        let empty_env = |k: &str| (k == HTTP_TOKEN_ENV).then(String::new);
+        assert!(token(&base, &empty_env)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        std::fs::write(&file, "one\ntwo\n").unwrap();
+        assert!(token(&with_file, &no_env)
+            .unwrap_err()
+            .to_string()
+            .contains("more than one line"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn http_limits_and_allowed_hosts() {
+        let base = cli_defaults();
+        let args = Args {
+            http_allow_host: vec!["Desk.Example".into(), "10.0.0.7".into()],
+            http_max_connections: Some(100),
+            http_max_ws_clients: Some(10),
+            ..base.clone()
+        };
+        let http = Config::from_args(&args, no_env).unwrap().http.unwrap();
+        assert_eq!(http.allowed_hosts, vec!["desk.example", "10.0.0.7"]);
+        assert_eq!(
+            (http.limits.max_connections, http.limits.max_ws_clients),
+            (100, 10)
+        );
+        let err = |args: Args| Config::from_args(&args, no_env).unwrap_err().to_string();
+        assert!(err(Args {
+            http_allow_host: vec!["desk.example:80".into()],
+            ..base.clone()
+        })
+        .contains("without a port"));
+        assert!(err(Args {
+            http_max_connections: Some(0),
+            ..base.clone()
+        })
+        .contains("--http-max-connections"));
+        assert!(err(Args {
+            http_max_ws_clients: Some(0),
+            ..base
+        })
+        .contains("--http-max-ws-clients"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! through chromedriver. Two pages watch two live streams; a fader moved in
 //! one page updates the other and changes the node's actual UDP output by
 //! the expected ratio; mute silences the stream; a stream that stops
-//! disappears from both pages.
+//! disappears from both pages. A page from another origin tries to take the
+//! desk over (its WebSocket, a PUT) and must fail.
 //!
 //! Without chromium/chromedriver the test is skipped with a reason, except
 //! under `CI=true`, where a missing browser is a failure.
@@ -77,18 +78,32 @@ impl Drop for Driver {
 }
 
 async fn open_browser(driver: &Driver, profile: &Path) -> Client {
+    open_browser_with(driver, profile, &[]).await
+}
+
+/// Like `open_browser`, with more command-line switches for chromium.
+async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,760",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().cloned());
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1000,760",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
@@ -303,6 +318,137 @@ async fn two_pages_share_a_live_mix_and_control_the_real_output() {
     page1.close().await.unwrap();
     page2.close().await.unwrap();
     a.stop();
+    node.stop().unwrap();
+}
+
+/// Serves `page` (HTML) to every request on an ephemeral port of its own:
+/// another origin than the node's. Returns its address.
+fn serve_page(page: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            use std::io::{Read, Write};
+            // One request per connection; its head fits in one read.
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
+/// What a hostile page does to a desk on `api`: open its WebSocket and, if
+/// that works, silence the mix through it; PUT the master to 0; record
+/// what happened in `window.attack`.
+fn attack_page(api: SocketAddr) -> String {
+    format!(
+        r#"<!doctype html><title>elsewhere</title><script>
+window.attack = {{ ws: "pending", messages: 0, put: "pending" }};
+const ws = new WebSocket("ws://{api}/ws");
+ws.onopen = () => {{
+  attack.ws = "open";
+  ws.send(JSON.stringify({{ type: "set_master", volume: 0 }}));
+}};
+ws.onmessage = () => {{ attack.messages += 1; }};
+ws.onerror = () => {{ if (attack.ws === "pending") attack.ws = "error"; }};
+ws.onclose = () => {{ if (attack.ws === "pending") attack.ws = "closed"; }};
+fetch("http://{api}/api/master", {{
+  method: "PUT", headers: {{ "Content-Type": "application/json" }}, body: '{{"volume":0}}',
+}}).then(r => {{ attack.put = "status " + r.status; }}, e => {{ attack.put = "failed"; }});
+</script>"#
+    )
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_from_another_origin_cannot_take_the_desk_over() {
+    if !browser_available() {
+        return;
+    }
+    let dir = temp_dir("browser-cross-origin");
+    let collector = Collector::start();
+    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
+    let api = node.http_addr().unwrap();
+    let elsewhere = serve_page(attack_page(api));
+    let driver = Driver::start();
+    let page = open_browser(&driver, &dir.join("profile")).await;
+    page.goto(&format!("http://{elsewhere}/")).await.unwrap();
+    wait_js(
+        &page,
+        "the attack to finish",
+        r#"return attack.ws !== "pending" && attack.put !== "pending""#,
+    )
+    .await;
+    let attack = js(&page, "return attack").await;
+    assert_ne!(
+        attack["ws"], "open",
+        "the foreign page's WebSocket opened: {attack}"
+    );
+    assert_eq!(
+        attack["messages"], 0,
+        "the foreign page got state: {attack}"
+    );
+    assert_eq!(attack["put"], "failed", "{attack}");
+    // The node's state, asked over REST: nothing changed.
+    let (status, body) = http(api, "GET", "/api/state", None, &[]);
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["master"], 1.0, "{state}");
+    // The desk's own page still connects from the same browser.
+    page.goto(&format!("http://{api}/")).await.unwrap();
+    wait_js(
+        &page,
+        "the desk to go live",
+        "return document.querySelector('#status').classList.contains('online')",
+    )
+    .await;
+    page.close().await.unwrap();
+    node.stop().unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rebound_name_gets_neither_the_desk_nor_the_api() {
+    if !browser_available() {
+        return;
+    }
+    let dir = temp_dir("browser-rebinding");
+    let collector = Collector::start();
+    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
+    let api = node.http_addr().unwrap();
+    // What DNS rebinding achieves: the attacker's name now resolves to
+    // the desk's address, so its page and the desk share an origin.
+    let driver = Driver::start();
+    let rules = "--host-resolver-rules=MAP rebound.example 127.0.0.1".to_string();
+    let page = open_browser_with(&driver, &dir.join("profile"), &[rules]).await;
+    let origin = format!("http://rebound.example:{}", api.port());
+    page.goto(&format!("{origin}/")).await.unwrap();
+    let text = js(&page, "return document.body.innerText").await;
+    assert!(
+        text.as_str().unwrap_or("").contains("not served here"),
+        "the desk's page was served to a rebound name: {text}"
+    );
+    let statuses = js(
+        &page,
+        // WebDriver waits for a returned promise.
+        r#"return Promise.all([
+             fetch("/api/state").then(r => r.status),
+             fetch("/api/master", { method: "PUT", headers: { "Content-Type": "application/json" },
+                                   body: '{"volume":0}' }).then(r => r.status),
+           ]).catch(e => String(e));"#,
+    );
+    let statuses = tokio::time::timeout(DEADLINE, statuses)
+        .await
+        .unwrap_or_else(|_| panic!("the page's requests did not finish"));
+    assert_eq!(statuses, json!([421, 421]), "{statuses}");
+    let (_, body) = http(api, "GET", "/api/state", None, &[]);
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["master"], 1.0, "{state}");
+    page.close().await.unwrap();
     node.stop().unwrap();
 }
 

@@ -2,10 +2,15 @@
 //! WebSocket that pushes every change and the meters, and Prometheus
 //! metrics. See `docs/control-api.md`.
 
+mod connections;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
+mod security;
 pub mod server;
 pub mod state;
 
 pub use hub::{ControlCommand, Hub, Tick};
+pub use limits::{raise_open_file_limit, HttpLimits};
+pub(crate) use security::check_allow_host;
 pub use server::HttpServer;

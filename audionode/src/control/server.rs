@@ -11,7 +11,10 @@
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! With a token, every route but the page's assets needs it, as
-//! `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+//! `Authorization: Bearer TOKEN` or `?token=TOKEN`. Before any route, every
+//! request passes the Host, Origin and content-type checks of
+//! [`super::security`]; connections are capped and timed out by
+//! [`super::connections`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -28,20 +31,27 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, Semaphore};
 
+use crate::config::HttpSettings;
+
+use super::connections;
 use super::hub::{Hub, Tick};
 use crate::outbox::StatsReader;
 
 /// How often the mixer's latest stats frame is taken to the desk (20 Hz).
 const TICK: Duration = Duration::from_millis(50);
 use super::metrics;
+use super::security::Guard;
 use super::state::{ApiError, ClientMessage, MasterPatch, ServerMessage, SourcePatch};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
 /// Largest WebSocket message accepted from a client.
 pub const MAX_WS_MESSAGE: usize = 4 * 1024;
+/// A WebSocket's read buffer: room for the largest message, instead of
+/// tungstenite's default 128 KiB per client.
+const WS_READ_BUFFER: usize = 2 * MAX_WS_MESSAGE;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
@@ -51,6 +61,9 @@ const STYLE_CSS: &str = include_str!("../../assets/style.css");
 struct AppState {
     hub: Arc<Hub>,
     token: Option<Arc<str>>,
+    /// One permit per WebSocket client allowed (`--http-max-ws-clients`).
+    ws_slots: Arc<Semaphore>,
+    max_ws_clients: usize,
 }
 
 /// A running control surface.
@@ -61,18 +74,19 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` (errors at once, e.g. an occupied port) and serves the
-    /// control surface on its own thread; it polls the mixer's `stats`
-    /// 20 times a second (the mixer never waits for or wakes it).
+    /// Binds `settings.addr` (errors at once, e.g. an occupied port) and
+    /// serves the control surface on its own thread; it polls the mixer's
+    /// `stats` 20 times a second (the mixer never waits for or wakes it).
     pub fn start(
-        addr: SocketAddr,
-        token: Option<String>,
+        settings: &HttpSettings,
         hub: Arc<Hub>,
         stats: StatsReader,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = TcpListener::bind(settings.addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let guard = Guard::new(addr, &settings.allowed_hosts);
+        let limits = settings.limits;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("control-http")
@@ -82,7 +96,9 @@ impl HttpServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState {
             hub: Arc::clone(&hub),
-            token: token.map(Arc::from),
+            token: settings.token.as_deref().map(Arc::from),
+            ws_slots: Arc::new(Semaphore::new(limits.max_ws_clients)),
+            max_ws_clients: limits.max_ws_clients,
         };
         let thread = thread::Builder::new()
             .name("control".into())
@@ -113,11 +129,7 @@ impl HttpServer {
                     });
                     let app = router(state);
                     tokio::select! {
-                        result = axum::serve(listener, app) => {
-                            if let Err(e) = result {
-                                log::error!("control surface stopped: {e}");
-                            }
-                        }
+                        () = connections::serve(listener, app, guard, limits) => {}
                         _ = stopped => {}
                     }
                 });
@@ -298,10 +310,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // Taken before the upgrade so that a refused client gets a status, and
+    // held by the client's task until it ends.
+    let Ok(slot) = Arc::clone(&app.ws_slots).try_acquire_owned() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many WebSocket clients ({} at most); close one or try again later",
+                app.max_ws_clients
+            ),
+        );
+    };
     upgrade
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| serve_client(socket, app.hub))
+        .read_buffer_size(WS_READ_BUFFER)
+        // Every send is flushed at once anyway; buffering more only costs memory.
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            serve_client(socket, app.hub).await;
+            drop(slot);
+        })
 }
 
 /// One WebSocket client: the state, then every broadcast message; changes
