@@ -119,7 +119,10 @@ pub fn signal(len: usize, salt: i32) -> Vec<i16> {
 }
 
 /// Sends packet k of `samples` (seq `first_seq + k`) at `start + k × 10 ms`,
-/// in the order given by `script` (an index may repeat or be missing).
+/// in the order given by `script` (an index may repeat or be missing): a
+/// packet scripted after a later one (reordered, repeated) goes out right
+/// after it, and a missing one leaves its time empty, as a real sender's
+/// packets lost on the way would.
 pub fn send_paced(
     socket: &UdpSocket,
     to: SocketAddr,
@@ -129,8 +132,10 @@ pub fn send_paced(
 ) {
     let start = Instant::now();
     let mut buf = vec![0u8; mono_datagram_len(CHUNK)];
-    for (slot, &k) in script.iter().enumerate() {
-        let due = start + Duration::from_secs_f64(slot as f64 * CHUNK as f64 / f64::from(RATE));
+    let mut latest = 0;
+    for &k in script {
+        latest = latest.max(k);
+        let due = start + Duration::from_secs_f64(latest as f64 * CHUNK as f64 / f64::from(RATE));
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
