@@ -75,11 +75,35 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
         "Streams dropped",
         n.streams_dropped,
     );
+    counter(
+        &mut registry,
+        "skipped_blocks",
+        "Blocks skipped after the mixing thread was held off the CPU",
+        n.skipped_blocks,
+    );
+    counter(
+        &mut registry,
+        "events_over_budget",
+        "Event-log lines not written because the node's budget was spent",
+        n.events_over_budget,
+    );
+    counter(
+        &mut registry,
+        "events_dropped",
+        "Events dropped because the event-log thread fell behind",
+        n.events_dropped,
+    );
+    counter(
+        &mut registry,
+        "tcp_blocks_dropped",
+        "Mixed blocks not handed to the TCP fan-out (its ring was full)",
+        n.blocks_dropped,
+    );
     let active = Gauge::<i64>::default();
     active.set(snapshot.sources.len() as i64);
     registry.register("active_sources", "Streams being mixed", active);
 
-    let per_source_counters: [Metric<u64>; 7] = [
+    let per_source_counters: [Metric<u64>; 13] = [
         (
             "source_received",
             "Datagrams received from the source",
@@ -114,6 +138,32 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
             "source_overflow",
             "Packets beyond the jitter buffer's capacity",
             |s| s.overflow,
+        ),
+        ("source_restarts", "Stream restarts detected", |s| s.restarts),
+        (
+            "source_reanchors",
+            "Times the stream was placed afresh after its packets kept missing the buffer",
+            |s| s.reanchors,
+        ),
+        (
+            "source_size_changes",
+            "Changes of the packet size",
+            |s| s.size_changes,
+        ),
+        (
+            "source_stray",
+            "Far-off packets no restart confirmed (discarded)",
+            |s| s.stray,
+        ),
+        (
+            "source_drift_drops",
+            "Samples dropped to hold the delay",
+            |s| s.drift_drops,
+        ),
+        (
+            "source_drift_repeats",
+            "Samples repeated to hold the delay",
+            |s| s.drift_repeats,
         ),
     ];
     for (name, help, get) in per_source_counters {
