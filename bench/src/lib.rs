@@ -1,4 +1,4 @@
-//! Measurement tools for audionode (issue 8): the `audioload` load
+//! Measurement tools for audionode: the `audioload` load
 //! generator ([`load`]), the bare receive-and-mix baselines ([`batched`],
 //! which batches its receives as the node does, and the blocking [`bare`]),
 //! `/proc` readers ([`procfs`]) and the `/metrics` scraper ([`metrics`])
