@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The issue-8 benchmark suite: builds release, runs the mixer micro-benchmark
-# (criterion), node capacity (audiocapacity), end-to-end latency
-# (audiolatency), streamer pacing (audiopacing) and recorder memory
-# (audiomemory) one after another, each writing JSON (and its own Markdown
-# table) into the output directory, then benchreport turns those into
-# report.md and PNG plots there.
+# The benchmark suite: builds release, runs the mixer micro-benchmark
+# (criterion), node capacity (audiocapacity: the node beside the batched
+# and blocking bare loops), the mixing thread's system calls
+# (scripts/strace-mix.sh), end-to-end latency (audiolatency), streamer
+# pacing (audiopacing) and recorder memory (audiomemory) one after
+# another, each writing JSON or Markdown into the output directory, then
+# benchreport turns those into report.md and PNG plots there.
 #
 #   scripts/bench.sh [--quick] [--only NAME[,NAME…]] [--out DIR] [--publish]
 #
 #   --quick      short settings for a smoke run (about 5 minutes)
-#   --only       run only these steps: mixer, capacity, latency, pacing,
-#                memory (the report is always written from what is in DIR)
+#   --only       run only these steps: mixer, capacity, syscalls, latency,
+#                pacing, memory (the report is always written from what is
+#                in DIR)
 #   --out DIR    output directory (default bench-out/, git-ignored)
 #   --publish    copy report.md and the PNGs into docs/bench/
 #
@@ -29,15 +31,15 @@ while [ $# -gt 0 ]; do
     --only) only="${2:?--only needs a list of steps}"; shift ;;
     --out) out="${2:?--out needs a directory}"; shift ;;
     --publish) publish=true ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 for step in ${only//,/ }; do
   case "$step" in
-    mixer|capacity|latency|pacing|memory|report) ;;
-    *) echo "bench.sh: unknown step $step (mixer, capacity, latency, pacing, memory)" >&2; exit 2 ;;
+    mixer|capacity|syscalls|latency|pacing|memory|report) ;;
+    *) echo "bench.sh: unknown step $step (mixer, capacity, syscalls, latency, pacing, memory)" >&2; exit 2 ;;
   esac
 done
 
@@ -88,6 +90,15 @@ step_capacity() {
   "$bin/audiocapacity" "${args[@]}" --json "$out/capacity.json" | tee "$out/capacity.md"
 }
 
+# strace -c of the node's mixing thread under 256 sources; fails when the
+# thread makes a call outside its real-time contract. The script installs
+# strace when run as root and it is missing.
+step_syscalls() {
+  local args=()
+  if $quick; then args=(--seconds 5 --warmup 3); fi
+  scripts/strace-mix.sh "${args[@]}" --out "$out/syscalls" | tee "$out/syscalls.md"
+}
+
 step_latency() {
   if [ ! -x "$bin/audiolatency" ]; then
     say "SKIPPED latency: $bin/audiolatency does not exist (bench/src/bin/audiolatency.rs not built yet)"
@@ -123,6 +134,7 @@ cargo build --release --quiet -p audionode -p audiostreamer -p audiorecorder -p 
 
 run_step mixer
 run_step capacity
+run_step syscalls
 run_step latency
 run_step pacing
 run_step memory

@@ -1,10 +1,13 @@
-//! The bare receive-and-mix loop: the floor against which the node's cost
-//! per packet is compared. It drains a socket with the node's own recvmmsg
-//! batcher ([`audionode::batch_recv::BatchReceiver`], 64 per call), decodes
-//! each datagram with proto, adds its samples into a planar f32
-//! accumulator, and every 5 ms renders the accumulator to i16 and sends it
-//! (one datagram) to a destination. No per-source state, no jitter buffer,
-//! no event log, no control surface: what any node must at least do.
+//! The blocking bare receive-and-mix loop (`audiocapacity --bare
+//! blocking`). It drains a socket with the node's own recvmmsg batcher
+//! ([`audionode::batch_recv::BatchReceiver`], 64 per call), decodes each
+//! datagram with proto, adds its samples into a planar f32 accumulator, and
+//! every 5 ms renders the accumulator to i16 and sends it (one datagram) to
+//! a destination. No per-source state, no jitter buffer, no event log, no
+//! control surface. Before every batch it blocks (`ppoll`) until a datagram
+//! or the next deadline, so under load it wakes for almost every datagram;
+//! a node that batches its receives looks cheap next to it. The fair floor
+//! is [`crate::batched`], which batches the way the node does.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

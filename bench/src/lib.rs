@@ -1,9 +1,11 @@
-//! Measurement tools for audionode (issue 8): the `audioload` load
-//! generator ([`load`]), the bare receive-and-mix baseline ([`bare`]),
+//! Measurement tools for audionode: the `audioload` load
+//! generator ([`load`]), the bare receive-and-mix baselines ([`batched`],
+//! which batches its receives as the node does, and the blocking [`bare`]),
 //! `/proc` readers ([`procfs`]) and the `/metrics` scraper ([`metrics`])
 //! used by the `audiocapacity` driver. See docs/performance.md.
 
 pub mod bare;
+pub mod batched;
 pub mod capacity;
 pub mod latency;
 pub mod load;

@@ -5,8 +5,13 @@
 //! drives it with `audioload` for a warm-up plus a measured window, and
 //! reads the node's CPU (utime + stime from /proc/PID/stat), RSS (VmRSS,
 //! VmHWM) and counters (`/metrics` at both ends of the window). Then, in
-//! the same run, the same load goes to the bare receive-and-mix loop
-//! (`bench::bare`, a thread of this process) for the per-packet ratio.
+//! the same run and right after, the same load goes to each bare
+//! receive-and-mix loop chosen with `--bare` (threads of this process):
+//! `batched` (`bench::batched`: non-blocking recvmmsg of 256 and a 1 ms
+//! sleep when the socket is empty, as the node receives under load) and
+//! `blocking` (`bench::bare`: blocks before every batch). The headline is
+//! node µs/packet ÷ batched µs/packet; measuring them minutes apart under
+//! the same machine load keeps that ratio meaningful on a busy machine.
 //! Prints a Markdown table (one row per run and N, then medians).
 
 use std::io::{BufRead, BufReader, Read};
@@ -19,9 +24,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use bench::bare::{self, BareCounters};
+use bench::batched;
 use bench::capacity::{self, CapacityReport, CapacityRow};
 use bench::machine::{self, MachineInfo};
 use bench::metrics::{self, Scrape};
@@ -52,12 +58,39 @@ struct Args {
     /// Milliseconds of audio per packet.
     #[arg(long, default_value_t = 10.0)]
     chunk_ms: f64,
-    /// Skip the bare-loop baseline.
+    /// Bare receive-and-mix loops to measure after the node under the same
+    /// load, comma-separated (the ratio's denominator is `batched`).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "batched,blocking"
+    )]
+    bare: Vec<BareLoop>,
+    /// Skip the bare-loop baselines (the same as an empty `--bare`).
     #[arg(long)]
     no_bare: bool,
     /// Also write the results (every row and the medians) as JSON to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+}
+
+/// A bare receive-and-mix loop to compare the node with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BareLoop {
+    /// Non-blocking recvmmsg of 256, 1 ms sleep when empty (`bench::batched`).
+    Batched,
+    /// Blocks (ppoll) before every batch of 64 (`bench::bare`).
+    Blocking,
+}
+
+impl BareLoop {
+    fn name(self) -> &'static str {
+        match self {
+            BareLoop::Batched => "batched",
+            BareLoop::Blocking => "blocking",
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,10 +119,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     for run in 0..args.runs {
         for &n in &args.sources {
             let mut row = measure_node(&args, &node, &load, &dir, n, run)?;
-            if !args.no_bare {
-                let (cpu, us) = measure_bare(&args, &load, n)?;
-                row.bare_cpu_pct = cpu;
-                row.bare_us_per_packet = us;
+            let loops: &[BareLoop] = if args.no_bare { &[] } else { &args.bare };
+            for &which in loops {
+                let (cpu, us) = measure_bare(&args, &load, n, which)?;
+                eprintln!(
+                    "  bare {}: {cpu:.1} % of a core, {us:.3} µs/packet",
+                    which.name()
+                );
+                match which {
+                    BareLoop::Batched => {
+                        row.batched_cpu_pct = cpu;
+                        row.batched_us_per_packet = us;
+                    }
+                    BareLoop::Blocking => {
+                        row.bare_cpu_pct = cpu;
+                        row.bare_us_per_packet = us;
+                    }
+                }
             }
             eprintln!(
                 "{}",
@@ -301,8 +347,8 @@ fn measure_node(
     })
 }
 
-/// CPU % and µs per packet of the bare loop under the same load.
-fn measure_bare(args: &Args, load: &Path, n: usize) -> anyhow::Result<(f64, f64)> {
+/// CPU % and µs per packet of bare loop `which` under the same load.
+fn measure_bare(args: &Args, load: &Path, n: usize, which: BareLoop) -> anyhow::Result<(f64, f64)> {
     let discard = Discard::start()?;
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     // The same receive buffer the node asks for.
@@ -312,7 +358,10 @@ fn measure_bare(args: &Args, load: &Path, n: usize) -> anyhow::Result<(f64, f64)
     let counters = Arc::new(BareCounters::default());
     let thread = {
         let (stop, counters, dest) = (Arc::clone(&stop), Arc::clone(&counters), discard.addr);
-        thread::spawn(move || bare::run(socket, dest, stop, counters))
+        thread::spawn(move || match which {
+            BareLoop::Batched => batched::run(socket, dest, stop, counters),
+            BareLoop::Blocking => bare::run(socket, dest, stop, counters),
+        })
     };
     let mut load_child = spawn_load(load, n, listen, args)?;
     sleep_secs(args.warmup);

@@ -101,7 +101,7 @@ fn latency_section(lat: &LatencyReport) -> String {
 /// The whole report. `command` is how the report itself was made; `plots`
 /// are the PNGs written beside it (only those are linked).
 pub fn render(inputs: &Inputs, machine: &MachineInfo, command: &str, plots: &[PlotRef]) -> String {
-    let mut s = String::from("# Benchmark report (issue 8)\n\n");
+    let mut s = String::from("# Benchmark report\n\n");
     let _ = writeln!(s, "Written {} by `{command}`.\n", machine.date_utc);
     s += "## Machine\n\n";
     s += &machine_table(machine);
@@ -224,7 +224,7 @@ mod tests {
             file: "capacity.png".into(),
         }];
         let md = render(&fixture(), &machine, "benchreport --dir out", &plots);
-        assert!(md.starts_with("# Benchmark report (issue 8)\n"));
+        assert!(md.starts_with("# Benchmark report\n"));
         assert!(md.contains("| Test CPU | 2 | 24.0 GiB |"), "{md}");
         assert!(md.contains("| §1 | 2000 sources at 10 ms: zero deadline misses | median 1.5 (runs 3 / 0) per 20 s window | **not met** |"), "{md}");
         assert!(md.contains("![Node CPU](capacity.png)"));

@@ -1,4 +1,4 @@
-//! PNG plots with plotters: node CPU against sources (node and bare loop,
+//! PNG plots with plotters: node CPU against sources (node and both bare loops,
 //! each run's points with the median line), the latency distribution (a
 //! CDF per profile with its budget marked) and recorder RSS against audio
 //! recorded. Text needs a TrueType font registered once
@@ -76,7 +76,7 @@ pub fn capacity_plot(cap: &CapacityReport, path: &PathBuf) -> anyhow::Result<()>
     let y_max = cap
         .rows
         .iter()
-        .map(|r| r.node_cpu_pct.max(r.bare_cpu_pct))
+        .map(|r| r.node_cpu_pct.max(r.bare_cpu_pct).max(r.batched_cpu_pct))
         .fold(10.0, f64::max)
         * 1.15;
     let mut chart = ChartBuilder::on(&root)
@@ -96,9 +96,10 @@ pub fn capacity_plot(cap: &CapacityReport, path: &PathBuf) -> anyhow::Result<()>
         .draw()
         .map_err(err)?;
     type Pick = fn(&crate::capacity::CapacityRow) -> f64;
-    let series: [(&str, Pick, RGBColor); 2] = [
+    let series: [(&str, Pick, RGBColor); 3] = [
         ("audionode", |r| r.node_cpu_pct, BLUE),
-        ("bare receive-and-mix loop", |r| r.bare_cpu_pct, RED),
+        ("bare loop, batched", |r| r.batched_cpu_pct, GREEN),
+        ("bare loop, blocking", |r| r.bare_cpu_pct, RED),
     ];
     for (name, pick, color) in series {
         let medians: Vec<(f64, f64)> = cap
