@@ -139,17 +139,17 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
             "Packets beyond the jitter buffer's capacity",
             |s| s.overflow,
         ),
-        ("source_restarts", "Stream restarts detected", |s| s.restarts),
+        ("source_restarts", "Stream restarts detected", |s| {
+            s.restarts
+        }),
         (
             "source_reanchors",
             "Times the stream was placed afresh after its packets kept missing the buffer",
             |s| s.reanchors,
         ),
-        (
-            "source_size_changes",
-            "Changes of the packet size",
-            |s| s.size_changes,
-        ),
+        ("source_size_changes", "Changes of the packet size", |s| {
+            s.size_changes
+        }),
         (
             "source_stray",
             "Far-off packets no restart confirmed (discarded)",

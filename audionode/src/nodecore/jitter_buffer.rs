@@ -54,6 +54,9 @@ pub fn new_ring(capacity: usize) -> Box<[i16]> {
 pub struct JitterBuffer {
     ring: Box<[i16]>,
     mask: i64,
+    /// Added to positions before they wrap: sources at the same timeline
+    /// position then read different cache sets of their rings.
+    skew: i64,
     read_pos: i64,
     write_end: i64,
 }
@@ -74,10 +77,17 @@ impl JitterBuffer {
         debug_assert!(ring.iter().all(|&s| s == 0));
         Self {
             mask: ring.len() as i64 - 1,
+            skew: 0,
             ring,
             read_pos,
             write_end: read_pos,
         }
+    }
+
+    /// Offsets where positions fall in the ring by `skew` samples.
+    pub fn with_skew(mut self, skew: usize) -> Self {
+        self.skew = (skew as i64) & self.mask;
+        self
     }
 
     /// The ring, cleared, for the next source.
@@ -90,7 +100,7 @@ impl JitterBuffer {
     /// blocks after a stall), clearing them for the ring's next lap.
     pub fn skip(&mut self, samples: usize) {
         let n = samples.min(self.ring.len());
-        let start = (self.read_pos & self.mask) as usize;
+        let start = ((self.read_pos + self.skew) & self.mask) as usize;
         let first = n.min(self.ring.len() - start);
         self.ring[start..start + first].fill(0);
         self.ring[..n - first].fill(0);
@@ -147,7 +157,7 @@ impl JitterBuffer {
         // The overflow check bounds the packet by the ring's length, so it
         // spans at most two contiguous runs: up to the ring's end, then from
         // its start.
-        let start = (pos & self.mask) as usize;
+        let start = ((pos + self.skew) & self.mask) as usize;
         let first = len.min(self.ring.len() - start);
         fill(0, &mut self.ring[start..start + first]);
         if first < len {
@@ -196,7 +206,7 @@ impl JitterBuffer {
     /// magnitude. At most two contiguous runs of the ring, each a plain
     /// slice loop the compiler vectorises (convert, clear, integer max).
     fn take(&mut self, pos: i64, out: &mut [f32]) -> u32 {
-        let start = (pos & self.mask) as usize;
+        let start = ((pos + self.skew) & self.mask) as usize;
         let first = out.len().min(self.ring.len() - start);
         let (out_head, out_tail) = out.split_at_mut(first);
         let mut peak = 0u32;
@@ -284,6 +294,19 @@ mod tests {
         assert_eq!(read(&mut b, 1, Adjust::None), vec![6.0]);
         // Everything consumed across the wrap was cleared.
         assert_eq!(read(&mut b, 8, Adjust::None), vec![0.0; 8]);
+    }
+
+    #[test]
+    fn a_skewed_ring_reads_what_was_written_across_its_wrap() {
+        let mut buf = JitterBuffer::new(8, 0).with_skew(5);
+        assert_eq!(buf.write(0, &[1, 2, 3, 4, 5, 6]), WriteOutcome::Stored);
+        assert_eq!(
+            read(&mut buf, 6, Adjust::None),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        assert_eq!(buf.write(6, &[7, 8, 9]), WriteOutcome::Stored);
+        assert_eq!(read(&mut buf, 4, Adjust::None), vec![7.0, 8.0, 9.0, 0.0]);
+        assert!(buf.into_ring().iter().all(|&s| s == 0));
     }
 
     #[test]

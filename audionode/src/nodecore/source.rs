@@ -83,6 +83,8 @@ pub struct Source {
     params: SourceParams,
     tracker: SourceTracker,
     buffer: JitterBuffer,
+    /// The ring's skew, handed back with the memory.
+    skew: usize,
     positions: Positions,
     drift: DriftControl,
     /// Corrections of earlier instances' controllers.
@@ -149,6 +151,7 @@ impl Source {
                 ..TrackerLimits::default()
             }),
             buffer,
+            skew: memory.skew,
             positions: memory.positions,
             drift: new_drift_control(&params, target_frames),
             past_corrections: (0, 0),
@@ -195,6 +198,7 @@ impl Source {
         let mut stash = self.stash;
         stash.clear();
         SourceMemory {
+            skew: self.skew,
             ring: self.buffer.into_ring(),
             positions,
             stash,
