@@ -91,10 +91,13 @@ fn a_sender_paced_per_send_is_mixed_without_late_packets() {
     assert!(frames.iter().all(|(l, r)| l == r));
     let played: Vec<i16> = frames.iter().map(|f| f.0).filter(|&s| s != 0).collect();
     if late == 0 {
-        assert_eq!(
-            played.len() as u64,
-            signal.len() as u64 + repeats - drops,
-            "every sample mixed once, plus repeats, less drops"
+        // Every sample at least once; repeats that fell on the silence
+        // after the stream's end are not in `played`.
+        let n = played.len() as u64;
+        assert!(
+            n >= signal.len() as u64 - drops && n <= signal.len() as u64 + repeats,
+            "{n} samples played for {} sent with {repeats} repeats, {drops} drops",
+            signal.len()
         );
     }
     if drops == 0 && late == 0 {

@@ -22,6 +22,11 @@
 
 use crate::jitter_buffer::Adjust;
 
+/// Packets whose largest wait is the controller's measure: network jitter
+/// and reordering only ever delay a packet (shorten its wait), so the
+/// least-delayed packet of the last few follows the clocks, not the jitter.
+const WINDOW: usize = 16;
+
 /// Most one-sample corrections in one block (13 % of time in a 220-frame
 /// block would be audible as pitch; 16 is 7 %).
 pub const MAX_PER_BLOCK: u32 = 16;
@@ -38,6 +43,10 @@ pub struct DriftControl {
     tracked: Option<f64>,
     /// The next wait restarts the averages (after a re-anchor).
     resync: bool,
+    /// The last [`WINDOW`] waits (`recent_len` of them filled).
+    recent: [f64; WINDOW],
+    recent_len: usize,
+    recent_next: usize,
     reference: f64,
     /// Lowest reference the warm-up may set.
     floor: f64,
@@ -65,13 +74,16 @@ impl DriftControl {
             smoothed: None,
             tracked: None,
             resync: false,
+            recent: [0.0; WINDOW],
+            recent_len: 0,
+            recent_next: 0,
             reference: 0.0,
             floor,
             shifts: 0.0,
             band,
-            // About 8 packets: short enough that a steep trend (a clock
-            // percents off) is not lagged into lateness, long enough that
-            // network jitter averages out inside the band.
+            // About 8 packets over the window's maximum: short enough that
+            // a steep trend (a clock percents off) is not lagged into
+            // lateness; the window already took the jitter out.
             alpha: 1.0 / 8.0,
             correcting: false,
             max_per_block: MAX_PER_BLOCK,
@@ -84,6 +96,16 @@ impl DriftControl {
     /// a packet; every packet but duplicates counts, so that the sample is
     /// not biased towards the early ones.
     pub fn on_wait(&mut self, wait: f64) {
+        if self.resync {
+            self.recent_len = 0;
+            self.recent_next = 0;
+        }
+        self.recent[self.recent_next] = wait;
+        self.recent_next = (self.recent_next + 1) % WINDOW;
+        self.recent_len = (self.recent_len + 1).min(WINDOW);
+        let wait = self.recent[..self.recent_len]
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, &w| a.max(w));
         // The average runs from the first packet, so at the end of the
         // warm-up it already follows a trend instead of starting from the
         // warm-up's mean (a sender percents slow would drift into lateness
@@ -160,7 +182,16 @@ impl DriftControl {
         let beyond = (error.abs() - limit) / (self.band / 4.0).max(1.0);
         let n = (1 + beyond as u32).min(self.max_per_block);
         // Our own corrections change every later wait; fold them into the
-        // smoothed value now instead of waiting for packets to show them.
+        // smoothed value and the remembered waits now instead of waiting
+        // for packets to show them.
+        let shift = if error > 0.0 {
+            -f64::from(n)
+        } else {
+            f64::from(n)
+        };
+        for w in &mut self.recent[..self.recent_len] {
+            *w += shift;
+        }
         if error > 0.0 {
             *smoothed -= f64::from(n);
             self.drops += u64::from(n);
@@ -187,6 +218,30 @@ impl DriftControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resync_makes_the_next_wait_the_reference() {
+        let mut d = DriftControl::new(100, 132.0, 661.0);
+        for _ in 0..30 {
+            d.on_wait(5000.0);
+            d.next_adjust();
+        }
+        d.resync();
+        for _ in 0..200 {
+            d.on_wait(1102.0);
+            assert_eq!(d.next_adjust(), Adjust::None);
+        }
+    }
+
+    #[test]
+    fn delayed_packets_do_not_move_the_measure() {
+        let mut d = DriftControl::new(16, 132.0, 0.0);
+        // Every third packet 30 ms (1323 samples) late: jitter only delays.
+        for i in 0..10_000u32 {
+            d.on_wait(if i % 3 == 0 { 1000.0 - 1323.0 } else { 1000.0 });
+            assert_eq!(d.next_adjust(), Adjust::None);
+        }
+    }
 
     #[test]
     fn steady_jittery_waits_never_adjust() {
