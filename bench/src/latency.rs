@@ -1,4 +1,4 @@
-//! End-to-end latency (issue 8 §3): the click track, joining the probe files
+//! End-to-end latency: the click track, joining the probe files
 //! of the streamer (`send`) and the recorder (`arrive`, `play`, `underrun`)
 //! by click id, the statistics and the result schema that
 //! `audiolatency --json` writes and the report reads.

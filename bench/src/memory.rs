@@ -1,4 +1,4 @@
-//! Recorder memory over a long recording (issue 8 §5): RSS samples against
+//! Recorder memory over a long recording: RSS samples against
 //! the audio recorded so far, the checkpoints and slope the report quotes,
 //! the parser of the recorder's summary line, and the schema that
 //! `audiomemory --json` writes and `benchreport` reads. (Node RSS with 1000

@@ -1,4 +1,4 @@
-//! Streamer pacing over long tracks (issue 8 §4): the analysis of datagram
+//! Streamer pacing over long tracks: the analysis of datagram
 //! arrival times against the ideal schedule, and the result schema that
 //! `audiopacing --json` writes and `benchreport` reads.
 //!

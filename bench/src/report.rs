@@ -1,4 +1,4 @@
-//! The benchmark report `scripts/bench.sh` writes (issue 8 §6): reads
+//! The benchmark report `scripts/bench.sh` writes: reads
 //! whichever result files exist in a results directory (`capacity.json`,
 //! `mixer.json`, `latency.json`, `pacing.json`, `memory.json`), renders one
 //! Markdown document (a summary of every issue-8 target, the machine, the

@@ -1,4 +1,4 @@
-//! `audiolatency`: end-to-end latency of the real pipeline (issue 8 §3).
+//! `audiolatency`: end-to-end latency of the real pipeline.
 //!
 //! For each profile and run: writes a click track (44.1 kHz mono 16-bit;
 //! `--warmup` s of silence, then a click about every 250 ms for `--seconds`,

@@ -1,4 +1,4 @@
-//! `audiomemory`: the recorder's memory over a long recording (issue 8 §5).
+//! `audiomemory`: the recorder's memory over a long recording.
 //! Writes a test track (44.1 kHz mono 16-bit sine, `--minutes` long) to a
 //! temp dir, starts the real release `audiorecorder` (`--no-playback`, a
 //! free port on 127.0.0.1) and feeds it the track with

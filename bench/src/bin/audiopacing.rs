@@ -1,4 +1,4 @@
-//! `audiopacing`: streamer pacing over a long track (issue 8 §4). Writes a
+//! `audiopacing`: streamer pacing over a long track. Writes a
 //! test WAV (44.1 kHz mono 16-bit sine) to a temp dir, runs the real
 //! release `audiostreamer` on it once per run, each sending to its own UDP
 //! socket on 127.0.0.1 read by its own thread, and compares every
