@@ -1,11 +1,11 @@
 //! The benchmark report `scripts/bench.sh` writes: reads
 //! whichever result files exist in a results directory (`capacity.json`,
 //! `mixer.json`, `latency.json`, `pacing.json`, `memory.json`), renders one
-//! Markdown document (a summary of every issue-8 target, the machine, the
+//! Markdown document (a summary of every benchmark target, the machine, the
 //! detail tables with the command behind each) and draws PNG plots.
 //!
 //! - [`inputs`]: loading the files; the latency and mixer schemas.
-//! - [`targets`]: the issue-8 targets and their verdicts.
+//! - [`targets`]: the benchmark targets and their verdicts.
 //! - [`markdown`]: the document.
 //! - [`plot`]: the PNG plots (plotters).
 

@@ -14,7 +14,7 @@ use bench::machine::{self, MachineInfo};
 use bench::report::inputs::{self, MixerReport, MixerRun};
 use bench::report::{plot, Inputs};
 
-/// Writes the issue-8 benchmark report from a directory of results.
+/// Writes the benchmark report from a directory of results.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {

@@ -1,4 +1,4 @@
-//! The Markdown document: the machine, the summary of every issue-8 target,
+//! The Markdown document: the machine, the summary of every benchmark target,
 //! then each bench's detail table with the exact command behind it and the
 //! time and load it ran at. Pure: the same inputs give the same text.
 

@@ -1,4 +1,4 @@
-//! The issue-8 targets and how the measured numbers compare: one row per
+//! The benchmark targets and how the measured numbers compare: one row per
 //! target with the number, the bar and a verdict. A bench whose results
 //! are missing gives a "not measured" row rather than no row, so the
 //! summary always lists every target.
