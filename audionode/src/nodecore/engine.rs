@@ -150,11 +150,6 @@ impl Engine {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// Counts a datagram from `from`, received at `now`, that is not a
     /// valid source packet.
     pub fn on_malformed(
@@ -162,7 +157,7 @@ impl Engine {
         now: Duration,
         from: SocketAddr,
         bytes: usize,
-        _why: Malformed,
+        why: Malformed,
         events: &mut Events,
     ) {
         self.counters.packets += 1;
@@ -177,7 +172,7 @@ impl Engine {
             events.push(Event {
                 at: now,
                 source: from,
-                kind: EventKind::Malformed { len: bytes },
+                kind: EventKind::Malformed { len: bytes, why },
             });
         }
     }
@@ -363,21 +358,20 @@ impl Engine {
             .fold((0.0, 0.0), |a, p| (a.0.max(p.0), a.1.max(p.1)));
         frame.clipped = self.clipped.iter().any(|&c| c);
         frame.clear();
-        for slot in self.slots.iter().flatten() {
+        // One pass: each row, then the source's next meter window cleared.
+        let next = (self.meter_window + 1) % METER_WINDOWS;
+        for slot in self.slots.iter_mut().flatten() {
             frame.push(SourceRow {
                 addr: slot.source.addr(),
                 stats: slot.source.stats(),
                 controls: slot.controls,
                 peak: slot.peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
             });
+            slot.peaks[next] = 0.0;
         }
-        self.meter_window = (self.meter_window + 1) % METER_WINDOWS;
-        let w = self.meter_window;
-        self.out_peaks[w] = (0.0, 0.0);
-        self.clipped[w] = false;
-        for slot in self.slots.iter_mut().flatten() {
-            slot.peaks[w] = 0.0;
-        }
+        self.meter_window = next;
+        self.out_peaks[next] = (0.0, 0.0);
+        self.clipped[next] = false;
     }
 
     /// Sets the master volume (linear, 0 and up).

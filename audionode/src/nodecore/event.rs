@@ -177,6 +177,8 @@ pub enum EventKind {
     Malformed {
         /// Its length in bytes.
         len: usize,
+        /// Why it did not decode.
+        why: super::ingress::Malformed,
     },
     /// A new source refused because `--max-sources` was reached (program
     /// log only).
@@ -269,7 +271,9 @@ impl fmt::Display for EventKind {
                 f,
                 "Packet size changed seq={seq} samples_per_packet={from}->{to}"
             ),
-            EventKind::Malformed { len } => write!(f, "Malformed datagram bytes={len}"),
+            EventKind::Malformed { len, why } => {
+                write!(f, "Malformed datagram bytes={len}: {why}")
+            }
             EventKind::Refused { max_sources } => {
                 write!(f, "Refused source: --max-sources {max_sources} reached")
             }

@@ -2,9 +2,12 @@
 //! str0m's `Rtc`. Inputs go in with [`NodeCore::handle_input`]; what the
 //! node wants done comes out of [`NodeCore::poll_output`].
 //!
-//! **The drain rule:** after every `handle_input`, call `poll_output`
-//! until it returns [`Output::Timeout`]; then wait as that says (or until
-//! input arrives) and feed [`Input::Timeout`] with the time. Every timer
+//! **The drain rule:** after handing in inputs (one, or a received batch
+//! of packets and the pending commands), call `poll_output` until it
+//! returns [`Output::Timeout`], and never wait before that; then wait as
+//! it says (or until input arrives) and feed [`Input::Timeout`] with the
+//! time. Blocks are mixed when `poll_output` is called, so a batch's
+//! packets all reach the buffers before the block they are due in. Every timer
 //! lives in here: the mixing deadlines, the housekeeping (timeouts, burst
 //! summaries, the event budget), the stats interval and the wake-up
 //! planning; the run loop only pumps. The core never touches a socket, a

@@ -225,20 +225,6 @@ impl StatsFrame {
         }
     }
 
-    /// Copies `other` into this frame, reusing its rows when they suffice.
-    pub fn copy_from(&mut self, other: &StatsFrame) {
-        if self.rows.len() < other.len {
-            self.rows = other.rows.clone();
-        }
-        self.rows[..other.len].copy_from_slice(other.sources());
-        self.len = other.len;
-        self.at = other.at;
-        self.node = other.node;
-        self.master = other.master;
-        self.out_peak = other.out_peak;
-        self.clipped = other.clipped;
-    }
-
     /// The counters as a [`NodeSnapshot`].
     pub fn snapshot(&self) -> NodeSnapshot {
         NodeSnapshot {
