@@ -7,6 +7,10 @@
 //! - [`udp_stereo`]: `[left: i16 BE][right: i16 BE] × n`, node → recorder.
 //! - [`message`]: the TCP Spec/Samples messages (little-endian).
 //! - [`framing`]: the `[len: u32 LE][message]` framing over any `Read`/`Write`.
+//! - [`rtp`], [`rtcp`], [`rtp_map`], [`sdp`]: RTP with L16 payloads, its
+//!   control protocol, payload-type tables and session descriptions, beside
+//!   the original formats so standard tools (ffmpeg, GStreamer, VLC) and
+//!   other nodes take part.
 //! - [`seq`]: sequence-number arithmetic across the 2^32 wrap.
 //! - [`probe`]: not a wire format but a cross-program contract too: the
 //!   self-identifying click onsets and the probe-file lines of the latency
@@ -22,6 +26,10 @@ pub mod framing;
 pub mod message;
 pub mod probe;
 pub mod realtime;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtp_map;
+pub mod sdp;
 pub mod seq;
 pub mod tcp_client;
 pub mod tcp_server;

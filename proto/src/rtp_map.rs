@@ -1,0 +1,258 @@
+//! Which audio format an RTP payload type stands for: the static L16 types
+//! of RFC 3551 (10 = L16/44100/2, 11 = L16/44100/1) and dynamic types
+//! (96..=127) declared as `PT=L16/RATE/CHANNELS`, as on the node's
+//! `--rtp-map` and in SDP's `a=rtpmap`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Static payload type of L16 stereo at 44.1 kHz (RFC 3551).
+pub const PT_L16_STEREO_44100: u8 = 10;
+/// Static payload type of L16 mono at 44.1 kHz (RFC 3551).
+pub const PT_L16_MONO_44100: u8 = 11;
+/// First dynamic payload type.
+pub const PT_DYNAMIC_MIN: u8 = 96;
+
+/// The audio format of one payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RtpFormat {
+    /// Samples per second per channel (the RTP clock rate of L16).
+    pub rate: u32,
+    /// 1 (mono) or 2 (stereo, interleaved left/right).
+    pub channels: u16,
+}
+
+/// One payload type and its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RtpMapEntry {
+    /// The payload type.
+    pub payload_type: u8,
+    /// What it carries.
+    pub format: RtpFormat,
+}
+
+/// Why a `PT=L16/RATE/CHANNELS` declaration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtpMapError {
+    /// Not of the form `PT=ENCODING/RATE[/CHANNELS]`.
+    #[error("expected PT=L16/RATE/CHANNELS (e.g. 96=L16/48000/2), got {0:?}")]
+    Syntax(String),
+    /// A payload type outside the dynamic range.
+    #[error("payload type {0} is not dynamic (96..=127)")]
+    NotDynamic(u16),
+    /// An encoding other than L16.
+    #[error("encoding {0:?} is not supported (only L16)")]
+    Encoding(String),
+    /// A rate or channel count out of range.
+    #[error("{0}")]
+    Range(String),
+}
+
+impl FromStr for RtpMapEntry {
+    type Err = RtpMapError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || RtpMapError::Syntax(s.to_string());
+        let (pt, rest) = s.split_once('=').ok_or_else(syntax)?;
+        let pt: u16 = pt.trim().parse().map_err(|_| syntax())?;
+        if !(u16::from(PT_DYNAMIC_MIN)..=127).contains(&pt) {
+            return Err(RtpMapError::NotDynamic(pt));
+        }
+        let format = parse_encoding(rest.trim()).map_err(|e| match e {
+            RtpMapError::Syntax(_) => syntax(),
+            e => e,
+        })?;
+        Ok(Self {
+            payload_type: pt as u8,
+            format,
+        })
+    }
+}
+
+impl fmt::Display for RtpMapEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}=L16/{}/{}",
+            self.payload_type, self.format.rate, self.format.channels
+        )
+    }
+}
+
+/// Parses `L16/RATE[/CHANNELS]` (SDP's encoding name is case-insensitive;
+/// channels default to 1).
+pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
+    let mut parts = s.split('/');
+    let encoding = parts.next().unwrap_or_default();
+    let rate = parts.next().ok_or_else(|| RtpMapError::Syntax(s.into()))?;
+    let channels = parts.next();
+    if parts.next().is_some() {
+        return Err(RtpMapError::Syntax(s.into()));
+    }
+    if !encoding.eq_ignore_ascii_case("L16") {
+        return Err(RtpMapError::Encoding(encoding.into()));
+    }
+    let rate: u32 = rate
+        .trim()
+        .parse()
+        .map_err(|_| RtpMapError::Syntax(s.into()))?;
+    if !(1000..=384_000).contains(&rate) {
+        return Err(RtpMapError::Range(format!(
+            "rate {rate} Hz is outside 1000..=384000"
+        )));
+    }
+    let channels: u16 = match channels {
+        Some(c) => c
+            .trim()
+            .parse()
+            .map_err(|_| RtpMapError::Syntax(s.into()))?,
+        None => 1,
+    };
+    if !(1..=2).contains(&channels) {
+        return Err(RtpMapError::Range(format!(
+            "{channels} channels: only mono and stereo are supported"
+        )));
+    }
+    Ok(RtpFormat { rate, channels })
+}
+
+/// A receiver's table of payload types: the static L16 types and the
+/// declared dynamic ones (a later declaration of a type replaces an
+/// earlier one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMap {
+    dynamic: [Option<RtpFormat>; 32],
+}
+
+impl RtpMap {
+    /// The static types only.
+    pub fn new() -> Self {
+        Self {
+            dynamic: [None; 32],
+        }
+    }
+
+    /// The defaults for a receiver at `rate`: at 48 kHz, 96 = L16/48000/2
+    /// and 97 = L16/48000/1; at any rate, 96/97 = stereo/mono at that rate
+    /// (what our own programs send).
+    pub fn defaults_for(rate: u32) -> Self {
+        let mut map = Self::new();
+        map.declare(RtpMapEntry {
+            payload_type: 96,
+            format: RtpFormat { rate, channels: 2 },
+        });
+        map.declare(RtpMapEntry {
+            payload_type: 97,
+            format: RtpFormat { rate, channels: 1 },
+        });
+        map
+    }
+
+    /// Declares (or redeclares) a dynamic type.
+    pub fn declare(&mut self, entry: RtpMapEntry) {
+        if let Some(slot) = self
+            .dynamic
+            .get_mut(usize::from(entry.payload_type.wrapping_sub(PT_DYNAMIC_MIN)))
+        {
+            *slot = Some(entry.format);
+        }
+    }
+
+    /// The format of payload type `pt`, if known.
+    pub fn get(&self, pt: u8) -> Option<RtpFormat> {
+        match pt {
+            PT_L16_STEREO_44100 => Some(RtpFormat {
+                rate: 44_100,
+                channels: 2,
+            }),
+            PT_L16_MONO_44100 => Some(RtpFormat {
+                rate: 44_100,
+                channels: 1,
+            }),
+            _ => *self
+                .dynamic
+                .get(usize::from(pt.wrapping_sub(PT_DYNAMIC_MIN)))?,
+        }
+    }
+}
+
+impl Default for RtpMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The payload type a sender uses for L16 at `rate` with `channels`: the
+/// static type when there is one (44.1 kHz), else 96 (stereo) or 97 (mono),
+/// the defaults every receiver of ours knows.
+pub fn payload_type_for(format: RtpFormat) -> u8 {
+    match (format.rate, format.channels) {
+        (44_100, 2) => PT_L16_STEREO_44100,
+        (44_100, 1) => PT_L16_MONO_44100,
+        (_, 2) => 96,
+        _ => 97,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_declarations() {
+        let e: RtpMapEntry = "96=L16/48000/2".parse().unwrap();
+        assert_eq!(e.payload_type, 96);
+        assert_eq!(
+            e.format,
+            RtpFormat {
+                rate: 48000,
+                channels: 2
+            }
+        );
+        assert_eq!(e.to_string(), "96=L16/48000/2");
+        let mono: RtpMapEntry = "127=l16/22050".parse().unwrap();
+        assert_eq!(mono.format.channels, 1);
+        assert!(matches!(
+            "95=L16/48000/2".parse::<RtpMapEntry>(),
+            Err(RtpMapError::NotDynamic(95))
+        ));
+        assert!(matches!(
+            "96=opus/48000/2".parse::<RtpMapEntry>(),
+            Err(RtpMapError::Encoding(_))
+        ));
+        assert!(matches!(
+            "96=L16/48000/6".parse::<RtpMapEntry>(),
+            Err(RtpMapError::Range(_))
+        ));
+        assert!(matches!(
+            "L16/48000".parse::<RtpMapEntry>(),
+            Err(RtpMapError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn static_and_dynamic_types() {
+        let mut map = RtpMap::defaults_for(48000);
+        assert_eq!(map.get(10).unwrap().channels, 2);
+        assert_eq!(map.get(11).unwrap().rate, 44100);
+        assert_eq!(map.get(97).unwrap().channels, 1);
+        assert_eq!(map.get(98), None);
+        assert_eq!(map.get(0), None);
+        map.declare("98=L16/44100/2".parse().unwrap());
+        assert_eq!(map.get(98).unwrap().rate, 44100);
+        assert_eq!(
+            payload_type_for(RtpFormat {
+                rate: 44100,
+                channels: 2
+            }),
+            10
+        );
+        assert_eq!(
+            payload_type_for(RtpFormat {
+                rate: 48000,
+                channels: 1
+            }),
+            97
+        );
+    }
+}
