@@ -14,6 +14,7 @@ use clap::Parser;
     after_help = "Examples:\n  \
         audiostreamer track.wav 127.0.0.1:4030\n  \
         audiostreamer track.wav 127.0.0.1:4040 --stream-to-recorder\n  \
+        audiostreamer --rtp --channels 2 --name bass track.wav 127.0.0.1:5004\n  \
         audiostreamer track.wav --tcp-listen 0.0.0.0:4031 --loop\n  \
         audiostreamer --mic --device default 127.0.0.1:4030\n  \
         audiostreamer --list-devices\n  \
@@ -61,6 +62,34 @@ pub struct Args {
     #[arg(long)]
     pub stream_to_recorder: bool,
 
+    /// Send RTP (RFC 3550) with L16 payloads instead of the original
+    /// datagrams, and RTCP (sender reports, SDES, BYE) to DEST's port + 1;
+    /// receiver reports coming back are logged. Payload type 11 (mono) or
+    /// 10 (stereo) at 44.1 kHz, else 97 (mono) or 96 (stereo).
+    #[arg(long, conflicts_with_all = ["stream_to_recorder", "tcp_listen"])]
+    pub rtp: bool,
+
+    /// With --rtp: channels on the wire. 1 averages the file's channels to
+    /// mono; 2 keeps a stereo file stereo (a mono file goes to both
+    /// channels, a file of more channels gives its first two).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rtp",
+          value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub channels: u16,
+
+    /// With --rtp: the name receivers show for this stream (RTCP SDES NAME).
+    #[arg(long, value_name = "NAME", requires = "rtp")]
+    pub name: Option<String>,
+
+    /// With --rtp: derive the SSRC, the first sequence number and timestamp
+    /// and the RTCP timer from SEED instead of at random (for tests).
+    #[arg(long, value_name = "SEED", requires = "rtp")]
+    pub rtp_seed: Option<u64>,
+
+    /// With --rtp: the nominal RTCP report interval in seconds (RFC 3550:
+    /// 5); each interval is randomised around it.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, requires = "rtp")]
+    pub rtcp_interval: f64,
+
     /// Capture from a microphone instead of reading a WAV file.
     #[arg(long)]
     pub mic: bool,
@@ -101,7 +130,7 @@ pub struct Args {
         conflicts_with_all = [
             "input", "dest", "mic", "device", "list_devices", "tcp_listen", "bind",
             "stream_to_recorder", "looping", "speed", "chunk_ms", "start_seq",
-            "latency_probe", "wait_for_client",
+            "latency_probe", "wait_for_client", "rtp",
         ]
     )]
     pub generate: Option<PathBuf>,

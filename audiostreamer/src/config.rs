@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::chunk::{check_udp_size, samples_per_chunk, Layout};
 use crate::cli::Args;
+use crate::rtp_out::RtpOptions;
 
 /// Slowest `--speed`: a 10 ms chunk every 10 s.
 pub const MIN_SPEED: f64 = 0.001;
@@ -52,6 +53,8 @@ pub struct Config {
     pub wait_for_client: bool,
     /// `--latency-probe`: file for the click onsets sent.
     pub latency_probe: Option<PathBuf>,
+    /// `--rtp`: send RTP instead of the original datagrams.
+    pub rtp: Option<RtpOptions>,
 }
 
 impl Config {
@@ -114,9 +117,39 @@ impl Config {
         } else {
             Layout::MonoSeq
         };
+        let rtp = if args.rtp {
+            if args.start_seq != 0 {
+                bail!("--start-seq applies to the original format; with --rtp use --rtp-seed");
+            }
+            if args.latency_probe.is_some() {
+                bail!("--latency-probe times the original datagrams, not --rtp");
+            }
+            if !(args.rtcp_interval.is_finite() && (0.1..=3600.0).contains(&args.rtcp_interval)) {
+                bail!(
+                    "--rtcp-interval {} is out of range (0.1 to 3600 seconds)",
+                    args.rtcp_interval
+                );
+            }
+            if dest.is_none() {
+                bail!("--rtp needs a DEST (HOST:PORT)");
+            }
+            Some(RtpOptions {
+                channels: args.channels,
+                name: args.name.clone(),
+                seed: args.rtp_seed,
+                rtcp_interval: std::time::Duration::from_secs_f64(args.rtcp_interval),
+            })
+        } else {
+            None
+        };
         let chunk_samples = samples_per_chunk(args.chunk_ms, args.sample_rate)?;
         let dest = dest.as_deref().map(resolve_dest).transpose()?;
-        if dest.is_some() && check_udp_size(args.chunk_ms, chunk_samples, layout)? {
+        if rtp.is_some() && dest.is_some_and(|d| d.port() == u16::MAX) {
+            bail!("with --rtp the destination port must leave port + 1 for RTCP (not 65535)");
+        }
+        // RTP splits chunks into packets that never fragment.
+        if rtp.is_none() && dest.is_some() && check_udp_size(args.chunk_ms, chunk_samples, layout)?
+        {
             log::warn!(
                 "{}-byte datagrams exceed {} bytes and will be fragmented on an Ethernet path; \
                  lower --chunk-ms",
@@ -146,7 +179,18 @@ impl Config {
             layout,
             wait_for_client: args.wait_for_client,
             latency_probe: args.latency_probe.clone(),
+            rtp,
         })
+    }
+
+    /// Samples per frame the source delivers: 2 for `--rtp --channels 2`
+    /// from a file, else 1 (a microphone is mono; a stereo stream
+    /// duplicates it).
+    pub fn source_channels(&self) -> u16 {
+        match (&self.rtp, &self.input) {
+            (Some(rtp), Input::File(_)) => rtp.channels,
+            _ => 1,
+        }
     }
 }
 
@@ -226,6 +270,32 @@ mod tests {
         assert!(c.bind.unwrap().is_ipv6());
         assert!(err("a.wav 127.0.0.1:5 --bind [::]:0").contains("no IPv4 address"));
         assert!(err("a.wav --tcp-listen 127.0.0.1:0 --bind 0.0.0.0:0").contains("--bind"));
+    }
+
+    #[test]
+    fn rtp_options() {
+        let c = cfg("a.wav 127.0.0.1:5004 --rtp").unwrap();
+        let rtp = c.rtp.clone().unwrap();
+        assert_eq!((rtp.channels, rtp.seed, rtp.name), (1, None, None));
+        assert_eq!(rtp.rtcp_interval, std::time::Duration::from_secs(5));
+        assert_eq!(c.source_channels(), 1);
+        let c = cfg("a.wav 127.0.0.1:5004 --rtp --channels 2 --name bass --rtp-seed 3").unwrap();
+        let rtp = c.rtp.clone().unwrap();
+        assert_eq!(
+            (rtp.channels, rtp.seed, rtp.name.as_deref()),
+            (2, Some(3), Some("bass"))
+        );
+        assert_eq!(c.source_channels(), 2);
+        assert!(cfg("a.wav 127.0.0.1:5004 --channels 2").is_err());
+        assert!(cfg("a.wav 127.0.0.1:5004 --name x").is_err());
+        assert!(cfg("a.wav 127.0.0.1:5004 --rtp --channels 3").is_err());
+        assert!(cfg("a.wav 127.0.0.1:5004 --rtp --stream-to-recorder").is_err());
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --start-seq 5").contains("--rtp-seed"));
+        assert!(err("a.wav 127.0.0.1:65535 --rtp").contains("RTCP"));
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --rtcp-interval 0").contains("--rtcp-interval"));
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --latency-probe p").contains("--rtp"));
+        // Large chunks are split, not refused: no 65507-byte limit.
+        assert!(cfg("a.wav 127.0.0.1:1 --rtp --chunk-ms 743").is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
 //! [`pacer`], [`burst`], [`refused`]) that is unit-tested with hand-computed inputs and a
 //! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
-//! [`tcp_out`], [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
+//! [`tcp_out`], [`rtp_out`] for `--rtp`, [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
 //! writes the demo stems (`--generate DIR`) and sends nothing.
 
 pub mod burst;
@@ -19,6 +19,7 @@ pub mod probe_out;
 pub mod progress;
 pub mod refused;
 pub mod resample;
+pub mod rtp_out;
 pub mod sample;
 pub mod source;
 pub mod streamer;

@@ -28,6 +28,8 @@ pub struct Summary {
     pub last_lateness: Option<Duration>,
     /// The largest such lateness over all datagrams (a stall, a busy machine).
     pub max_lateness: Option<Duration>,
+    /// With `--rtp`: the last RTCP receiver report about the stream.
+    pub receiver_report: Option<crate::rtp_out::ReceiverView>,
 }
 
 impl Summary {
@@ -58,6 +60,9 @@ impl fmt::Display for Summary {
         }
         if self.send_failures > 0 {
             write!(f, ", {} sends failed", self.send_failures)?;
+        }
+        if let Some(report) = &self.receiver_report {
+            write!(f, "; last report: {report}")?;
         }
         Ok(())
     }
@@ -154,6 +159,7 @@ mod tests {
             send_failures: 0,
             last_lateness: None,
             max_lateness: None,
+            receiver_report: None,
         };
         assert_eq!(
             s.to_string(),
@@ -162,6 +168,7 @@ mod tests {
         let s = Summary {
             last_lateness: Some(Duration::from_micros(81)),
             max_lateness: Some(Duration::from_micros(1500)),
+            receiver_report: None,
             send_failures: 3,
             interrupted: false,
             ..s

@@ -1,5 +1,6 @@
 //! Where samples come from: the [`SampleSource`] interface and the WAV file
-//! source (decode → downmix → resample when rates differ → i16).
+//! source (decode → downmix, or keep stereo for `--rtp --channels 2` →
+//! resample when rates differ, each channel on its own → i16).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -11,15 +12,23 @@ use crate::resample::{resampled_len, StreamResampler};
 use crate::sample::to_i16;
 use crate::wav::{WavDecoder, WavInfo};
 
-/// A stream of mono i16 samples at the output sample rate.
+/// A stream of i16 samples at the output sample rate: mono, or
+/// interleaved frames of [`SampleSource::channels`] samples.
 pub trait SampleSource {
-    /// Fills `out` with the next samples and returns how many were written.
-    /// Fewer than `out.len()` means the stream has ended. A live source may
-    /// block until enough samples exist; it returns early when `stop` is set.
+    /// Fills `out` with the next samples (whole frames) and returns how
+    /// many were written. Fewer than `out.len()` means the stream has
+    /// ended. A live source may block until enough samples exist; it
+    /// returns early when `stop` is set.
     fn read(&mut self, out: &mut [i16], stop: &AtomicBool) -> anyhow::Result<usize>;
 
-    /// Samples the whole stream holds, when that is known in advance.
+    /// Frames (samples per channel) the whole stream holds, when that is
+    /// known in advance.
     fn total_samples(&self) -> Option<u64>;
+
+    /// Samples per frame: 1 (mono, the default) or 2 (stereo).
+    fn channels(&self) -> u16 {
+        1
+    }
 
     /// True when the run loop must pace the stream against the clock (a
     /// file); false when the source delivers in real time itself (a device).
@@ -32,39 +41,59 @@ const DECODE_BLOCK: usize = 1024;
 /// A WAV file as a [`SampleSource`], optionally repeated forever.
 pub struct FileSource {
     decoder: WavDecoder,
-    resampler: Option<StreamResampler>,
+    /// One resampler per output channel (none when the rates match).
+    resamplers: Vec<StreamResampler>,
     out_rate: u32,
     looping: bool,
     block: Vec<f32>,
+    /// Per channel: the block's samples, then the resampled ones.
+    split: Vec<Vec<f32>>,
+    resampled: Vec<VecDeque<f32>>,
+    /// Interleaved output samples.
     pending: VecDeque<f32>,
     ended: bool,
     passes: u64,
 }
 
 impl FileSource {
-    /// Opens `path` for streaming at `out_rate` Hz, repeating it if `looping`.
+    /// Opens `path` for streaming mono at `out_rate` Hz, repeating it if `looping`.
     pub fn open(path: &Path, out_rate: u32, looping: bool) -> anyhow::Result<Self> {
-        let decoder = WavDecoder::open(path)?;
+        Self::open_with_channels(path, out_rate, looping, 1)
+    }
+
+    /// Opens `path` for streaming frames of `channels` (1 or 2) samples at
+    /// `out_rate` Hz (see [`WavDecoder::with_output_channels`]).
+    pub fn open_with_channels(
+        path: &Path,
+        out_rate: u32,
+        looping: bool,
+        channels: u16,
+    ) -> anyhow::Result<Self> {
+        let decoder = WavDecoder::open(path)?.with_output_channels(channels);
+        let ch = usize::from(decoder.output_channels());
         let in_rate = decoder.info().sample_rate;
-        let resampler = if in_rate == out_rate {
-            None
+        let resamplers = if in_rate == out_rate {
+            Vec::new()
         } else {
-            Some(
-                StreamResampler::new(in_rate, out_rate, DECODE_BLOCK).with_context(|| {
+            (0..ch)
+                .map(|_| StreamResampler::new(in_rate, out_rate, DECODE_BLOCK))
+                .collect::<Result<_, _>>()
+                .with_context(|| {
                     format!(
                         "cannot resample {} from {in_rate} Hz to {out_rate} Hz",
                         path.display()
                     )
-                })?,
-            )
+                })?
         };
         Ok(Self {
             decoder,
-            resampler,
+            resamplers,
             out_rate,
             looping,
-            block: vec![0.0; DECODE_BLOCK],
-            pending: VecDeque::with_capacity(4 * DECODE_BLOCK),
+            block: vec![0.0; DECODE_BLOCK * ch],
+            split: vec![Vec::with_capacity(DECODE_BLOCK); ch],
+            resampled: vec![VecDeque::with_capacity(4 * DECODE_BLOCK); ch],
+            pending: VecDeque::with_capacity(4 * DECODE_BLOCK * ch),
             ended: false,
             passes: 0,
         })
@@ -77,7 +106,7 @@ impl FileSource {
 
     /// Whether the file is resampled on the way out.
     pub fn is_resampling(&self) -> bool {
-        self.resampler.is_some()
+        !self.resamplers.is_empty()
     }
 
     /// Completed passes through the file (grows with `--loop`).
@@ -85,7 +114,7 @@ impl FileSource {
         self.passes
     }
 
-    /// Output samples of one pass through the file.
+    /// Output frames of one pass through the file.
     pub fn samples_per_pass(&self) -> u64 {
         let info = self.decoder.info();
         resampled_len(info.frames, info.sample_rate, self.out_rate)
@@ -101,16 +130,39 @@ impl FileSource {
                 0
             }
         };
-        match &mut self.resampler {
-            Some(r) => r.push(&self.block[..n], &mut self.pending),
-            None => self.pending.extend(&self.block[..n]),
+        let full = n == self.block.len();
+        if self.resamplers.is_empty() {
+            self.pending.extend(&self.block[..n]);
+        } else {
+            let ch = self.split.len();
+            for (c, split) in self.split.iter_mut().enumerate() {
+                split.clear();
+                split.extend(self.block[..n].iter().skip(c).step_by(ch));
+            }
+            for ((r, split), out) in self
+                .resamplers
+                .iter_mut()
+                .zip(&self.split)
+                .zip(&mut self.resampled)
+            {
+                r.push(split, out);
+                if !full {
+                    // End of this pass.
+                    r.finish(out);
+                }
+            }
+            // Every channel got the same input, so the same output count.
+            let frames = self.resampled.iter().map(VecDeque::len).min().unwrap_or(0);
+            for _ in 0..frames {
+                for out in &mut self.resampled {
+                    if let Some(x) = out.pop_front() {
+                        self.pending.push_back(x);
+                    }
+                }
+            }
         }
-        if n == self.block.len() {
+        if full {
             return;
-        }
-        // End of this pass.
-        if let Some(r) = &mut self.resampler {
-            r.finish(&mut self.pending);
         }
         let pass_frames = self.decoder.frames_read();
         self.passes += 1;
@@ -150,6 +202,10 @@ impl SampleSource for FileSource {
 
     fn needs_pacing(&self) -> bool {
         true
+    }
+
+    fn channels(&self) -> u16 {
+        self.decoder.output_channels()
     }
 }
 
@@ -225,6 +281,40 @@ mod tests {
         assert_eq!(all.len(), 600);
         assert!(all.chunks(100).all(|pass| pass == samples.as_slice()));
         assert!(src.passes() >= 5);
+    }
+
+    #[test]
+    fn stereo_is_kept_and_resampled_per_channel() {
+        let path = std::env::temp_dir().join(format!(
+            "audiostreamer-src-{}-stereo.wav",
+            std::process::id()
+        ));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 22_050,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for _ in 0..2205 {
+            w.write_sample(1000i16).unwrap();
+            w.write_sample(-3000i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let f = TempWav(path);
+        let mut same = FileSource::open_with_channels(&f.0, 22_050, false, 2).unwrap();
+        assert_eq!(same.channels(), 2);
+        let all = read_chunks(&mut same, 882, usize::MAX).concat();
+        assert_eq!(all.len(), 4410);
+        assert!(all.chunks(2).all(|fr| fr == [1000, -3000]));
+        let mut up = FileSource::open_with_channels(&f.0, 44_100, false, 2).unwrap();
+        assert_eq!(up.total_samples(), Some(4410));
+        let all = read_chunks(&mut up, 882, usize::MAX).concat();
+        assert_eq!(all.len(), 2 * 4410);
+        let mid = &all[1000..7800];
+        assert!(mid
+            .chunks(2)
+            .all(|fr| (990..=1010).contains(&fr[0]) && (-3010..=-2990).contains(&fr[1])));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::mic::MicSource;
 use crate::pacer::Pacer;
 use crate::probe_out::SendProbe;
 use crate::progress::{Progress, Summary};
+use crate::rtp_out::RtpOut;
 use crate::source::{FileSource, SampleSource};
 use crate::tcp_out::TcpOut;
 use crate::udp_out::UdpOut;
@@ -33,8 +34,16 @@ pub struct Streamer {
     config: Config,
     source: Box<dyn SampleSource>,
     udp: Option<UdpOut>,
+    rtp: Option<RtpOut>,
     tcp: Option<TcpOut>,
     probe: Option<SendProbe>,
+}
+
+/// The sockets a configuration asks for.
+struct Outputs {
+    udp: Option<UdpOut>,
+    rtp: Option<RtpOut>,
+    tcp: Option<TcpOut>,
 }
 
 impl Streamer {
@@ -48,30 +57,36 @@ impl Streamer {
         // A file is opened first (the likeliest mistake); a microphone last,
         // so that a socket error does not start and stop the device. Nothing
         // is logged until everything succeeded: a mistake stays one line.
-        let (source, udp, tcp): (Box<dyn SampleSource>, _, _) = match &config.input {
+        let (source, out): (Box<dyn SampleSource>, _) = match &config.input {
             Input::File(path) => {
-                let file = FileSource::open(path, config.sample_rate, config.looping)?;
-                let (udp, tcp) = bind_outputs(&config)?;
+                let file = FileSource::open_with_channels(
+                    path,
+                    config.sample_rate,
+                    config.looping,
+                    config.source_channels(),
+                )?;
+                let out = bind_outputs(&config)?;
                 log_file(path, &file, config.sample_rate);
-                (Box::new(file), udp, tcp)
+                (Box::new(file), out)
             }
             Input::Mic(device) => {
-                let (udp, tcp) = bind_outputs(&config)?;
+                let out = bind_outputs(&config)?;
                 let mic =
                     MicSource::open(device.as_deref(), config.sample_rate, config.chunk_samples)?;
-                (Box::new(mic), udp, tcp)
+                (Box::new(mic), out)
             }
         };
-        let probe = match (&config.latency_probe, &udp) {
+        let probe = match (&config.latency_probe, &out.udp) {
             (Some(path), Some(_)) => Some(SendProbe::create(path, config.sample_rate)?),
             _ => None,
         };
-        log_outputs(&config, udp.as_ref(), tcp.as_ref());
+        log_outputs(&config, &out);
         Ok(Self {
             config,
             source,
-            udp,
-            tcp,
+            udp: out.udp,
+            rtp: out.rtp,
+            tcp: out.tcp,
             probe,
         })
     }
@@ -81,9 +96,26 @@ impl Streamer {
         &self.config
     }
 
-    /// The local address of the UDP socket, if sending UDP.
+    /// The local address of the UDP socket, if sending UDP (the RTP
+    /// socket with `--rtp`).
     pub fn udp_local_addr(&self) -> Option<SocketAddr> {
-        self.udp.as_ref().and_then(|u| u.local_addr().ok())
+        match &self.rtp {
+            Some(rtp) => rtp.local_addr().ok(),
+            None => self.udp.as_ref().and_then(|u| u.local_addr().ok()),
+        }
+    }
+
+    /// With `--rtp`: the SSRC, and the sequence number and timestamp the
+    /// first packet carries (before [`Self::run`]).
+    pub fn rtp_identity(&self) -> Option<(u32, u16, u32)> {
+        self.rtp
+            .as_ref()
+            .map(|r| (r.ssrc(), r.next_seq(), r.next_timestamp()))
+    }
+
+    /// With `--rtp`: the local address RTCP is sent from.
+    pub fn rtcp_local_addr(&self) -> Option<SocketAddr> {
+        self.rtp.as_ref().and_then(|r| r.rtcp_local_addr().ok())
     }
 
     /// The TCP listening address, if serving TCP.
@@ -99,7 +131,9 @@ impl Streamer {
     /// Streams until the source ends or `stop` is set; returns what was sent.
     pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<Summary> {
         let rate = self.config.sample_rate;
-        let mut chunk = vec![0i16; self.config.chunk_samples];
+        let channels = self.source.channels();
+        let ch = usize::from(channels.max(1));
+        let mut chunk = vec![0i16; self.config.chunk_samples * ch];
         let mut pacer = Pacer::new(rate, self.config.speed);
         let paced = self.source.needs_pacing();
         let mut progress = Progress::new(self.source.total_samples(), rate);
@@ -112,6 +146,7 @@ impl Streamer {
             send_failures: 0,
             last_lateness: None,
             max_lateness: None,
+            receiver_report: None,
         };
         // Repeated resyncs (a --speed the machine cannot sustain) are
         // reported like send errors: once, then every 10 s.
@@ -162,17 +197,21 @@ impl Streamer {
                     probe.on_sent(seq);
                 }
             }
+            if let Some(rtp) = &mut self.rtp {
+                rtp.send(&chunk[..n], channels, now);
+            }
             if let Some(tcp) = &mut self.tcp {
                 tcp.send(&chunk[..n]);
             }
+            let frames = n / ch;
             if paced {
                 let late = now.saturating_sub(pacer.next_deadline());
                 summary.last_lateness = Some(late);
                 summary.max_lateness = Some(summary.max_lateness.unwrap_or_default().max(late));
             }
-            pacer.on_sent(n);
+            pacer.on_sent(frames);
             summary.datagrams += 1;
-            summary.samples += n as u64;
+            summary.samples += frames as u64;
             progress.update(now, summary.datagrams, summary.samples);
             if n < chunk.len() {
                 break; // the final, shorter datagram
@@ -186,6 +225,11 @@ impl Streamer {
         }
         summary.elapsed = start.elapsed();
         summary.send_failures = self.udp.as_ref().map_or(0, UdpOut::send_failures);
+        if let Some(rtp) = &mut self.rtp {
+            rtp.finish();
+            summary.send_failures = rtp.send_failures();
+            summary.receiver_report = rtp.last_report();
+        }
         progress.finish();
         Ok(summary)
     }
@@ -212,10 +256,17 @@ impl Streamer {
     }
 }
 
-/// Binds the UDP socket and the TCP listener the configuration asks for.
-fn bind_outputs(config: &Config) -> anyhow::Result<(Option<UdpOut>, Option<TcpOut>)> {
+/// Binds the UDP (or RTP) socket and the TCP listener the configuration asks for.
+fn bind_outputs(config: &Config) -> anyhow::Result<Outputs> {
+    let rtp = match (&config.rtp, config.dest) {
+        (Some(opts), Some(dest)) => {
+            Some(RtpOut::bind(dest, config.bind, config.sample_rate, opts)?)
+        }
+        _ => None,
+    };
     let udp = config
         .dest
+        .filter(|_| rtp.is_none())
         .map(|dest| {
             UdpOut::bind(
                 dest,
@@ -231,7 +282,7 @@ fn bind_outputs(config: &Config) -> anyhow::Result<(Option<UdpOut>, Option<TcpOu
         .as_deref()
         .map(|addr| TcpOut::bind(addr, config.sample_rate))
         .transpose()?;
-    Ok((udp, tcp))
+    Ok(Outputs { udp, rtp, tcp })
 }
 
 fn log_file(path: &std::path::Path, file: &FileSource, out_rate: u32) {
@@ -252,8 +303,28 @@ fn log_file(path: &std::path::Path, file: &FileSource, out_rate: u32) {
     );
 }
 
-fn log_outputs(config: &Config, udp: Option<&UdpOut>, tcp: Option<&TcpOut>) {
-    if let Some(udp) = udp {
+fn log_outputs(config: &Config, out: &Outputs) {
+    if let Some(rtp) = &out.rtp {
+        log::info!(
+            "sending RTP L16 {} Hz {} (payload type {}, SSRC {:08x}) to {} from {}, RTCP from {}, \
+             {} frames per chunk",
+            config.sample_rate,
+            if rtp.channels() == 2 {
+                "stereo"
+            } else {
+                "mono"
+            },
+            rtp.payload_type(),
+            rtp.ssrc(),
+            config.dest.map(|d| d.to_string()).unwrap_or_default(),
+            rtp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            rtp.rtcp_local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            config.chunk_samples,
+        );
+    }
+    if let Some(udp) = &out.udp {
         let what = match config.layout {
             Layout::MonoSeq => format!("mono with sequence numbers from {}", config.start_seq),
             Layout::Stereo => "stereo without sequence numbers".to_string(),
@@ -265,7 +336,7 @@ fn log_outputs(config: &Config, udp: Option<&UdpOut>, tcp: Option<&TcpOut>) {
             config.chunk_samples,
         );
     }
-    if let Some(tcp) = tcp {
+    if let Some(tcp) = &out.tcp {
         log::info!(
             "serving TCP Spec/Samples (mono, {} Hz, 16-bit) on {}",
             config.sample_rate,

@@ -1,5 +1,8 @@
 //! Streaming WAV decoder: any file hound reads, delivered as mono `f32`
-//! frames on the i16 scale (see [`crate::sample`]).
+//! frames on the i16 scale (see [`crate::sample`]), or as stereo frames
+//! for `--rtp --channels 2` (a stereo file stays stereo, a mono file is
+//! duplicated to both channels, a file of more channels gives its first
+//! two, front left and right in WAV's channel order).
 //!
 //! The file is read through hound's sample iterator a block at a time, never
 //! loaded whole, so a multi-hour track costs the same memory as a short one.
@@ -77,9 +80,12 @@ pub enum WavError {
     },
 }
 
-/// Decodes a WAV file block by block into mono i16-scale `f32` frames.
+/// Decodes a WAV file block by block into mono (or stereo) i16-scale
+/// `f32` frames.
 pub struct WavDecoder {
     path: PathBuf,
+    /// Values per output frame: 1 (downmixed) or 2 (left, right).
+    out_channels: usize,
     reader: hound::WavReader<BufReader<File>>,
     info: WavInfo,
     scale: f64,
@@ -130,6 +136,7 @@ impl WavDecoder {
         let channels = usize::from(spec.channels);
         Ok(Self {
             path: path.to_path_buf(),
+            out_channels: 1,
             reader,
             info: WavInfo {
                 channels: spec.channels,
@@ -145,6 +152,18 @@ impl WavDecoder {
         })
     }
 
+    /// Delivers frames of `channels` values (1: the channels averaged, as
+    /// by default; 2: left and right, see the module documentation).
+    pub fn with_output_channels(mut self, channels: u16) -> Self {
+        self.out_channels = usize::from(channels.clamp(1, 2));
+        self
+    }
+
+    /// Values per output frame (1 or 2).
+    pub fn output_channels(&self) -> u16 {
+        self.out_channels as u16
+    }
+
     /// The file's format and length.
     pub fn info(&self) -> &WavInfo {
         &self.info
@@ -155,8 +174,10 @@ impl WavDecoder {
         self.frames_read
     }
 
-    /// Decodes up to `out.len()` mono frames into `out`; returns how many.
-    /// Fewer than asked (0 included) means the end of the file.
+    /// Decodes up to `out.len()` values (whole frames of
+    /// [`Self::output_channels`] values, interleaved) into `out`; returns
+    /// how many values. Fewer than fit (0 included) means the end of the
+    /// file.
     pub fn read(&mut self, out: &mut [f32]) -> Result<usize, WavError> {
         let n = if self.info.float {
             self.read_float(out)
@@ -168,39 +189,54 @@ impl WavDecoder {
             frames: self.frames_read,
             reason,
         })?;
-        self.frames_read += n as u64;
+        self.frames_read += (n / self.out_channels) as u64;
         Ok(n)
     }
 
     fn read_int(&mut self, out: &mut [f32]) -> Result<usize, String> {
         let mut samples = self.reader.samples::<i32>();
-        for (done, slot) in out.iter_mut().enumerate() {
+        let ch = self.out_channels;
+        for (done, slot) in out.chunks_exact_mut(ch).enumerate() {
             for raw in self.int_frame.iter_mut() {
                 match samples.next() {
                     Some(Ok(v)) => *raw = v,
                     Some(Err(e)) => return Err(e.to_string()),
                     // End of data; a partial last frame is dropped.
-                    None => return Ok(done),
+                    None => return Ok(done * ch),
                 }
             }
-            *slot = downmix_int(&self.int_frame, self.scale);
+            if ch == 1 {
+                slot[0] = downmix_int(&self.int_frame, self.scale);
+            } else {
+                // A mono file's only channel goes to both sides.
+                let right = usize::from(self.int_frame.len() > 1);
+                slot[0] = downmix_int(&self.int_frame[..1], self.scale);
+                slot[1] = downmix_int(&self.int_frame[right..=right], self.scale);
+            }
         }
-        Ok(out.len())
+        Ok(out.len() / ch * ch)
     }
 
     fn read_float(&mut self, out: &mut [f32]) -> Result<usize, String> {
         let mut samples = self.reader.samples::<f32>();
-        for (done, slot) in out.iter_mut().enumerate() {
+        let ch = self.out_channels;
+        for (done, slot) in out.chunks_exact_mut(ch).enumerate() {
             for raw in self.float_frame.iter_mut() {
                 match samples.next() {
                     Some(Ok(v)) => *raw = v,
                     Some(Err(e)) => return Err(e.to_string()),
-                    None => return Ok(done),
+                    None => return Ok(done * ch),
                 }
             }
-            *slot = downmix_float(&self.float_frame);
+            if ch == 1 {
+                slot[0] = downmix_float(&self.float_frame);
+            } else {
+                let right = usize::from(self.float_frame.len() > 1);
+                slot[0] = downmix_float(&self.float_frame[..1]);
+                slot[1] = downmix_float(&self.float_frame[right..=right]);
+            }
         }
-        Ok(out.len())
+        Ok(out.len() / ch * ch)
     }
 
     /// Goes back to the first frame (for `--loop`).
@@ -340,6 +376,27 @@ mod tests {
         d.rewind().unwrap();
         assert_eq!(d.read(&mut buf[..1]).unwrap(), 1);
         assert_eq!(buf[0], 200.0);
+    }
+
+    #[test]
+    fn stereo_output_keeps_duplicates_or_takes_the_front_pair() {
+        let f = temp_path("stereo-out");
+        write_int(&f.0, 2, 16, &[100, 300, -5, -7, 1, 2]);
+        let mut d = WavDecoder::open(&f.0).unwrap().with_output_channels(2);
+        let mut buf = [0.0; 5]; // room for two whole frames only
+        assert_eq!(d.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], &[100.0, 300.0, -5.0, -7.0]);
+        assert_eq!(d.frames_read(), 2);
+        assert_eq!(d.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], &[1.0, 2.0]);
+        write_int(&f.0, 1, 16, &[9, -9]);
+        let mut d = WavDecoder::open(&f.0).unwrap().with_output_channels(2);
+        assert_eq!(d.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], &[9.0, 9.0, -9.0, -9.0]);
+        write_int(&f.0, 3, 16, &[1, 2, 3, 4, 5, 6]);
+        let mut d = WavDecoder::open(&f.0).unwrap().with_output_channels(2);
+        assert_eq!(d.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], &[1.0, 2.0, 4.0, 5.0]);
     }
 
     #[test]
