@@ -7,7 +7,17 @@ use clap::Parser;
 /// Plays a UDP stereo stream through the sound card with a jitter backoff and
 /// appends every received frame to a WAV file.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  \
+        audiorecorder rec.wav 4040\n  \
+        audiorecorder --rtp 5004 rec.wav\n  \
+        audiorecorder --rtp 5004 --rtp-map 97=L16/48000/2 --sample-rate 48000 rec.wav\n  \
+        audiorecorder --sdp stream.sdp rec.wav\n  \
+        audiorecorder --tcp 127.0.0.1:4031 rec.wav"
+)]
 pub struct Args {
     /// WAV file to append to (created if missing; omit with --no-record).
     pub wav: Option<PathBuf>,
@@ -117,6 +127,28 @@ pub struct Args {
     /// (reconnects when it goes away).
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
+
+    /// Receive RTP with L16 payloads on PORT (with --bind) or ADDR:PORT
+    /// instead of the original stereo datagrams, and RTCP on the next
+    /// port. Mono streams are recorded as stereo with equal channels.
+    #[arg(long, value_name = "PORT|ADDR:PORT", conflicts_with_all = ["tcp", "sdp"])]
+    pub rtp: Option<String>,
+
+    /// Receive the RTP stream an SDP file describes: its c= and m= lines
+    /// give the address and port, its a=rtpmap the format.
+    #[arg(long, value_name = "FILE", conflicts_with = "tcp")]
+    pub sdp: Option<PathBuf>,
+
+    /// With --rtp: the format of a dynamic payload type, PT=L16/RATE/CHANNELS
+    /// (repeatable; 96 and 97 are stereo and mono at --sample-rate unless
+    /// declared otherwise).
+    #[arg(long, value_name = "PT=L16/RATE/CHANNELS")]
+    pub rtp_map: Vec<proto::rtp_map::RtpMapEntry>,
+
+    /// With --rtp or --sdp: the nominal interval of RTCP receiver reports in
+    /// seconds (RFC 3550: 5); each interval is randomised around it.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub rtcp_interval: f64,
 }
 
 /// Where the audio comes from.
@@ -133,6 +165,8 @@ pub enum Input {
         /// `--source-timeout-ms`: silence that releases the sender lock.
         source_timeout: std::time::Duration,
     },
+    /// RTP with L16 payloads.
+    Rtp(crate::rtp::RtpSettings),
     /// A TCP Spec/Samples server at this `HOST:PORT`.
     Tcp {
         /// `HOST:PORT`.
@@ -206,7 +240,17 @@ impl Config {
                 args.jitter_backoff
             );
         }
+        let rtp_wanted = args.rtp.is_some() || args.sdp.is_some();
+        if !rtp_wanted && !args.rtp_map.is_empty() {
+            anyhow::bail!("--rtp-map applies with --rtp only");
+        }
+        if rtp_wanted {
+            if let Some(p) = port {
+                anyhow::bail!("give either a UDP port ({p}) or --rtp/--sdp, not both");
+            }
+        }
         let input = match (&args.tcp, port) {
+            _ if rtp_wanted => Input::Rtp(rtp_settings(args)?),
             (Some(addr), None) => {
                 if args.source.is_some() {
                     anyhow::bail!("--source applies to UDP only, not with --tcp");
@@ -251,6 +295,102 @@ impl Config {
             latency_probe: args.latency_probe.clone(),
         })
     }
+}
+
+/// The RTP receiver's settings from `--rtp`/`--sdp` and the flags around them.
+fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
+    use proto::rtp_map::RtpMap;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    if !(args.rtcp_interval.is_finite() && (0.1..=3600.0).contains(&args.rtcp_interval)) {
+        anyhow::bail!(
+            "--rtcp-interval {} is out of range (0.1 to 3600 seconds)",
+            args.rtcp_interval
+        );
+    }
+    let rate = args.sample_rate;
+    let bind_ip = |what: &str| -> anyhow::Result<IpAddr> {
+        args.bind.parse().map_err(|_| {
+            anyhow::anyhow!("--bind {:?} is not an IP address (with {what})", args.bind)
+        })
+    };
+    let mut map = RtpMap::defaults_for(rate);
+    let (bind, group) = match (&args.rtp, &args.sdp) {
+        (Some(spec), _) => {
+            let bind = match spec.parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(_) => match spec.parse::<u16>() {
+                    Ok(port) => SocketAddr::new(bind_ip("--rtp")?, port),
+                    Err(_) => anyhow::bail!("--rtp {spec:?} is not a PORT or ADDR:PORT"),
+                },
+            };
+            (bind, None)
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --sdp {}: {e}", path.display()))?;
+            let session = proto::sdp::AudioSession::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--sdp {}: {e}", path.display()))?;
+            if session.format.rate != rate {
+                anyhow::bail!(
+                    "--sdp {} describes L16 at {} Hz, but the recorder runs at {rate} Hz \
+                     (add --sample-rate {})",
+                    path.display(),
+                    session.format.rate,
+                    session.format.rate
+                );
+            }
+            if session.payload_type >= proto::rtp_map::PT_DYNAMIC_MIN {
+                map.declare(proto::rtp_map::RtpMapEntry {
+                    payload_type: session.payload_type,
+                    format: session.format,
+                });
+            }
+            let ip = session.dest.ip();
+            // A unicast c= address is this host (or 0.0.0.0): bind --bind
+            // on its port; a multicast group is joined.
+            let bind = if ip.is_multicast() {
+                SocketAddr::new(
+                    if ip.is_ipv4() {
+                        Ipv4Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    },
+                    session.dest.port(),
+                )
+            } else {
+                SocketAddr::new(bind_ip("--sdp")?, session.dest.port())
+            };
+            (bind, ip.is_multicast().then_some(ip))
+        }
+        (None, None) => unreachable!("rtp_settings is called with --rtp or --sdp"),
+    };
+    for entry in &args.rtp_map {
+        if entry.format.rate != rate {
+            anyhow::bail!(
+                "--rtp-map {entry} is at {} Hz, but the recorder runs at {rate} Hz (add \
+                 --sample-rate {})",
+                entry.format.rate,
+                entry.format.rate
+            );
+        }
+        map.declare(*entry);
+    }
+    let pin = args
+        .source
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok(crate::rtp::RtpSettings {
+        bind,
+        group,
+        map,
+        pin,
+        source_timeout: std::time::Duration::from_millis(u64::from(args.source_timeout_ms)),
+        rtcp_interval: std::time::Duration::from_secs_f64(args.rtcp_interval),
+        reorder_frames: (u64::from(args.jitter_backoff) * u64::from(rate) / 1000) as usize,
+        sample_rate: rate,
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +439,57 @@ mod tests {
     }
 
     #[test]
+    fn rtp_command_lines() {
+        let c = config(&["--rtp", "5004", "rec.wav"]).unwrap();
+        assert_eq!(c.wav.as_deref(), Some(std::path::Path::new("rec.wav")));
+        let Input::Rtp(r) = c.input else { panic!() };
+        assert_eq!(r.bind, "0.0.0.0:5004".parse().unwrap());
+        assert_eq!(r.map.get(96).unwrap().channels, 2);
+        assert_eq!(r.map.get(97).unwrap().rate, 44_100);
+        // 50 ms of 44.1 kHz held for reordering.
+        assert_eq!(r.reorder_frames, 2205);
+        let c = config(&[
+            "--no-record",
+            "--rtp",
+            "127.0.0.1:6000",
+            "--sample-rate",
+            "48000",
+            "--rtp-map",
+            "97=L16/48000/2",
+        ])
+        .unwrap();
+        let Input::Rtp(r) = c.input else { panic!() };
+        assert_eq!(r.bind, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(r.map.get(97).unwrap().channels, 2);
+        // The static types stay 44.1 kHz (and are refused at 48 kHz later).
+        assert_eq!(r.map.get(10).unwrap().rate, 44_100);
+    }
+
+    #[test]
+    fn sdp_gives_port_and_format() {
+        let dir = std::env::temp_dir().join(format!("audiorecorder-sdp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sdp");
+        std::fs::write(
+            &path,
+            "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=No Name\nc=IN IP4 127.0.0.1\nt=0 0\n\
+             m=audio 5006 RTP/AVP 97\na=rtpmap:97 L16/48000/2\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = config(&["--sdp", p, "--sample-rate", "48000", "r.wav"]).unwrap();
+        let Input::Rtp(r) = c.input else { panic!() };
+        assert_eq!(r.bind.port(), 5006);
+        assert_eq!(r.map.get(97).unwrap().channels, 2);
+        let e = format!("{:#}", config(&["--sdp", p, "r.wav"]).unwrap_err());
+        assert!(
+            e.contains("48000 Hz") && e.contains("--sample-rate 48000"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn mistakes_are_errors() {
         for bad in [
             &["rec.wav"][..],
@@ -318,6 +509,14 @@ mod tests {
             &["rec.wav", "1", "--rt-priority", "100"],
             &["rec.wav", "1", "--source-timeout-ms", "0"],
             &["rec.wav", "1", "--max-files", "0"],
+            &["rec.wav", "1", "--rtp", "5004"],
+            &["rec.wav", "--rtp", "5004", "--tcp", "h:1"],
+            &["rec.wav", "--rtp", "x"],
+            &["rec.wav", "--rtp", "5004", "--rtp-map", "95=L16/44100/2"],
+            &["rec.wav", "--rtp", "5004", "--rtp-map", "96=L16/48000/2"],
+            &["rec.wav", "--rtp", "5004", "--rtcp-interval", "0"],
+            &["rec.wav", "1", "--rtp-map", "96=L16/44100/2"],
+            &["rec.wav", "--sdp", "/nonexistent.sdp"],
         ] {
             assert!(config(bad).is_err(), "{bad:?}");
         }

@@ -13,7 +13,9 @@
 //! - [`wav`], [`wav_repair`], [`writer`]: WAV open/append rules, the header
 //!   repair before appending, and the writer thread.
 //! - [`source`], [`udp`], [`tcp`]: the transports; [`flap`]: the limit on a
-//!   TCP server's format changes.
+//!   TCP server's format changes; [`rtp`] (`--rtp`, `--sdp`) with
+//!   [`rtp_stats`] (RFC 3550 receiver statistics) and [`rtp_place`]
+//!   (audio placed by RTP timestamp).
 //! - [`pipeline`]: fan-out of received frames to writer and player.
 //! - [`recorder`]: start/stop; [`stats`]: counters and the summary;
 //!   [`report`]: rate-limited log lines about playback trouble.
@@ -34,6 +36,9 @@ pub mod probe;
 pub mod recorder;
 pub mod report;
 pub mod resample;
+pub mod rtp;
+pub mod rtp_place;
+pub mod rtp_stats;
 pub mod source;
 pub mod stats;
 pub mod tcp;

@@ -19,7 +19,7 @@ use crate::probe::ProbeWriter;
 use crate::stats::{Stats, Summary};
 use crate::wav::WavFormat;
 use crate::writer::{WavSink, WriterHandle};
-use crate::{device, tcp, udp};
+use crate::{device, rtp, tcp, udp};
 
 /// A running recorder.
 pub struct Recorder {
@@ -45,7 +45,7 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
         Some(path) => {
             let mut sink = WavSink::new(path, config.overwrite, Arc::clone(&stats))?
                 .with_max_files(config.max_files);
-            if matches!(config.input, Input::Udp { .. }) {
+            if matches!(config.input, Input::Udp { .. } | Input::Rtp(_)) {
                 // Open now: a mismatching file is an error before anything runs.
                 sink.set_format(udp_format)?;
             }
@@ -90,6 +90,28 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
                         &socket,
                         pin,
                         source_timeout,
+                        &mut pipeline,
+                        &thread_stats,
+                        &thread_stop,
+                    );
+                    let finished = pipeline.finish();
+                    result.and(finished)
+                }),
+            )
+        }
+        Input::Rtp(settings) => {
+            let sockets = rtp::bind(&settings)?;
+            let local = sockets
+                .rtp
+                .local_addr()
+                .context("cannot read the bound address")?;
+            pipeline.set_format(udp_format);
+            (
+                Some(local),
+                Box::new(move || {
+                    let result = rtp::receive_loop(
+                        &sockets,
+                        &settings,
                         &mut pipeline,
                         &thread_stats,
                         &thread_stop,

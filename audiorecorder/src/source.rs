@@ -43,7 +43,8 @@ impl std::str::FromStr for Pin {
 }
 
 impl Pin {
-    fn matches(&self, from: SocketAddr) -> bool {
+    /// Whether a datagram from `from` is from the pinned sender.
+    pub(crate) fn matches(&self, from: SocketAddr) -> bool {
         match self {
             Pin::Addr(a) => *a == from,
             Pin::Ip(ip) => *ip == from.ip(),

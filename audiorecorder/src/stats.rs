@@ -68,6 +68,31 @@ pub struct Stats {
     pub source_releases: AtomicU64,
     /// TCP servers disconnected for changing the format too often.
     pub format_flap_disconnects: AtomicU64,
+    /// RTP streams (SSRCs) followed.
+    pub rtp_streams: AtomicU64,
+    /// RTP packets lost: sequence numbers skipped and never received.
+    pub rtp_lost_packets: AtomicU64,
+    /// RTP packets that arrived after a later one.
+    pub rtp_reordered: AtomicU64,
+    /// RTP packets received twice (the copy is dropped).
+    pub rtp_duplicates: AtomicU64,
+    /// RTP packets whose place in the timeline was already given up
+    /// (filled with silence) or taken: dropped.
+    pub rtp_late: AtomicU64,
+    /// Frames of silence put in place of lost RTP audio.
+    pub rtp_concealed_frames: AtomicU64,
+    /// RTP packets of other streams (SSRCs or senders) than the followed one.
+    pub rtp_foreign_ssrc: AtomicU64,
+    /// RTP packets of a payload type that is not known L16.
+    pub rtp_unknown_payload: AtomicU64,
+    /// RTP packets of L16 at another rate than the recorder's.
+    pub rtp_wrong_rate: AtomicU64,
+    /// Timeline restarts: a confirmed sequence restart or a timestamp jump.
+    pub rtp_resyncs: AtomicU64,
+    /// RTCP datagrams received.
+    pub rtcp_received: AtomicU64,
+    /// RTCP receiver reports sent.
+    pub rtcp_reports_sent: AtomicU64,
     /// The audio callback thread's real-time promotion (`--rt-priority`):
     /// 0 not asked (yet), > 0 the SCHED_FIFO priority it runs at, < 0 the
     /// OS error number that refused it.
@@ -131,6 +156,18 @@ impl Stats {
             dropped_samples: g(&self.dropped_samples),
             source_releases: g(&self.source_releases),
             format_flap_disconnects: g(&self.format_flap_disconnects),
+            rtp_streams: g(&self.rtp_streams),
+            rtp_lost_packets: g(&self.rtp_lost_packets),
+            rtp_reordered: g(&self.rtp_reordered),
+            rtp_duplicates: g(&self.rtp_duplicates),
+            rtp_late: g(&self.rtp_late),
+            rtp_concealed_frames: g(&self.rtp_concealed_frames),
+            rtp_foreign_ssrc: g(&self.rtp_foreign_ssrc),
+            rtp_unknown_payload: g(&self.rtp_unknown_payload),
+            rtp_wrong_rate: g(&self.rtp_wrong_rate),
+            rtp_resyncs: g(&self.rtp_resyncs),
+            rtcp_received: g(&self.rtcp_received),
+            rtcp_reports_sent: g(&self.rtcp_reports_sent),
         }
     }
 }
@@ -165,6 +202,18 @@ pub struct Snapshot {
     pub dropped_samples: u64,
     pub source_releases: u64,
     pub format_flap_disconnects: u64,
+    pub rtp_streams: u64,
+    pub rtp_lost_packets: u64,
+    pub rtp_reordered: u64,
+    pub rtp_duplicates: u64,
+    pub rtp_late: u64,
+    pub rtp_concealed_frames: u64,
+    pub rtp_foreign_ssrc: u64,
+    pub rtp_unknown_payload: u64,
+    pub rtp_wrong_rate: u64,
+    pub rtp_resyncs: u64,
+    pub rtcp_received: u64,
+    pub rtcp_reports_sent: u64,
 }
 
 /// The one-line summary printed when the recorder stops.
@@ -203,7 +252,34 @@ impl fmt::Display for Summary {
             s.bad_datagrams,
             s.record_dropped_frames,
             s.dropped_samples,
-        )
+        )?;
+        let rtp_seen = s.rtp_streams
+            + s.rtp_foreign_ssrc
+            + s.rtp_unknown_payload
+            + s.rtp_wrong_rate
+            + s.rtcp_received;
+        if rtp_seen > 0 {
+            write!(
+                f,
+                "; RTP: {} stream(s) followed, {} packets lost ({} frames of silence in their \
+                 place), {} reordered, {} duplicate, {} too late, {} timeline restarts, \
+                 dropped {} of other streams, {} of unknown payload type, {} at another rate; \
+                 RTCP: {} received, {} receiver reports sent",
+                s.rtp_streams,
+                s.rtp_lost_packets,
+                s.rtp_concealed_frames,
+                s.rtp_reordered,
+                s.rtp_duplicates,
+                s.rtp_late,
+                s.rtp_resyncs,
+                s.rtp_foreign_ssrc,
+                s.rtp_unknown_payload,
+                s.rtp_wrong_rate,
+                s.rtcp_received,
+                s.rtcp_reports_sent,
+            )?;
+        }
+        Ok(())
     }
 }
 
