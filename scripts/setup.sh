@@ -7,6 +7,10 @@
 #   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
 #   chromium, chromium-driver    the mixing desk's browser test (headless, driven over WebDriver)
 #   fonts-dejavu-core            the font scripts/bench.sh's PNG plots are labelled with
+#   ffmpeg                       third-party RTP sender in the RTP peer tests (ffmpeg -f rtp)
+#   gstreamer1.0-tools           gst-launch-1.0, third-party RTP sender/receiver in the RTP peer tests
+#   gstreamer1.0-plugins-base    GStreamer's wavparse/audioconvert/rawaudio elements for those tests
+#   gstreamer1.0-plugins-good    GStreamer's udpsrc/udpsink, rtpjitterbuffer, rtpL16pay/depay, wavenc
 set -euo pipefail
 
 packages=(
@@ -18,6 +22,10 @@ packages=(
   chromium
   chromium-driver
   fonts-dejavu-core
+  ffmpeg
+  gstreamer1.0-tools
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
 )
 
 missing=()
