@@ -166,7 +166,7 @@ pub enum Input {
         source_timeout: std::time::Duration,
     },
     /// RTP with L16 payloads.
-    Rtp(crate::rtp::RtpSettings),
+    Rtp(Box<crate::rtp::RtpSettings>),
     /// A TCP Spec/Samples server at this `HOST:PORT`.
     Tcp {
         /// `HOST:PORT`.
@@ -250,7 +250,7 @@ impl Config {
             }
         }
         let input = match (&args.tcp, port) {
-            _ if rtp_wanted => Input::Rtp(rtp_settings(args)?),
+            _ if rtp_wanted => Input::Rtp(Box::new(rtp_settings(args)?)),
             (Some(addr), None) => {
                 if args.source.is_some() {
                     anyhow::bail!("--source applies to UDP only, not with --tcp");
