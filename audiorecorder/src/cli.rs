@@ -272,7 +272,9 @@ impl Config {
                     .map_err(anyhow::Error::msg)?,
                 source_timeout: std::time::Duration::from_millis(u64::from(args.source_timeout_ms)),
             },
-            (None, None) => anyhow::bail!("missing the UDP port to listen on (or --tcp HOST:PORT)"),
+            (None, None) => anyhow::bail!(
+                "missing the UDP port to listen on (or --rtp PORT, --sdp FILE, --tcp HOST:PORT)"
+            ),
         };
         let playback = (!args.no_playback).then(|| crate::player::PlaybackOptions {
             device: args.device.clone(),
