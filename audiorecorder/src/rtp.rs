@@ -43,6 +43,9 @@ use crate::stats::Stats;
 /// are served promptly.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long the RTCP reader waits before it checks whether to stop.
+const RTCP_POLL: Duration = Duration::from_millis(50);
+
 /// Kernel receive buffer asked for (as for the original UDP format).
 const RECV_BUFFER: usize = 1 << 19;
 
@@ -157,8 +160,8 @@ pub fn bind(settings: &RtpSettings) -> anyhow::Result<Sockets> {
     }
     rtp.set_read_timeout(Some(POLL))
         .map_err(|e| anyhow::anyhow!("cannot set the socket's read timeout: {e}"))?;
-    rtcp.set_nonblocking(true)
-        .map_err(|e| anyhow::anyhow!("cannot make the RTCP socket non-blocking: {e}"))?;
+    rtcp.set_read_timeout(Some(RTCP_POLL))
+        .map_err(|e| anyhow::anyhow!("cannot set the socket's read timeout: {e}"))?;
     Ok(Sockets { rtp, rtcp })
 }
 
@@ -590,6 +593,23 @@ impl<'a> Receiver<'a> {
     }
 }
 
+/// An RTCP datagram, its sender and when it arrived.
+type RtcpDatagram = (Vec<u8>, SocketAddr, Instant);
+
+/// Reads the RTCP socket on its own thread, so a sender report's arrival
+/// time (the start of DLSR) is not delayed by the RTP receive call.
+fn read_rtcp(socket: &UdpSocket, tx: &crossbeam_channel::Sender<RtcpDatagram>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::Relaxed) {
+        // Errors are a timeout, EINTR, or the ICMP error of an earlier
+        // report: nothing to read now.
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            // Full (the network thread is stuck): dropped, RTCP is advisory.
+            let _ = tx.try_send((buf[..len].to_vec(), from, Instant::now()));
+        }
+    }
+}
+
 /// Receives until `stop` is set or the writer fails; what is held is
 /// placed at the end.
 pub fn receive_loop(
@@ -599,6 +619,27 @@ pub fn receive_loop(
     stats: &Stats,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
+    let done = AtomicBool::new(false);
+    let (tx, rtcp_rx) = crossbeam_channel::bounded::<RtcpDatagram>(256);
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("rtcp".into())
+            .spawn_scoped(scope, || read_rtcp(&sockets.rtcp, &tx, &done))
+            .map_err(|e| anyhow::anyhow!("cannot start the RTCP thread: {e}"))?;
+        let result = receive_packets(sockets, settings, pipeline, stats, stop, &rtcp_rx);
+        done.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+fn receive_packets(
+    sockets: &Sockets,
+    settings: &RtpSettings,
+    pipeline: &mut Pipeline,
+    stats: &Stats,
+    stop: &AtomicBool,
+    rtcp_rx: &crossbeam_channel::Receiver<RtcpDatagram>,
+) -> anyhow::Result<()> {
     let mut rx = Receiver::new(settings, stats, sockets);
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
@@ -606,14 +647,9 @@ pub fn receive_loop(
             break;
         }
         pipeline.report();
-        // RTCP first: a BYE releases the stream before the next one's packets.
-        loop {
-            match sockets.rtcp.recv_from(&mut buf) {
-                Ok((len, from)) => rx.on_rtcp(&buf[..len], from, Instant::now()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // An ICMP error of an earlier report, EINTR: try again later.
-                Err(_) => break,
-            }
+        // RTCP first: a BYE releases the stream once its packets are read.
+        while let Ok((bytes, from, at)) = rtcp_rx.try_recv() {
+            rx.on_rtcp(&bytes, from, at);
         }
         let received = sockets.rtp.recv_from(&mut buf);
         let now = Instant::now();

@@ -12,12 +12,16 @@
 //! free (else any port) for the destination port + 1: a sender report with
 //! SDES (CNAME, and NAME with `--name`) after the first packet and then at
 //! RFC 3550's randomised interval, and SR + SDES + BYE at the end. Receiver
-//! reports arriving on that socket are logged once each and the last one
-//! goes into the summary.
+//! reports arriving on that socket are read by a helper thread as they
+//! arrive (so the round trip from LSR/DLSR is not delayed by the send
+//! schedule), logged once each, and the last one goes into the summary.
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use proto::rtcp::{
@@ -150,7 +154,6 @@ pub struct RtpOut {
     rtcp: UdpSocket,
     dest: SocketAddr,
     rtcp_dest: SocketAddr,
-    rate: u32,
     channels: u16,
     payload_type: u8,
     ssrc: u32,
@@ -167,7 +170,86 @@ pub struct RtpOut {
     packet: Vec<u8>,
     stereo: Vec<i16>,
     errors: ErrorBurst,
-    last_view: Option<ReceiverView>,
+    reports: Reports,
+}
+
+/// The helper thread that reads receiver reports, and what it read.
+struct Reports {
+    last: Arc<Mutex<Option<ReceiverView>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reports {
+    /// Starts reading `socket` (with a short read timeout) for reports
+    /// about `ssrc`.
+    fn start(socket: UdpSocket, ssrc: u32, rate: u32) -> io::Result<Self> {
+        let last = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, st) = (Arc::clone(&last), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("rtcp-reports".into())
+            .spawn(move || read_reports(&socket, ssrc, rate, &l, &st))?;
+        Ok(Self {
+            last,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn last(&self) -> Option<ReceiverView> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The report thread's loop: every report block about `ssrc` is logged
+/// and kept as the last one.
+fn read_reports(
+    socket: &UdpSocket,
+    ssrc: u32,
+    rate: u32,
+    last: &Mutex<Option<ReceiverView>>,
+    stop: &AtomicBool,
+) {
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        let len = match socket.recv_from(&mut buf) {
+            Ok((len, _)) => len,
+            // A timeout, EINTR, or the ICMP error of an earlier send to a
+            // receiver without RTCP: nothing to read now.
+            Err(_) => continue,
+        };
+        let now_ntp = ntp_time(SystemTime::now());
+        for packet in Compound::new(&buf[..len]) {
+            let (reporter, blocks) = match packet {
+                Ok(RtcpPacket::ReceiverReport(reporter, blocks)) => (reporter, blocks),
+                Ok(RtcpPacket::SenderReport(info, blocks)) => (info.ssrc, blocks),
+                Ok(_) => continue,
+                Err(e) => {
+                    log::debug!("dropped an RTCP packet: {e}");
+                    break;
+                }
+            };
+            for block in blocks.filter(|b| b.ssrc == ssrc) {
+                let view = ReceiverView::from_block(reporter, &block, rate, now_ntp);
+                log::info!("{view}");
+                *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
+            }
+        }
+    }
 }
 
 impl RtpOut {
@@ -189,7 +271,7 @@ impl RtpOut {
             .and_then(|p| UdpSocket::bind(SocketAddr::new(rtp_local.ip(), p)).ok())
             .map_or_else(|| UdpSocket::bind(SocketAddr::new(rtp_local.ip(), 0)), Ok)
             .map_err(|e| anyhow::anyhow!("cannot bind the RTCP socket: {e}"))?;
-        rtcp.set_nonblocking(true)?;
+        rtcp.set_read_timeout(Some(Duration::from_millis(50)))?;
         let rtcp_port = dest.port().checked_add(1).ok_or_else(|| {
             anyhow::anyhow!("destination port 65535 leaves no port for RTCP (port + 1)")
         })?;
@@ -202,12 +284,13 @@ impl RtpOut {
         let seq = rng.random();
         let timestamp = rng.random();
         let max_payload_samples = MAX_L16_PAYLOAD / 2;
+        let reports = Reports::start(rtcp.try_clone()?, ssrc, rate)
+            .map_err(|e| anyhow::anyhow!("cannot start the RTCP report thread: {e}"))?;
         Ok(Self {
             socket,
             rtcp,
             dest,
             rtcp_dest: SocketAddr::new(dest.ip(), rtcp_port),
-            rate,
             channels,
             payload_type: payload_type_for(RtpFormat { rate, channels }),
             ssrc,
@@ -224,7 +307,7 @@ impl RtpOut {
             packet: vec![0; HEADER_LEN + MAX_L16_PAYLOAD],
             stereo: Vec::with_capacity(max_payload_samples),
             errors: ErrorBurst::new(Duration::from_secs(10)),
-            last_view: None,
+            reports,
         })
     }
 
@@ -270,13 +353,13 @@ impl RtpOut {
 
     /// The last receiver report about this stream, if any arrived.
     pub fn last_report(&self) -> Option<ReceiverView> {
-        self.last_view
+        self.reports.last()
     }
 
     /// Sends one chunk of interleaved samples with `in_channels` per frame
     /// (a mono source on a stereo stream is duplicated to both channels)
     /// at `now` (time since the stream started), as one or more packets;
-    /// then RTCP when due, and any receiver reports that arrived are read.
+    /// then RTCP when due.
     pub fn send(&mut self, samples: &[i16], in_channels: u16, now: Duration) {
         let in_ch = usize::from(in_channels.max(1));
         let out_ch = usize::from(self.channels);
@@ -302,7 +385,6 @@ impl RtpOut {
             self.send_rtcp(false);
             self.next_rtcp = Some(now + rtcp_interval(self.nominal, &mut self.rng));
         }
-        self.poll_reports();
     }
 
     fn send_packet(&mut self, payload: &[i16], frames: usize, now: Duration) {
@@ -388,41 +470,10 @@ impl RtpOut {
         }
     }
 
-    /// Reads every RTCP datagram waiting on the RTCP socket; logs each
-    /// report block about this stream.
-    pub fn poll_reports(&mut self) {
-        let mut buf = [0u8; 1500];
-        loop {
-            let len = match self.rtcp.recv_from(&mut buf) {
-                Ok((len, _)) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // ECONNREFUSED of an earlier send, EINTR: nothing to read.
-                Err(_) => continue,
-            };
-            let now_ntp = ntp_time(SystemTime::now());
-            for packet in Compound::new(&buf[..len]) {
-                let (reporter, blocks) = match packet {
-                    Ok(RtcpPacket::ReceiverReport(reporter, blocks)) => (reporter, blocks),
-                    Ok(RtcpPacket::SenderReport(info, blocks)) => (info.ssrc, blocks),
-                    Ok(_) => continue,
-                    Err(e) => {
-                        log::debug!("dropped an RTCP packet: {e}");
-                        break;
-                    }
-                };
-                for block in blocks.filter(|b| b.ssrc == self.ssrc) {
-                    let view = ReceiverView::from_block(reporter, &block, self.rate, now_ntp);
-                    log::info!("{view}");
-                    self.last_view = Some(view);
-                }
-            }
-        }
-    }
-
-    /// Ends the stream: SR + SDES + BYE, and a last look for reports.
+    /// Ends the stream: SR + SDES + BYE; stops reading reports.
     pub fn finish(&mut self) {
-        self.poll_reports();
         self.send_rtcp(true);
+        self.reports.stop();
     }
 }
 
