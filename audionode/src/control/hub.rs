@@ -8,12 +8,12 @@
 //! meters and the active sources; the hub diffs them into `joined`/`left`
 //! messages, so the desk converges even if a frame is skipped.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
 use crate::engine::SourceControls;
+use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
@@ -30,7 +30,7 @@ pub struct Tick {
     /// Peaks since the last tick.
     pub meters: Meters,
     /// Active sources with the controls the mixer applies.
-    pub controls: Vec<(SocketAddr, SourceControls)>,
+    pub controls: Vec<(SourceId, SourceControls)>,
     /// The mixer's master volume.
     pub master: f32,
 }
@@ -148,8 +148,8 @@ impl ControlState {
     /// controls) and in the state but not in `active` (left).
     pub fn diff_sources(
         &self,
-        active: &[(SocketAddr, SourceControls)],
-    ) -> (Vec<(SocketAddr, SourceControls)>, Vec<SocketAddr>) {
+        active: &[(SourceId, SourceControls)],
+    ) -> (Vec<(SourceId, SourceControls)>, Vec<SourceId>) {
         let joined = active
             .iter()
             .filter(|(a, _)| !self.has_source(*a))
@@ -167,8 +167,8 @@ impl ControlState {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> SourceId {
+        SourceId::Addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! the same way and a refused change alters nothing.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceControls;
+use crate::nodecore::source_id::SourceId;
 use crate::stats::Meters;
 use crate::stats::{NodeSnapshot, SourceStats};
 
@@ -105,7 +105,7 @@ pub enum Change {
     /// New master volume.
     Master(f32),
     /// New controls of one source.
-    Source(SocketAddr, SourceControls),
+    Source(SourceId, SourceControls),
 }
 
 /// One source as the desk shows it.
@@ -256,7 +256,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct ControlState {
     master: f32,
-    sources: BTreeMap<SocketAddr, Entry>,
+    sources: BTreeMap<SourceId, Entry>,
     snapshot: NodeSnapshot,
 }
 
@@ -280,12 +280,12 @@ impl ControlState {
     }
 
     /// Whether `addr` is an active source.
-    pub fn has_source(&self, addr: SocketAddr) -> bool {
+    pub fn has_source(&self, addr: SourceId) -> bool {
         self.sources.contains_key(&addr)
     }
 
     /// The active sources' addresses.
-    pub fn source_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+    pub fn source_addrs(&self) -> impl Iterator<Item = SourceId> + '_ {
         self.sources.keys().copied()
     }
 
@@ -301,9 +301,11 @@ impl ControlState {
 
     /// Checks an update of source `id`, merging it into its current controls.
     pub fn check_source(&self, id: &str, patch: SourcePatch) -> Result<Change, ApiError> {
-        let addr: SocketAddr = id
-            .parse()
-            .map_err(|_| ApiError::NotFound(format!("no source {id:?} (expected ip:port)")))?;
+        let addr: SourceId = id.parse().map_err(|_| {
+            ApiError::NotFound(format!(
+                "no source {id:?} (expected ip:port or ssrc:XXXXXXXX)"
+            ))
+        })?;
         let entry = self
             .sources
             .get(&addr)
@@ -353,7 +355,7 @@ impl ControlState {
     }
 
     /// A stream appeared with `controls`.
-    pub fn joined(&mut self, addr: SocketAddr, controls: SourceControls) -> ServerMessage {
+    pub fn joined(&mut self, addr: SourceId, controls: SourceControls) -> ServerMessage {
         let entry = Entry {
             controls,
             stats: SourceStats::default(),
@@ -364,7 +366,7 @@ impl ControlState {
     }
 
     /// A stream left.
-    pub fn left(&mut self, addr: SocketAddr) -> ServerMessage {
+    pub fn left(&mut self, addr: SourceId) -> ServerMessage {
         self.sources.remove(&addr);
         ServerMessage::Left {
             id: addr.to_string(),
@@ -399,7 +401,7 @@ impl ControlState {
     }
 }
 
-fn view(addr: SocketAddr, e: &Entry) -> SourceView {
+fn view(addr: SourceId, e: &Entry) -> SourceView {
     SourceView {
         id: addr.to_string(),
         volume: e.controls.volume,

@@ -24,6 +24,8 @@ pub(crate) struct Sim {
     pub(crate) out: Vec<i16>,
     /// Every event the core emitted.
     pub(crate) events: Vec<Event>,
+    /// Receiver reports the core asked to send.
+    pub(crate) reports: Vec<crate::nodecore::source::ReceiverReport>,
     /// Whether blocks are kept in `out`.
     pub(crate) keep_output: bool,
     frame: StatsFrame,
@@ -46,6 +48,7 @@ impl Sim {
             }),
             out: Vec::new(),
             events: Vec::new(),
+            reports: Vec::new(),
             keep_output: true,
             frame: StatsFrame::new(config.max_sources),
             now: Duration::ZERO,
@@ -62,6 +65,7 @@ impl Sim {
                 }
                 Output::Event(event) => self.events.push(event),
                 Output::Stats => self.core.write_stats(&mut self.frame),
+                Output::Report(report) => self.reports.push(report),
                 Output::Timeout(_) => return,
             }
         }

@@ -345,7 +345,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
         if k == 10 {
             sim.command(ControlCommand::Master(0.5));
             sim.command(ControlCommand::Source(
-                addr(1),
+                addr(1).into(),
                 SourceControls {
                     volume: 1.0,
                     balance: -0.5,
@@ -353,7 +353,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
                 },
             ));
             sim.command(ControlCommand::Source(
-                addr(2),
+                addr(2).into(),
                 SourceControls {
                     mute: true,
                     ..Default::default()
@@ -362,7 +362,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
         }
         if k == 25 {
             sim.command(ControlCommand::Source(
-                addr(2),
+                addr(2).into(),
                 SourceControls {
                     solo: true,
                     ..Default::default()
@@ -562,13 +562,13 @@ fn a_returning_source_gets_its_settings_back_within_ten_minutes() {
         solo: true,
     };
     sim.deliver(Duration::ZERO, addr(1), &packet(0, &chunk));
-    sim.command(ControlCommand::Source(addr(1), custom));
+    sim.command(ControlCommand::Source(addr(1).into(), custom));
     // Dropped after the timeout, back 9 minutes later: settings restored.
     sim.advance_to(Duration::from_secs(2));
     assert_eq!(sim.core.engine().active_streams(), 0);
     let back = Duration::from_secs(9 * 60);
     sim.deliver(back, addr(1), &packet(0, &chunk));
-    assert_eq!(sim.core.engine().controls(addr(1)), Some(custom));
+    assert_eq!(sim.core.engine().controls(addr(1).into()), Some(custom));
     // Dropped again, back after 11 minutes: defaults.
     sim.advance_to(back + Duration::from_secs(2));
     sim.deliver(
@@ -577,7 +577,7 @@ fn a_returning_source_gets_its_settings_back_within_ten_minutes() {
         &packet(0, &chunk),
     );
     assert_eq!(
-        sim.core.engine().controls(addr(1)),
+        sim.core.engine().controls(addr(1).into()),
         Some(SourceControls::default())
     );
 }
@@ -589,7 +589,7 @@ fn meters_report_post_fader_and_output_peaks() {
     sim.deliver(Duration::ZERO, addr(1), &packet(0, &loud));
     // Half volume before the first sample plays (the ramp is over by then).
     sim.command(ControlCommand::Source(
-        addr(1),
+        addr(1).into(),
         SourceControls {
             volume: 0.5,
             ..Default::default()
@@ -603,9 +603,12 @@ fn meters_report_post_fader_and_output_peaks() {
         (meters.left, meters.right, meters.clipped),
         (0.25, 0.25, false)
     );
-    assert_eq!(meters.sources, vec![(addr(1), 0.25)]);
+    assert_eq!(meters.sources, vec![(addr(1).into(), 0.25)]);
     sim.command(ControlCommand::Master(4.0));
-    sim.command(ControlCommand::Source(addr(1), SourceControls::default()));
+    sim.command(ControlCommand::Source(
+        addr(1).into(),
+        SourceControls::default(),
+    ));
     for k in 20..30 {
         sim.deliver(chunk_time(k), addr(1), &packet(k as u32, &loud));
     }
@@ -616,7 +619,7 @@ fn meters_report_post_fader_and_output_peaks() {
     sim.advance_to(chunk_time(30) + Duration::from_millis(200));
     let meters = sim.meters();
     assert_eq!((meters.left, meters.clipped), (0.0, false));
-    assert_eq!(meters.sources, vec![(addr(1), 0.0)]);
+    assert_eq!(meters.sources, vec![(addr(1).into(), 0.0)]);
 }
 
 #[test]

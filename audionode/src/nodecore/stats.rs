@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::engine::SourceControls;
+use super::name::SourceName;
+use super::source_id::SourceId;
 
 /// Counters and gauges of one source.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -109,16 +111,14 @@ pub struct NodeSnapshot {
     /// Node-wide counters.
     pub node: NodeCounters,
     /// Each active source with its counters.
-    pub sources: Vec<(SocketAddr, SourceStats)>,
+    pub sources: Vec<(SourceId, SourceStats)>,
 }
 
 impl NodeSnapshot {
     /// The stats of the source at `addr`, if it is active.
-    pub fn source(&self, addr: SocketAddr) -> Option<&SourceStats> {
-        self.sources
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .map(|(_, s)| s)
+    pub fn source(&self, id: impl Into<SourceId>) -> Option<&SourceStats> {
+        let id = id.into();
+        self.sources.iter().find(|(a, _)| *a == id).map(|(_, s)| s)
     }
 }
 
@@ -126,7 +126,13 @@ impl NodeSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SourceRow {
     /// The source.
-    pub addr: SocketAddr,
+    pub id: SourceId,
+    /// Where its packets last came from.
+    pub from: SocketAddr,
+    /// Its name (empty: none).
+    pub name: SourceName,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: u8,
     /// Its counters.
     pub stats: SourceStats,
     /// The controls the mixer applies.
@@ -136,7 +142,13 @@ pub struct SourceRow {
 }
 
 const EMPTY_ROW: SourceRow = SourceRow {
-    addr: super::event::NODE,
+    id: super::event::NODE,
+    from: SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        0,
+    )),
+    name: SourceName::EMPTY,
+    channels: 1,
     stats: SourceStats {
         received: 0,
         lost: 0,
@@ -229,7 +241,7 @@ impl StatsFrame {
     pub fn snapshot(&self) -> NodeSnapshot {
         NodeSnapshot {
             node: self.node,
-            sources: self.sources().iter().map(|r| (r.addr, r.stats)).collect(),
+            sources: self.sources().iter().map(|r| (r.id, r.stats)).collect(),
         }
     }
 
@@ -239,16 +251,13 @@ impl StatsFrame {
             left: self.out_peak.0,
             right: self.out_peak.1,
             clipped: self.clipped,
-            sources: self.sources().iter().map(|r| (r.addr, r.peak)).collect(),
+            sources: self.sources().iter().map(|r| (r.id, r.peak)).collect(),
         }
     }
 
     /// Every active source with its controls.
-    pub fn controls(&self) -> Vec<(SocketAddr, SourceControls)> {
-        self.sources()
-            .iter()
-            .map(|r| (r.addr, r.controls))
-            .collect()
+    pub fn controls(&self) -> Vec<(SourceId, SourceControls)> {
+        self.sources().iter().map(|r| (r.id, r.controls)).collect()
     }
 }
 
@@ -263,5 +272,5 @@ pub struct Meters {
     /// Whether any output sample saturated.
     pub clipped: bool,
     /// Post-fader peak of each active source.
-    pub sources: Vec<(SocketAddr, f32)>,
+    pub sources: Vec<(SourceId, f32)>,
 }
