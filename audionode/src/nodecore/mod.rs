@@ -38,6 +38,8 @@ pub mod wakeup;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod sim_tests_rtp;
 
 pub use node_core::{
     ControlCommand, CoreConfig, Input, NodeCore, Output, RtcpInput, WaitMode, Wake, HOUSEKEEPING,

@@ -121,6 +121,52 @@ impl Sim {
         self.drain();
     }
 
+    /// Delivers an RTP datagram (L16, the default payload-type map at the
+    /// node's rate) from `from` that arrives at `t`.
+    pub(crate) fn deliver_rtp(&mut self, t: Duration, from: SocketAddr, bytes: &[u8]) {
+        self.advance_to(t);
+        let engine = self.core.config().engine;
+        let map = proto::rtp_map::RtpMap::defaults_for(engine.source.rate);
+        let input = match ingress::decode_rtp(
+            bytes,
+            &map,
+            engine.source.rate,
+            engine.max_datagram_bytes,
+            0,
+        ) {
+            Ok(packet) => Input::Packet {
+                arrived: t,
+                read_at: t,
+                from,
+                packet,
+            },
+            Err(why) => Input::Malformed {
+                arrived: t,
+                from,
+                len: bytes.len(),
+                why,
+            },
+        };
+        self.core.handle_input(input);
+        self.drain();
+    }
+
+    /// Hands in what an RTCP packet from `from` said, at `t`.
+    pub(crate) fn rtcp(&mut self, t: Duration, from: SocketAddr, info: super::RtcpInput) {
+        self.advance_to(t);
+        self.core.handle_input(Input::Rtcp {
+            arrived: t,
+            from,
+            info,
+        });
+        self.drain();
+    }
+
+    /// Output frames' right channel.
+    pub(crate) fn right(&self) -> Vec<i16> {
+        self.out.iter().skip(1).step_by(2).copied().collect()
+    }
+
     /// Applies a control change.
     pub(crate) fn command(&mut self, command: ControlCommand) {
         self.core.handle_input(Input::Command(command));
