@@ -12,12 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
+#[cfg(test)]
 use crate::engine::SourceControls;
+#[cfg(test)]
+use crate::nodecore::name::SourceName;
 use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
-use super::state::{ApiError, Change, ControlState, MasterPatch, ServerMessage, SourcePatch};
+use super::state::{
+    ApiError, Change, ControlState, MasterPatch, ServerMessage, SourceInfo, SourcePatch,
+};
 
 /// Messages kept for a slow WebSocket client before it must resynchronise.
 const BROADCAST_DEPTH: usize = 256;
@@ -29,8 +34,8 @@ pub struct Tick {
     pub snapshot: NodeSnapshot,
     /// Peaks since the last tick.
     pub meters: Meters,
-    /// Active sources with the controls the mixer applies.
-    pub controls: Vec<(SourceId, SourceControls)>,
+    /// Active sources with the controls the mixer applies and their names.
+    pub sources: Vec<SourceInfo>,
     /// The mixer's master volume.
     pub master: f32,
 }
@@ -41,7 +46,7 @@ impl Tick {
         Self {
             snapshot: frame.snapshot(),
             meters: frame.meters(),
-            controls: frame.controls(),
+            sources: frame.source_infos(),
             master: frame.master,
         }
     }
@@ -87,17 +92,27 @@ impl Hub {
         self.commit(&mut state, change)
     }
 
-    /// Changes one source's controls.
-    pub fn set_source(&self, id: &str, patch: SourcePatch) -> Result<ServerMessage, ApiError> {
+    /// Changes one source's controls or name, for the operator at `by`.
+    pub fn set_source(
+        &self,
+        id: &str,
+        patch: SourcePatch,
+        by: std::net::SocketAddr,
+    ) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
-        let change = state.check_source(id, patch)?;
-        self.commit(&mut state, change)
+        let changes = state.check_source(id, patch, by)?;
+        let mut last = None;
+        for change in changes {
+            last = Some(self.commit(&mut state, change)?);
+        }
+        last.ok_or_else(|| ApiError::BadRequest("nothing to change".into()))
     }
 
     fn commit(&self, state: &mut ControlState, change: Change) -> Result<ServerMessage, ApiError> {
         let command = match change {
             Change::Master(v) => ControlCommand::Master(v),
             Change::Source(addr, c) => ControlCommand::Source(addr, c),
+            Change::Name(id, name, by) => ControlCommand::Name { id, name, by },
         };
         self.commands
             .lock()
@@ -113,17 +128,28 @@ impl Hub {
     /// the meters.
     pub fn on_tick(&self, tick: Tick) {
         let mut state = self.lock();
-        let (joined, left) = state.diff_sources(&tick.controls);
+        let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);
             self.publish(&message);
         }
-        for (addr, controls) in joined {
-            let message = state.joined(addr, controls);
+        for info in joined {
+            let message = state.joined(info);
+            self.publish(&message);
+        }
+        for message in state.renamed(&tick.sources) {
             self.publish(&message);
         }
         let meters = state.tick(tick.snapshot, &tick.meters);
         self.publish(&meters);
+    }
+
+    /// The latest counters and the sources' names, for `/metrics`.
+    pub fn snapshot_and_names(
+        &self,
+    ) -> (NodeSnapshot, std::collections::HashMap<SourceId, String>) {
+        let state = self.lock();
+        (state.snapshot().clone(), state.names())
     }
 
     /// The latest counters, for `/metrics`.
@@ -148,16 +174,16 @@ impl ControlState {
     /// controls) and in the state but not in `active` (left).
     pub fn diff_sources(
         &self,
-        active: &[(SourceId, SourceControls)],
-    ) -> (Vec<(SourceId, SourceControls)>, Vec<SourceId>) {
+        active: &[SourceInfo],
+    ) -> (Vec<SourceInfo>, Vec<SourceId>) {
         let joined = active
             .iter()
-            .filter(|(a, _)| !self.has_source(*a))
+            .filter(|i| !self.has_source(i.id))
             .copied()
             .collect();
         let left = self
             .source_addrs()
-            .filter(|a| !active.iter().any(|(b, _)| b == a))
+            .filter(|a| !active.iter().any(|i| i.id == *a))
             .collect();
         (joined, left)
     }
@@ -171,12 +197,26 @@ mod tests {
         SourceId::Addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
+    fn info(port: u16, controls: SourceControls) -> SourceInfo {
+        SourceInfo {
+            id: addr(port),
+            controls,
+            name: SourceName::EMPTY,
+            channels: 1,
+            from: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn operator() -> std::net::SocketAddr {
+        "127.0.0.1:9000".parse().unwrap()
+    }
+
     #[test]
     fn changes_go_to_the_mixer_and_every_subscriber() {
         let (tx, mut rx) = rtrb::RingBuffer::new(8);
         let hub = Hub::new(tx);
         hub.on_tick(Tick {
-            controls: vec![(addr(1), SourceControls::default())],
+            sources: vec![info(1, SourceControls::default())],
             ..Default::default()
         });
         let (initial, mut sub) = hub.subscribe();
@@ -187,6 +227,7 @@ mod tests {
                 volume: Some(0.5),
                 ..Default::default()
             },
+            operator(),
         )
         .unwrap();
         assert_eq!(
@@ -201,7 +242,7 @@ mod tests {
         );
         assert_eq!(
             &*sub.try_recv().unwrap(),
-            r#"{"type":"source","id":"127.0.0.1:1","volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
+            r#"{"type":"source","id":"127.0.0.1:1","name":null,"volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
         );
         // A refused change reaches nobody.
         assert!(hub.set_master(MasterPatch { volume: 9.0 }).is_err());
@@ -219,17 +260,58 @@ mod tests {
             ..Default::default()
         };
         hub.on_tick(Tick {
-            controls: vec![(addr(1), remembered)],
+            sources: vec![info(1, remembered)],
             ..Default::default()
         });
         let joined = sub.try_recv().unwrap();
-        assert!(joined.starts_with(r#"{"type":"joined","source":{"id":"127.0.0.1:1","volume":1.0,"balance":0.0,"mute":true"#), "{joined}");
+        assert!(joined.starts_with(r#"{"type":"joined","source":{"id":"127.0.0.1:1","name":null,"channels":1,"from":"127.0.0.1:1","volume":1.0,"balance":0.0,"mute":true"#), "{joined}");
         assert!(sub.try_recv().unwrap().starts_with(r#"{"type":"meters""#));
         hub.on_tick(Tick::default());
         assert_eq!(
             &*sub.try_recv().unwrap(),
             r#"{"type":"left","id":"127.0.0.1:1"}"#
         );
+    }
+
+    #[test]
+    fn names_from_the_operator_and_from_the_sender_reach_everyone() {
+        let (tx, mut rx) = rtrb::RingBuffer::new(8);
+        let hub = Hub::new(tx);
+        hub.on_tick(Tick {
+            sources: vec![info(1, SourceControls::default())],
+            ..Default::default()
+        });
+        let (_, mut sub) = hub.subscribe();
+        hub.set_source(
+            "127.0.0.1:1",
+            SourcePatch {
+                name: Some("<b>bass</b>".into()),
+                ..Default::default()
+            },
+            operator(),
+        )
+        .unwrap();
+        assert_eq!(
+            rx.pop().unwrap(),
+            ControlCommand::Name {
+                id: addr(1),
+                name: SourceName::new("<b>bass</b>"),
+                by: operator()
+            }
+        );
+        // JSON carries the text as it is; pages show it as text.
+        assert!(sub
+            .try_recv()
+            .unwrap()
+            .contains(r#""name":"<b>bass</b>""#));
+        // The sender renames itself (RTCP SDES): announced on the tick.
+        let mut named = info(1, SourceControls::default());
+        named.name = SourceName::new("drums");
+        hub.on_tick(Tick {
+            sources: vec![named],
+            ..Default::default()
+        });
+        assert!(sub.try_recv().unwrap().contains(r#""name":"drums""#));
     }
 
     #[test]

@@ -9,11 +9,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+use crate::nodecore::source_id::SourceId;
 use crate::stats::{NodeSnapshot, SourceStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
+    /// The source's display name ("" when it has none); the client crate
+    /// escapes label values.
+    name: String,
 }
 
 type SourceCounter = Family<SourceLabel, Counter>;
@@ -27,8 +31,13 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-/// Renders `snapshot` as a Prometheus text exposition.
-pub fn render(snapshot: &NodeSnapshot) -> String {
+/// Renders `snapshot` as a Prometheus text exposition; `name_of` gives a
+/// source's display name.
+pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> String {
+    let label = |id: SourceId| SourceLabel {
+        source: id.to_string(),
+        name: name_of(id),
+    };
     let mut registry = Registry::with_prefix("audionode");
     let n = snapshot.node;
     counter(&mut registry, "packets", "Datagrams received", n.packets);
@@ -170,9 +179,7 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
         let family = SourceCounter::default();
         for (addr, stats) in &snapshot.sources {
             family
-                .get_or_create(&SourceLabel {
-                    source: addr.to_string(),
-                })
+                .get_or_create(&label(*addr))
                 .inc_by(get(stats));
         }
         registry.register(name, help, family);
@@ -198,9 +205,7 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
         let family = SourceGauge::default();
         for (addr, stats) in &snapshot.sources {
             family
-                .get_or_create(&SourceLabel {
-                    source: addr.to_string(),
-                })
+                .get_or_create(&label(*addr))
                 .set(get(stats));
         }
         registry.register(name, help, family);
@@ -233,12 +238,12 @@ mod tests {
                 },
             )],
         };
-        let text = render(&snapshot);
+        let text = render(&snapshot, |_| r#"bass "DI""#.to_string());
         assert!(text.contains("audionode_packets_total 42\n"), "{text}");
         assert!(text.contains("audionode_deadline_misses_total 1\n"));
         assert!(text.contains("audionode_active_sources 1\n"));
-        assert!(text.contains(r#"audionode_source_lost_total{source="127.0.0.1:5000"} 2"#));
-        assert!(text.contains(r#"audionode_source_jitter_ms{source="127.0.0.1:5000"} 1.5"#));
+        assert!(text.contains(r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#));
+        assert!(text.contains(r#"audionode_source_jitter_ms{source="127.0.0.1:5000",name="bass \"DI\""} 1.5"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -14,3 +14,4 @@ pub use hub::{ControlCommand, Hub, Tick};
 pub use limits::{raise_open_file_limit, HttpLimits};
 pub(crate) use security::check_allow_host;
 pub use server::HttpServer;
+pub use state::SourceInfo;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -258,14 +258,16 @@ async fn put_master(
 async fn put_source(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let patch: SourcePatch = parse_body(body)?;
-    Ok(json(&app.hub.set_source(&id, patch)?))
+    Ok(json(&app.hub.set_source(&id, patch, peer)?))
 }
 
 async fn get_metrics(State(app): State<AppState>) -> Response {
-    let text = metrics::render(&app.hub.snapshot());
+    let (snapshot, names) = app.hub.snapshot_and_names();
+    let text = metrics::render(&snapshot, |id| names.get(&id).cloned().unwrap_or_default());
     (
         [(
             header::CONTENT_TYPE,
@@ -309,7 +311,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     // Taken before the upgrade so that a refused client gets a status, and
     // held by the client's task until it ends.
     let Ok(slot) = Arc::clone(&app.ws_slots).try_acquire_owned() else {
@@ -328,14 +334,14 @@ async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Re
         // Every send is flushed at once anyway; buffering more only costs memory.
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
-            serve_client(socket, app.hub).await;
+            serve_client(socket, app.hub, peer).await;
             drop(slot);
         })
 }
 
 /// One WebSocket client: the state, then every broadcast message; changes
 /// it sends are applied like REST calls (errors come back to it alone).
-async fn serve_client(socket: WebSocket, hub: Arc<Hub>) {
+async fn serve_client(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
     let (mut tx, mut rx) = socket.split();
     let (initial, mut updates) = hub.subscribe();
     if tx
@@ -368,8 +374,8 @@ async fn serve_client(socket: WebSocket, hub: Arc<Hub>) {
                     .map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
                     .and_then(|m| match m {
                         ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume }),
-                        ClientMessage::SetSource { id, volume, balance, mute, solo } => {
-                            hub.set_source(&id, SourcePatch { volume, balance, mute, solo })
+                        ClientMessage::SetSource { id, name, volume, balance, mute, solo } => {
+                            hub.set_source(&id, SourcePatch { name, volume, balance, mute, solo }, peer)
                         }
                     });
                 if let Err(e) = result {

@@ -4,10 +4,12 @@
 //! the same way and a refused change alters nothing.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceControls;
+use crate::nodecore::name::{SourceName, MAX_NAME_BYTES};
 use crate::nodecore::source_id::SourceId;
 use crate::stats::Meters;
 use crate::stats::{NodeSnapshot, SourceStats};
@@ -54,9 +56,11 @@ impl ApiError {
 }
 
 /// A partial update of one source's controls (absent fields are kept).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePatch {
+    /// Display name (at most 64 bytes; "" removes the operator's name).
+    pub name: Option<String>,
     /// Linear volume, 0 ..= 2.
     pub volume: Option<f32>,
     /// −1 (left) ..= 1 (right).
@@ -86,8 +90,10 @@ pub enum ClientMessage {
     },
     /// Change one source's controls.
     SetSource {
-        /// The source's `ip:port`.
+        /// The source's id.
         id: String,
+        /// Display name.
+        name: Option<String>,
         /// Linear volume.
         volume: Option<f32>,
         /// Balance.
@@ -106,13 +112,21 @@ pub enum Change {
     Master(f32),
     /// New controls of one source.
     Source(SourceId, SourceControls),
+    /// A new name of one source, given by the operator at an address.
+    Name(SourceId, SourceName, SocketAddr),
 }
 
 /// One source as the desk shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceView {
-    /// `ip:port`, the source's identity.
+    /// The source's identity: `ip:port`, or `ssrc:XXXXXXXX` for RTP.
     pub id: String,
+    /// Its display name, if it has one.
+    pub name: Option<String>,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: u8,
+    /// The address its packets come from.
+    pub from: String,
     /// Linear volume.
     pub volume: f32,
     /// Balance.
@@ -203,10 +217,12 @@ pub enum ServerMessage {
         /// New volume.
         volume: f32,
     },
-    /// A source's controls changed.
+    /// A source's controls or name changed.
     Source {
         /// The source.
         id: String,
+        /// Its name.
+        name: Option<String>,
         /// Volume.
         volume: f32,
         /// Balance.
@@ -246,10 +262,28 @@ impl ServerMessage {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Entry {
     controls: SourceControls,
     stats: SourceStats,
+    name: SourceName,
+    channels: u8,
+    from: SocketAddr,
+}
+
+/// What the node says about one active source besides its counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceInfo {
+    /// The source.
+    pub id: SourceId,
+    /// The controls the mixer applies.
+    pub controls: SourceControls,
+    /// Its name (empty: none).
+    pub name: SourceName,
+    /// 1 or 2.
+    pub channels: u8,
+    /// Where its packets come from.
+    pub from: SocketAddr,
 }
 
 /// The desk's view of the mixer.
@@ -289,6 +323,15 @@ impl ControlState {
         self.sources.keys().copied()
     }
 
+    /// The names of the named sources.
+    pub fn names(&self) -> std::collections::HashMap<SourceId, String> {
+        self.sources
+            .iter()
+            .filter(|(_, e)| !e.name.is_empty())
+            .map(|(id, e)| (*id, e.name.as_str().to_string()))
+            .collect()
+    }
+
     /// The latest node snapshot (for metrics).
     pub fn snapshot(&self) -> &NodeSnapshot {
         &self.snapshot
@@ -299,8 +342,15 @@ impl ControlState {
         Ok(Change::Master(check_volume(patch.volume, "volume")?))
     }
 
-    /// Checks an update of source `id`, merging it into its current controls.
-    pub fn check_source(&self, id: &str, patch: SourcePatch) -> Result<Change, ApiError> {
+    /// Checks an update of source `id` from the operator at `by`, merging
+    /// it into its current controls: a change of controls, of the name, or
+    /// both.
+    pub fn check_source(
+        &self,
+        id: &str,
+        patch: SourcePatch,
+        by: SocketAddr,
+    ) -> Result<Vec<Change>, ApiError> {
         let addr: SourceId = id.parse().map_err(|_| {
             ApiError::NotFound(format!(
                 "no source {id:?} (expected ip:port or ssrc:XXXXXXXX)"
@@ -312,8 +362,25 @@ impl ControlState {
             .ok_or_else(|| ApiError::NotFound(format!("no active source {addr}")))?;
         if patch == SourcePatch::default() {
             return Err(ApiError::BadRequest(
-                "nothing to change: give volume, balance, mute or solo".into(),
+                "nothing to change: give name, volume, balance, mute or solo".into(),
             ));
+        }
+        let mut changes = Vec::new();
+        if let Some(name) = &patch.name {
+            if name.len() > MAX_NAME_BYTES {
+                return Err(ApiError::BadRequest(format!(
+                    "name of {} bytes is longer than {MAX_NAME_BYTES}",
+                    name.len()
+                )));
+            }
+            changes.push(Change::Name(addr, SourceName::new(name), by));
+        }
+        if patch.volume.is_none()
+            && patch.balance.is_none()
+            && patch.mute.is_none()
+            && patch.solo.is_none()
+        {
+            return Ok(changes);
         }
         let mut c = entry.controls;
         if let Some(v) = patch.volume {
@@ -329,7 +396,8 @@ impl ControlState {
         }
         c.mute = patch.mute.unwrap_or(c.mute);
         c.solo = patch.solo.unwrap_or(c.solo);
-        Ok(Change::Source(addr, c))
+        changes.push(Change::Source(addr, c));
+        Ok(changes)
     }
 
     /// Applies a checked change; returns the message announcing it.
@@ -343,25 +411,63 @@ impl ControlState {
                 if let Some(e) = self.sources.get_mut(&addr) {
                     e.controls = c;
                 }
-                ServerMessage::Source {
-                    id: addr.to_string(),
-                    volume: c.volume,
-                    balance: c.balance,
-                    mute: c.mute,
-                    solo: c.solo,
+                self.source_message(addr)
+            }
+            Change::Name(addr, name, _) => {
+                if let Some(e) = self.sources.get_mut(&addr) {
+                    e.name = name;
                 }
+                self.source_message(addr)
             }
         }
     }
 
-    /// A stream appeared with `controls`.
-    pub fn joined(&mut self, addr: SourceId, controls: SourceControls) -> ServerMessage {
+    fn source_message(&self, addr: SourceId) -> ServerMessage {
+        let (c, name) = self
+            .sources
+            .get(&addr)
+            .map(|e| (e.controls, e.name))
+            .unwrap_or_default();
+        ServerMessage::Source {
+            id: addr.to_string(),
+            name: name_view(name),
+            volume: c.volume,
+            balance: c.balance,
+            mute: c.mute,
+            solo: c.solo,
+        }
+    }
+
+    /// Sources whose name the node reports differently from the state's
+    /// (named by their sender): renamed, with the message announcing it.
+    pub fn renamed(&mut self, active: &[SourceInfo]) -> Vec<ServerMessage> {
+        let mut messages = Vec::new();
+        for info in active {
+            let changed = self
+                .sources
+                .get(&info.id)
+                .is_some_and(|e| e.name != info.name);
+            if changed {
+                if let Some(e) = self.sources.get_mut(&info.id) {
+                    e.name = info.name;
+                }
+                messages.push(self.source_message(info.id));
+            }
+        }
+        messages
+    }
+
+    /// A stream appeared.
+    pub fn joined(&mut self, info: SourceInfo) -> ServerMessage {
         let entry = Entry {
-            controls,
+            controls: info.controls,
             stats: SourceStats::default(),
+            name: info.name,
+            channels: info.channels,
+            from: info.from,
         };
-        let source = view(addr, &entry);
-        self.sources.insert(addr, entry);
+        let source = view(info.id, &entry);
+        self.sources.insert(info.id, entry);
         ServerMessage::Joined { source }
     }
 
@@ -401,9 +507,16 @@ impl ControlState {
     }
 }
 
+fn name_view(name: SourceName) -> Option<String> {
+    (!name.is_empty()).then(|| name.as_str().to_string())
+}
+
 fn view(addr: SourceId, e: &Entry) -> SourceView {
     SourceView {
         id: addr.to_string(),
+        name: name_view(e.name),
+        channels: e.channels,
+        from: e.from.to_string(),
         volume: e.controls.volume,
         balance: e.controls.balance,
         mute: e.controls.mute,
@@ -426,9 +539,17 @@ fn check_volume(v: f32, what: &str) -> Result<f32, ApiError> {
 mod tests {
     use super::*;
 
+    const OPERATOR: &str = "127.0.0.1:9000";
+
     fn state_with(addr: &str) -> ControlState {
         let mut s = ControlState::default();
-        s.joined(addr.parse().unwrap(), SourceControls::default());
+        s.joined(SourceInfo {
+            id: addr.parse().unwrap(),
+            controls: SourceControls::default(),
+            name: SourceName::EMPTY,
+            channels: 1,
+            from: addr.parse().unwrap(),
+        });
         s
     }
 
@@ -442,19 +563,23 @@ mod tests {
                     balance: Some(-0.5),
                     ..Default::default()
                 },
+                OPERATOR.parse().unwrap(),
             )
             .unwrap();
         assert_eq!(
-            change,
-            Change::Source(
+            change[..],
+            [Change::Source(
                 "127.0.0.1:5000".parse().unwrap(),
                 SourceControls {
                     balance: -0.5,
                     ..Default::default()
                 }
-            )
+            )]
         );
-        let bad = |p: SourcePatch| s.check_source("127.0.0.1:5000", p).unwrap_err();
+        let bad = |p: SourcePatch| {
+            s.check_source("127.0.0.1:5000", p, OPERATOR.parse().unwrap())
+                .unwrap_err()
+        };
         assert_eq!(
             bad(SourcePatch {
                 volume: Some(2.5),
@@ -481,12 +606,42 @@ mod tests {
         );
         assert_eq!(bad(SourcePatch::default()).status(), 400);
         assert_eq!(
+            bad(SourcePatch {
+                name: Some("x".repeat(65)),
+                ..Default::default()
+            })
+            .status(),
+            400
+        );
+        // A name and a control change at once: both, the name first.
+        let both = s
+            .check_source(
+                "127.0.0.1:5000",
+                SourcePatch {
+                    name: Some("bass".into()),
+                    mute: Some(true),
+                    ..Default::default()
+                },
+                OPERATOR.parse().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(
+            both[0],
+            Change::Name(
+                "127.0.0.1:5000".parse().unwrap(),
+                SourceName::new("bass"),
+                OPERATOR.parse().unwrap()
+            )
+        );
+        assert_eq!(
             s.check_source(
                 "127.0.0.1:5001",
                 SourcePatch {
                     mute: Some(true),
                     ..Default::default()
-                }
+                },
+                OPERATOR.parse().unwrap(),
             )
             .unwrap_err()
             .status(),
@@ -498,7 +653,8 @@ mod tests {
                 SourcePatch {
                     mute: Some(true),
                     ..Default::default()
-                }
+                },
+                OPERATOR.parse().unwrap(),
             )
             .unwrap_err()
             .status(),
@@ -527,6 +683,7 @@ mod tests {
             m,
             ClientMessage::SetSource {
                 id: "1.2.3.4:5".into(),
+                name: None,
                 volume: None,
                 balance: None,
                 mute: Some(true),

@@ -255,6 +255,20 @@ impl StatsFrame {
         }
     }
 
+    /// Every active source with its controls, name, channels and address.
+    pub fn source_infos(&self) -> Vec<crate::control::SourceInfo> {
+        self.sources()
+            .iter()
+            .map(|r| crate::control::SourceInfo {
+                id: r.id,
+                controls: r.controls,
+                name: r.name,
+                channels: r.channels,
+                from: r.from,
+            })
+            .collect()
+    }
+
     /// Every active source with its controls.
     pub fn controls(&self) -> Vec<(SourceId, SourceControls)> {
         self.sources().iter().map(|r| (r.id, r.controls)).collect()
