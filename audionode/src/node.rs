@@ -22,6 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
+use crate::control::outputs::{MixFormat, OutputRegistry};
 use crate::control::{HttpServer, Hub};
 use crate::event_log::{self, EventLog};
 use crate::nodecore::ingress::{self, Samples, SourcePacket};
@@ -189,13 +190,20 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     }
     let (commands_tx, commands) = rtrb::RingBuffer::new(COMMAND_RING);
     let (output_tx, output_commands) = rtrb::RingBuffer::<OutputCommand>::new(OUTPUT_RING);
-    // Handed to the control surface with the outputs API.
-    drop(output_tx);
+    let outputs = Arc::new(OutputRegistry::new(
+        start_outputs(&config),
+        output_tx,
+        MixFormat {
+            rate,
+            block_frames: config.engine.source.block_frames,
+            local: local_addr,
+        },
+    ));
     let http = match &config.http {
         Some(settings) => {
             let hub = Hub::new(commands_tx);
             let server =
-                HttpServer::start(settings, hub, readers.stats.clone()).with_context(|| {
+                HttpServer::start(settings, hub, readers.stats.clone(), outputs).with_context(|| {
                     format!("cannot serve the control surface on {}", settings.addr)
                 })?;
             log::info!("mixing desk on http://{}/", server.local_addr());
@@ -217,7 +225,12 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tcp_in.push(rx);
     }
     if let (Some(path), Some(&dest)) = (&config.sdp_file, config.rtp_dests.first()) {
-        let sdp = mix_sdp(dest, local_addr, &config);
+        let sdp = mix_sdp(
+            dest,
+            local_addr,
+            config.engine.source.rate,
+            config.engine.source.block_frames,
+        );
         std::fs::write(path, sdp)
             .with_context(|| format!("cannot write the SDP file {}", path.display()))?;
         log::info!("SDP of the RTP mix to {dest} in {}", path.display());
@@ -274,9 +287,7 @@ fn output_socket(
 }
 
 /// The SDP that describes the mix as sent to RTP destination `dest`.
-pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, config: &Config) -> String {
-    let rate = config.engine.source.rate;
-    let block = config.engine.source.block_frames;
+pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> String {
     let origin = if local.ip().is_unspecified() {
         if dest.ip().is_loopback() {
             dest.ip()
@@ -355,6 +366,22 @@ struct LoopParts {
     stop: Arc<AtomicBool>,
 }
 
+/// The outputs the node starts with: `--dest`, then `--rtp-dest`.
+fn start_outputs(config: &Config) -> Vec<OutputSpec> {
+    config
+        .dests
+        .iter()
+        .map(|&addr| OutputSpec {
+            kind: OutputKind::UdpStereo,
+            addr,
+        })
+        .chain(config.rtp_dests.iter().map(|&addr| OutputSpec {
+            kind: OutputKind::Rtp,
+            addr,
+        }))
+        .collect()
+}
+
 /// What a socket of the run loop carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SocketKind {
@@ -389,18 +416,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             ),
         }
     }
-    let start_outputs: Vec<OutputSpec> = config
-        .dests
-        .iter()
-        .map(|&addr| OutputSpec {
-            kind: OutputKind::UdpStereo,
-            addr,
-        })
-        .chain(config.rtp_dests.iter().map(|&addr| OutputSpec {
-            kind: OutputKind::Rtp,
-            addr,
-        }))
-        .collect();
+    let start_outputs = start_outputs(&config);
     log::info!(
         "listening on {}{}, sending to {}, event log {}",
         socket.local_addr()?,

@@ -144,6 +144,16 @@ impl Hub {
         self.publish(&meters);
     }
 
+    /// Announces the outputs list to every client.
+    pub fn publish_outputs(&self, view: &super::outputs::OutputsView) {
+        let _state = self.lock();
+        if self.broadcast.receiver_count() == 0 {
+            return;
+        }
+        let message = serde_json::json!({ "type": "outputs", "outputs": view.outputs });
+        let _ = self.broadcast.send(Arc::from(message.to_string()));
+    }
+
     /// The latest counters and the sources' names, for `/metrics`.
     pub fn snapshot_and_names(
         &self,

@@ -6,6 +6,7 @@ mod connections;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod outputs;
 mod security;
 pub mod server;
 pub mod state;

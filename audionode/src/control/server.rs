@@ -7,6 +7,10 @@
 //! | `GET /api/state` | the whole state |
 //! | `PUT /api/master` | `{"volume": 0.5}` |
 //! | `PUT /api/sources/{ip:port}` | `{"volume"?, "balance"?, "mute"?, "solo"?}` |
+//! | `GET /api/outputs` | the mix's destinations |
+//! | `POST /api/outputs` | `{"kind": "rtp"\|"udp-stereo", "addr": "IP:PORT"}` |
+//! | `DELETE /api/outputs/{kind}/{addr}` | stop sending there |
+//! | `GET /mix.sdp[?dest=IP:PORT]` | SDP of an RTP output (the first by default) |
 //! | `GET /ws` | WebSocket: state, then deltas and meters |
 //! | `GET /metrics` | Prometheus text format |
 //!
@@ -28,11 +32,12 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, oneshot, Semaphore};
 
+use super::outputs::{OutputRegistry, OutputRequest};
 use crate::config::HttpSettings;
 
 use super::connections;
@@ -60,6 +65,7 @@ const STYLE_CSS: &str = include_str!("../../assets/style.css");
 #[derive(Clone)]
 struct AppState {
     hub: Arc<Hub>,
+    outputs: Arc<OutputRegistry>,
     token: Option<Arc<str>>,
     /// One permit per WebSocket client allowed (`--http-max-ws-clients`).
     ws_slots: Arc<Semaphore>,
@@ -81,6 +87,7 @@ impl HttpServer {
         settings: &HttpSettings,
         hub: Arc<Hub>,
         stats: StatsReader,
+        outputs: Arc<OutputRegistry>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.addr)?;
         listener.set_nonblocking(true)?;
@@ -96,6 +103,7 @@ impl HttpServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState {
             hub: Arc::clone(&hub),
+            outputs,
             token: settings.token.as_deref().map(Arc::from),
             ws_slots: Arc::new(Semaphore::new(limits.max_ws_clients)),
             max_ws_clients: limits.max_ws_clients,
@@ -165,6 +173,9 @@ fn router(state: AppState) -> Router {
         .route("/api/state", get(get_state))
         .route("/api/master", put(put_master))
         .route("/api/sources/{id}", put(put_source))
+        .route("/api/outputs", get(get_outputs).post(post_output))
+        .route("/api/outputs/{kind}/{addr}", delete(delete_output))
+        .route("/mix.sdp", get(get_sdp))
         .route("/ws", get(websocket))
         .route("/metrics", get(get_metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -263,6 +274,42 @@ async fn put_source(
 ) -> Result<Response, ApiError> {
     let patch: SourcePatch = parse_body(body)?;
     Ok(json(&app.hub.set_source(&id, patch, peer)?))
+}
+
+async fn get_outputs(State(app): State<AppState>) -> Response {
+    axum::Json(app.outputs.view()).into_response()
+}
+
+async fn post_output(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: OutputRequest = parse_body(body)?;
+    let view = app.outputs.add(&request)?;
+    app.hub.publish_outputs(&view);
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+async fn delete_output(
+    State(app): State<AppState>,
+    Path((kind, addr)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = app.outputs.remove(&kind, &addr)?;
+    app.hub.publish_outputs(&view);
+    Ok(axum::Json(view).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct SdpQuery {
+    dest: Option<String>,
+}
+
+async fn get_sdp(
+    State(app): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SdpQuery>,
+) -> Result<Response, ApiError> {
+    let sdp = app.outputs.sdp(query.dest.as_deref())?;
+    Ok(([(header::CONTENT_TYPE, "application/sdp")], sdp).into_response())
 }
 
 async fn get_metrics(State(app): State<AppState>) -> Response {
