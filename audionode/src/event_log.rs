@@ -230,7 +230,8 @@ mod tests {
             lines[1],
             r#"[           5] [        ssrc:0000beef] Repeated packet seq=1 name="bass \"DI\"""#
         );
-        assert!(lines[2].starts_with("[           5] [        ssrc:0000beef] Dropped stream reason=closed"));
+        assert!(lines[2]
+            .starts_with("[           5] [        ssrc:0000beef] Dropped stream reason=closed"));
         assert!(lines[2].ends_with(r#" name="bass \"DI\"""#));
         assert_eq!(
             lines[3],

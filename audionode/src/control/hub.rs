@@ -182,10 +182,7 @@ impl Hub {
 impl ControlState {
     /// Sources in `active` but not in the state (joined, with their
     /// controls) and in the state but not in `active` (left).
-    pub fn diff_sources(
-        &self,
-        active: &[SourceInfo],
-    ) -> (Vec<SourceInfo>, Vec<SourceId>) {
+    pub fn diff_sources(&self, active: &[SourceInfo]) -> (Vec<SourceInfo>, Vec<SourceId>) {
         let joined = active
             .iter()
             .filter(|i| !self.has_source(i.id))
@@ -310,10 +307,7 @@ mod tests {
             }
         );
         // JSON carries the text as it is; pages show it as text.
-        assert!(sub
-            .try_recv()
-            .unwrap()
-            .contains(r#""name":"<b>bass</b>""#));
+        assert!(sub.try_recv().unwrap().contains(r#""name":"<b>bass</b>""#));
         // The sender renames itself (RTCP SDES): announced on the tick.
         let mut named = info(1, SourceControls::default());
         named.name = SourceName::new("drums");

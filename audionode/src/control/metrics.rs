@@ -178,9 +178,7 @@ pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> 
     for (name, help, get) in per_source_counters {
         let family = SourceCounter::default();
         for (addr, stats) in &snapshot.sources {
-            family
-                .get_or_create(&label(*addr))
-                .inc_by(get(stats));
+            family.get_or_create(&label(*addr)).inc_by(get(stats));
         }
         registry.register(name, help, family);
     }
@@ -204,9 +202,7 @@ pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> 
     for (name, help, get) in per_source_gauges {
         let family = SourceGauge::default();
         for (addr, stats) in &snapshot.sources {
-            family
-                .get_or_create(&label(*addr))
-                .set(get(stats));
+            family.get_or_create(&label(*addr)).set(get(stats));
         }
         registry.register(name, help, family);
     }
@@ -242,8 +238,12 @@ mod tests {
         assert!(text.contains("audionode_packets_total 42\n"), "{text}");
         assert!(text.contains("audionode_deadline_misses_total 1\n"));
         assert!(text.contains("audionode_active_sources 1\n"));
-        assert!(text.contains(r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#));
-        assert!(text.contains(r#"audionode_source_jitter_ms{source="127.0.0.1:5000",name="bass \"DI\""} 1.5"#));
+        assert!(text.contains(
+            r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#
+        ));
+        assert!(text.contains(
+            r#"audionode_source_jitter_ms{source="127.0.0.1:5000",name="bass \"DI\""} 1.5"#
+        ));
         assert!(text.ends_with("# EOF\n"));
     }
 }

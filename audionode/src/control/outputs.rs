@@ -228,7 +228,11 @@ mod tests {
         );
         assert_eq!(r.remove("rtp", "127.0.0.1:5005").unwrap_err().status(), 404);
         assert_eq!(r.remove("tcp", "127.0.0.1:5004").unwrap_err().status(), 404);
-        assert!(r.remove("rtp", "127.0.0.1:5004").unwrap().outputs.is_empty());
+        assert!(r
+            .remove("rtp", "127.0.0.1:5004")
+            .unwrap()
+            .outputs
+            .is_empty());
         assert_eq!(rx.pop().unwrap(), OutputCommand::Remove(spec));
     }
 }

@@ -81,6 +81,8 @@ struct Slot {
     named_by_operator: bool,
     /// The sender sent an SDES NAME: its CNAME no longer renames it.
     sdes_name: bool,
+    /// The sender said goodbye: dropped once its buffer has played.
+    closing: bool,
     /// The gain applied at the end of the last block (ramp start).
     applied: StereoGain,
     /// Largest post-fader sample magnitude in each recent meter window
@@ -282,6 +284,7 @@ impl Engine {
             name: remembered.name,
             named_by_operator: remembered.named_by_operator,
             sdes_name: false,
+            closing: false,
             applied: StereoGain::from_controls(controls.volume, controls.balance, self.master),
             peaks: [0.0; METER_WINDOWS],
         });
@@ -390,7 +393,10 @@ impl Engine {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
             };
-            if now.saturating_sub(slot.source.last_heard()) > self.config.timeout {
+            if slot.closing && slot.source.played_out() {
+                slot.source.drop_stream(now, DropReason::Closed, events);
+                self.remove(index, now);
+            } else if now.saturating_sub(slot.source.last_heard()) > self.config.timeout {
                 slot.source.drop_stream(now, DropReason::Timeout, events);
                 self.remove(index, now);
             } else {
@@ -530,12 +536,11 @@ impl Engine {
     }
 
     /// The sender of RTP stream `ssrc` said goodbye (RTCP BYE): the stream
-    /// ends now rather than at the timeout.
-    pub fn on_bye(&mut self, now: Duration, ssrc: u32, events: &mut Events) {
+    /// ends once what it sent has played, rather than at the timeout.
+    pub fn on_bye(&mut self, ssrc: u32) {
         if let Some(&index) = self.by_id.get(&SourceId::Ssrc(ssrc)) {
             if let Some(slot) = self.slots[index].as_mut() {
-                slot.source.drop_stream(now, DropReason::Closed, events);
-                self.remove(index, now);
+                slot.closing = true;
             }
         }
     }

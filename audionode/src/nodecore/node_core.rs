@@ -289,7 +289,7 @@ impl NodeCore {
                         self.engine
                             .set_sender_name(arrived, ssrc, name, cname, &mut self.events);
                     }
-                    RtcpInput::Bye { ssrc } => self.engine.on_bye(arrived, ssrc, &mut self.events),
+                    RtcpInput::Bye { ssrc } => self.engine.on_bye(ssrc),
                 }
             }
             Input::Timeout {

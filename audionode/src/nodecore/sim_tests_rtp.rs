@@ -293,6 +293,11 @@ fn names_from_rtcp_and_the_operator_and_bye_ends_the_stream() {
     assert!(texts.contains(&r#"Named name="bass" by=rtcp"#.to_string()));
     assert!(texts.contains(&r#"Named name="Bass DI" by=127.0.0.1:9999"#.to_string()));
     sim.rtcp(at(100), addr(7301), RtcpInput::Bye { ssrc: 9 });
+    // What it sent plays out first (a target and a block: 1102 frames).
+    assert_eq!(sim.core.engine().active_streams(), 1);
+    sim.advance_to(at(1200));
+    assert_eq!(sim.core.engine().active_streams(), 1);
+    sim.advance_to(at(CHUNK + 1102 + 2 * BLOCK));
     assert_eq!(sim.core.engine().active_streams(), 0);
     assert!(matches!(
         sim.events.last().unwrap().kind,
@@ -302,7 +307,7 @@ fn names_from_rtcp_and_the_operator_and_bye_ends_the_stream() {
         }
     ));
     // It comes back under its name.
-    sim.deliver_rtp(at(2000), addr(7300), &rtp(11, 9, 1, 441, &chunk));
+    sim.deliver_rtp(at(3000), addr(7300), &rtp(11, 9, 1, 441, &chunk));
     assert_eq!(sim.stats().sources()[0].name.as_str(), "Bass DI");
 }
 

@@ -340,6 +340,11 @@ impl Source {
         self.channels
     }
 
+    /// Whether everything received has been played.
+    pub fn played_out(&self) -> bool {
+        self.buffer.buffered() == 0
+    }
+
     /// An RTCP sender report arrived at `now` from `from`.
     pub fn on_sender_report(&mut self, now: Duration, ntp_middle: u32, from: SocketAddr) {
         self.rtcp.last_sr = Some((ntp_middle, now));
