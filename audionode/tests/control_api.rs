@@ -193,7 +193,13 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
     );
     assert_eq!(status, 400, "{reply}");
     assert!(reply.contains("malformed JSON"), "{reply}");
-    let (status, reply) = http(api, "DELETE", "/api/master", None, &[]);
+    let (status, reply) = http(
+        api,
+        "DELETE",
+        "/api/master",
+        None,
+        &[("Content-Type", "application/json")],
+    );
     assert_eq!(
         (status, reply.as_str()),
         (405, r#"{"error":"method not allowed here"}"#)
