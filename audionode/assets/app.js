@@ -231,7 +231,7 @@ const STAT_ROWS = [
 const NODE_ROWS = [
   ["streams", "streams"], ["packets", "packets"], ["blocks", "blocks"], ["deadline_misses", "deadline misses"],
   ["clipped", "clipped"], ["skipped_blocks", "skipped blocks"], ["streams_started", "started"],
-  ["streams_dropped", "dropped"], ["refused", "refused"], ["malformed_unknown", "malformed (unknown)"],
+  ["streams_dropped", "dropped"], ["refused", "refused"], ["malformed_unknown", "malformed, unknown"],
   ["blocks_dropped", "blocks dropped"], ["events_dropped", "events dropped"],
 ];
 function fillStats(dl, rows, values) {

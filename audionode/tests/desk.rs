@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use audionode::{Args, Config, NodeHandle};
 use chrome::*;
 use common::*;
-use fantoccini::actions::{KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT,
+};
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
@@ -198,8 +200,8 @@ async fn rect(page: &Client, expr: &str) -> [f64; 4] {
     [v[0], v[1], v[2], v[3]]
 }
 
-/// Presses the left button at viewport point (x, y), moves by (0, dy) in a
-/// few steps, and releases.
+/// Presses the left button at viewport point (x, y), moves by (0, dy) (a
+/// multiple of 10 px) in steps of 10 px, and releases.
 async fn drag(page: &Client, x: f64, y: f64, dy: f64) {
     let mut mouse = MouseActions::new("mouse".into())
         .then(PointerAction::MoveTo {
@@ -210,12 +212,18 @@ async fn drag(page: &Client, x: f64, y: f64, dy: f64) {
         .then(PointerAction::Down {
             button: MOUSE_BUTTON_LEFT,
         });
-    let steps = 4;
+    // WebDriver moves by whole pixels: 10 px at a time.
+    let steps = (dy.abs() / 10.0).round().max(1.0) as u32;
+    assert_eq!(
+        f64::from(steps) * 10.0,
+        dy.abs(),
+        "drag by a multiple of 10 px"
+    );
     for _ in 0..steps {
         mouse = mouse.then(PointerAction::MoveBy {
             duration: Some(Duration::from_millis(20)),
             x: 0.0,
-            y: dy / f64::from(steps),
+            y: dy.signum() * 10.0,
         });
     }
     mouse = mouse.then(PointerAction::Up {
@@ -241,6 +249,16 @@ fn db_of(text: &Value) -> f64 {
     t.trim_end_matches(" dB")
         .parse()
         .unwrap_or_else(|_| panic!("{t}"))
+}
+
+/// The viewport's width, the page's, and the elements (those for which
+/// the script expression `which` holds for `e`) reaching past its right edge.
+async fn outside_viewport(page: &Client, which: &str) -> Value {
+    js(
+        page,
+        &format!("return [innerWidth, document.documentElement.scrollWidth, [...document.querySelectorAll('body *')].filter(e => {{ const r = e.getBoundingClientRect(); return r.width > 0 && r.right > innerWidth + 0.5 && ({which}); }}).map(e => e.tagName + '#' + e.id + '.' + e.className)]"),
+    )
+    .await
 }
 
 fn free_port() -> u16 {
@@ -444,10 +462,11 @@ async fn the_desk_an_operator_can_trust() {
                  document.documentElement.scrollWidth <= innerWidth, tops.size]",
     )
     .await;
+    let outside = outside_viewport(&page, "!e.closest('#strips')").await;
     assert_eq!(
         layout,
         serde_json::json!([true, true, true, 1]),
-        "master visible, strips scroll, one row"
+        "master visible, strips scroll, one row; outside the viewport: {outside}"
     );
     // The filter finds one source by its port; clearing it shows them all.
     let port = more.addrs[20].port().to_string();
@@ -485,9 +504,11 @@ async fn the_desk_an_operator_can_trust() {
          return { wide, small, broken, overflow: document.documentElement.scrollWidth > innerWidth, columns: lefts.size }",
     )
     .await;
+    let outside = outside_viewport(&page, "true").await;
     assert_eq!(
         phone,
         serde_json::json!({ "wide": [], "small": [], "broken": [], "overflow": false, "columns": 1 }),
+        "outside the viewport: {outside}"
     );
     page.set_window_size(1000, 760).await.unwrap();
     drop(more);
