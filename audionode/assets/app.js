@@ -77,7 +77,7 @@ function newMeter(el) { return { el, shown: 0, hold: 0, holdAt: 0, at: 0, clipUn
 function scaleHtml(marks, pos) {
   return marks.map(([db, label]) => `<span class="tick" style="--p:${pos(db).toFixed(4)}">${label}</span>`).join("");
 }
-const FADER_MARKS = [[MAX_DB, "+6"], [0, "0"], [-5, "5"], [-10, "10"], [-20, "20"], [-30, "30"], [-40, "40"], [-60, "60"], [-Infinity, "\u221e"]];
+const FADER_MARKS = [[MAX_DB, "+6"], [0, "0"], [-5, "5"], [-10, "10"], [-20, "20"], [-30, "30"], [-40, "40"], [-Infinity, "\u221e"]];
 const METER_MARKS = [[0, "0"], [-6, "6"], [-12, "12"], [-20, "20"], [-30, "30"], [-40, "40"], [-60, "60"]];
 const faderScale = scaleHtml(FADER_MARKS, dbToPos);
 const meterScale = scaleHtml(METER_MARKS, (db) => (db - METER_FLOOR) / -METER_FLOOR);
@@ -380,8 +380,13 @@ function addStrip(source) {
 function updateStats(strip, stats) {
   strip.stats = stats;
   const mini = $(".mini", strip.el);
-  const text = `loss ${stats.loss_percent.toFixed(1)}% · ${Math.round(stats.buffered_ms)} ms`;
-  if (mini.textContent !== text) mini.textContent = text;
+  const loss = `loss ${stats.loss_percent.toFixed(1)}%`, buffered = `buffer ${Math.round(stats.buffered_ms)} ms`;
+  if (!mini.firstChild) {
+    mini.append(document.createElement("span"), document.createElement("span"));
+    mini.title = "packets lost since the stream started; audio buffered ahead of playout";
+  }
+  if (mini.children[0].textContent !== loss) mini.children[0].textContent = loss;
+  if (mini.children[1].textContent !== buffered) mini.children[1].textContent = buffered;
   const details = $(".details", strip.el);
   if (!details.hidden) fillStats($(".stats", details), STAT_ROWS, stats);
 }
