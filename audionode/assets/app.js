@@ -77,7 +77,7 @@ function newMeter(el) { return { el, shown: 0, hold: 0, holdAt: 0, at: 0, clipUn
 function scaleHtml(marks, pos) {
   return marks.map(([db, label]) => `<span class="tick" style="--p:${pos(db).toFixed(4)}">${label}</span>`).join("");
 }
-const FADER_MARKS = [[MAX_DB, "+6"], [0, "0"], [-5, "5"], [-10, "10"], [-20, "20"], [-30, "30"], [-40, "40"], [-Infinity, "\u221e"]];
+const FADER_MARKS = [[MAX_DB, "+6"], [0, "0"], [-5, "5"], [-10, "10"], [-20, "20"], [-30, "30"], [-50, "50"], [-Infinity, "\u221e"]];
 const METER_MARKS = [[0, "0"], [-6, "6"], [-12, "12"], [-20, "20"], [-30, "30"], [-40, "40"], [-60, "60"]];
 const faderScale = scaleHtml(FADER_MARKS, dbToPos);
 const meterScale = scaleHtml(METER_MARKS, (db) => (db - METER_FLOOR) / -METER_FLOOR);
@@ -329,7 +329,13 @@ for (const s of document.querySelectorAll("#master .meter-scale")) s.innerHTML =
 
 function preKey(id) { return `audionode.pre.${id}`; }
 function addStrip(source) {
-  if (strips.has(source.id)) { const s = strips.get(source.id); setName(s, source); applyControls(s, source); return; }
+  if (strips.has(source.id)) {
+    const s = strips.get(source.id);
+    if ("name" in source && source.name !== s.name) { setName(s, source); scheduleSort(); }
+    applyControls(s, source);
+    setHealth(s, source.health);
+    return;
+  }
   const el = template.content.firstElementChild.cloneNode(true);
   el.dataset.id = source.id;
   const id = source.id;
@@ -492,7 +498,13 @@ function onMessage(msg) {
       break;
     }
     case "master": setMaster(msg.volume); break;
-    case "source": { const s = strips.get(msg.id); if (s) { if ("name" in msg) setName(s, msg); applyControls(s, msg); } break; }
+    case "source": {
+      const s = strips.get(msg.id);
+      if (!s) break;
+      if ("name" in msg && msg.name !== s.name) { setName(s, msg); s.el.toggleAttribute("hidden", !matches(s)); scheduleSort(); }
+      applyControls(s, msg);
+      break;
+    }
     case "joined": addStrip(msg.source); break;
     case "left": removeStrip(msg.id); break;
     case "meters":

@@ -29,10 +29,13 @@ use audionode::{Args, Config, NodeHandle};
 use chrome::*;
 use common::*;
 use fantoccini::actions::{
-    InputSource, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT,
+    Actions, InputSource, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT,
 };
 use fantoccini::{Client, Locator};
 use serde_json::Value;
+
+/// WebDriver's Shift key.
+const SHIFT: char = '\u{E008}';
 
 /// The desk's documented taper: fader position (0 … 1) to dB.
 fn taper_db(p: f64) -> f64 {
@@ -372,6 +375,57 @@ async fn the_desk_an_operator_can_trust() {
         "shown {shown}, expected {expected} dB (travel {travel} px)"
     );
 
+    // With Shift held, the same 30 px move up is ten times finer.
+    let [_, cy, _, ch] = rect(&page, &cap).await;
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: SHIFT })
+        .then(KeyAction::Pause {
+            duration: Duration::ZERO,
+        })
+        .then(KeyAction::Pause {
+            duration: Duration::from_millis(20),
+        })
+        .then(KeyAction::Pause {
+            duration: Duration::from_millis(20),
+        })
+        .then(KeyAction::Pause {
+            duration: Duration::from_millis(20),
+        })
+        .then(KeyAction::Pause {
+            duration: Duration::ZERO,
+        })
+        .then(KeyAction::Up { value: SHIFT });
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: (fx + fw / 2.0).round(),
+            y: (cy + ch / 2.0).round(),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    let mouse = (0..3)
+        .fold(mouse, |m, _| {
+            m.then(PointerAction::MoveBy {
+                duration: Some(Duration::from_millis(20)),
+                x: 0.0,
+                y: -10.0,
+            })
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    page.perform_actions(Actions::from(keys).and(mouse))
+        .await
+        .unwrap();
+    let fine = taper_db(0.75 - 30.0 / travel + 3.0 / travel);
+    wait_state(api, a, "the Shift-dragged gain", |s| {
+        let db = 20.0 * s["volume"].as_f64().unwrap().log10();
+        (db - fine).abs() < 0.06
+    })
+    .await;
+    let expected = fine;
+
     // Typing a level: "-6" Enter sets the node's gain to −6 dB.
     let entry = page
         .find(Locator::Css(&format!(r#".strip[data-id="{b}"] .db-entry"#)))
@@ -414,6 +468,66 @@ async fn the_desk_an_operator_can_trust() {
     })
     .await;
     assert!((volume_db(api, a) - expected).abs() < 0.06, "A untouched");
+
+    // A source with a name (and an opaque id) is labelled by its name and
+    // sorted by it; by id, it sorts by id. Until the node reports names,
+    // the page is handed the message the node will send.
+    js(
+        &page,
+        r#"onMessage({ type: "joined", source: { id: "ssrc:1a2b3c4d", name: "Lead vocal", volume: 0.5, balance: 0, mute: false, solo: false } }); return 0"#,
+    )
+    .await;
+    let named = r#"document.querySelector('.strip[data-id="ssrc:1a2b3c4d"]')"#;
+    wait_js(
+        &page,
+        "the named strip",
+        &format!("return !!{named} && {named}.parentElement.lastElementChild === {named}"),
+    )
+    .await;
+    let labels = js(
+        &page,
+        &format!(
+            "const s = {named}; return [s.querySelector('.name').innerText.replace(/\\s+/g, ''), s.querySelector('.name').title, ...['.fader', '.mute', '.db-entry'].map(q => s.querySelector(q).getAttribute('aria-label')), s.querySelector('.fader').getAttribute('aria-valuetext')]"
+        ),
+    )
+    .await;
+    assert_eq!(
+        labels,
+        serde_json::json!([
+            "Leadvocal",
+            "Lead vocal (ssrc:1a2b3c4d)",
+            "Lead vocal volume",
+            "mute Lead vocal",
+            "Lead vocal volume in dB",
+            "\u{2212}6.0 dB"
+        ])
+    );
+    // Renamed to sort first by name ("1" before "127.0.0.1:…"), last by id.
+    js(
+        &page,
+        r#"onMessage({ type: "source", id: "ssrc:1a2b3c4d", name: "1 Alto", volume: 0.5, balance: 0, mute: false, solo: false }); return 0"#,
+    )
+    .await;
+    wait_js(
+        &page,
+        "a renamed source sorted by name",
+        &format!("return {named}.parentElement.children[1] === {named} && {named}.querySelector('.fader').getAttribute('aria-label') === '1 Alto volume'"),
+    )
+    .await;
+    let sort = page.find(Locator::Css("#sort")).await.unwrap();
+    sort.select_by_value("id").await.unwrap();
+    wait_js(
+        &page,
+        "sorted by id",
+        &format!("return {named}.parentElement.lastElementChild === {named}"),
+    )
+    .await;
+    sort.select_by_value("name").await.unwrap();
+    js(
+        &page,
+        r#"onMessage({ type: "left", id: "ssrc:1a2b3c4d" }); return 0"#,
+    )
+    .await;
 
     // A muted source: its post-fader meter is silent, its pre-fader one is not.
     http(
@@ -663,7 +777,7 @@ async fn screenshots_for_the_docs() {
 
     let more = Senders::start(node.local_addr(), 37, music);
     // Forty sources at these levels would clip: the master down.
-    http(api, "PUT", "/api/master", Some(r#"{"volume_db":-16}"#), &[]);
+    http(api, "PUT", "/api/master", Some(r#"{"volume_db":-22}"#), &[]);
     wait_js(
         &page,
         "40 strips",
