@@ -327,6 +327,12 @@ for (const s of template.content.querySelectorAll(".meter-scale")) s.innerHTML =
 for (const s of document.querySelectorAll("#master .fader-scale")) s.innerHTML = faderScale;
 for (const s of document.querySelectorAll("#master .meter-scale")) s.innerHTML = meterScale;
 
+// Only strips on screen are drawn: with hundreds of sources, most are
+// scrolled out of view.
+const onScreen = new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.target.strip) e.target.strip.visible = e.isIntersecting;
+}, { root: null, rootMargin: "0px 200px" });
+
 function preKey(id) { return `audionode.pre.${id}`; }
 function addStrip(source) {
   if (strips.has(source.id)) {
@@ -372,6 +378,9 @@ function addStrip(source) {
     if (!details.hidden && strip.stats) fillStats($(".details .stats", el), STAT_ROWS, strip.stats);
   });
   strips.set(id, strip);
+  el.strip = strip;
+  strip.visible = true;
+  onScreen.observe(el);
   setName(strip, source);
   applyControls(strip, source);
   setHealth(strip, source.health);
@@ -400,6 +409,7 @@ function updateStats(strip, stats) {
 function removeStrip(id) {
   const s = strips.get(id);
   if (!s) return;
+  onScreen.unobserve(s.el);
   s.el.remove();
   strips.delete(id);
   refreshEmpty();
@@ -522,19 +532,21 @@ function draw(now) {
     latestMeters = null;
     setMeter(masterMeters[0], msg.clipped ? Math.max(1, msg.left) : msg.left, now);
     setMeter(masterMeters[1], msg.clipped ? Math.max(1, msg.right) : msg.right, now);
-    if (msg.node) fillStats($("#node-stats"), NODE_ROWS, msg.node);
+    if (msg.node && now - (draw.nodeAt || 0) >= 500) { draw.nodeAt = now; fillStats($("#node-stats"), NODE_ROWS, msg.node); }
     for (const m of msg.sources) {
       const s = strips.get(m.id);
       if (!s) continue;
-      s.lastPeak = m;
-      setMeter(s.meter, s.pre ? m.input_peak : m.peak, now);
       setHealth(s, m.health);
-      updateStats(s, m.stats);
+      s.stats = m.stats;
+      if (!s.visible) continue;
+      setMeter(s.meter, s.pre ? m.input_peak : m.peak, now);
+      // Counters as text at most twice a second: text changes cost layout.
+      if (now - (s.statsAt || 0) >= 500) { s.statsAt = now; updateStats(s, m.stats); }
     }
   } else if (now - metersAt > 200) {
     // No meters for a while: let every meter fall.
     for (const m of masterMeters) setMeter(m, 0, now);
-    for (const s of strips.values()) setMeter(s.meter, 0, now);
+    for (const s of strips.values()) if (s.visible) setMeter(s.meter, 0, now);
   }
   requestAnimationFrame(draw);
 }

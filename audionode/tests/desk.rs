@@ -63,13 +63,18 @@ fn taper_db(p: f64) -> f64 {
 /// A node whose control surface listens on `http` (so that it can be
 /// restarted on the same port), with room for 64 sources.
 fn start_desk_node(dir: &Path, dest: SocketAddr, http: &str) -> NodeHandle {
+    start_node_for(dir, dest, http, 64)
+}
+
+/// Like `start_desk_node`, with room for `max_sources`.
+fn start_node_for(dir: &Path, dest: SocketAddr, http: &str, max_sources: usize) -> NodeHandle {
     let args = Args {
         listen: Some("127.0.0.1:0".into()),
         dest: vec![dest.to_string()],
         log_file: Some(dir.join("audionode.log")),
         jitter_ms: Some("60".into()),
         sample_rate: RATE,
-        max_sources: 64,
+        max_sources,
         timeout_ms: 1000,
         http: http.into(),
         ..Default::default()
@@ -804,5 +809,76 @@ async fn screenshots_for_the_docs() {
     eprintln!("wrote {}/desk-*.png", out.display());
     page.close().await.unwrap();
     drop(three);
+    node.stop().unwrap();
+}
+
+/// Measures the desk with 40 and then 200 live sources: the size of a
+/// meters message, the page's time per message and per drawn frame, and
+/// frames drawn per second (printed: they depend on the machine's load);
+/// the master strip must stay in view and only the strips on screen may be
+/// drawn. Run by hand:
+/// `cargo test -p audionode --test desk -- --ignored two_hundred --nocapture`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a measurement; takes a while"]
+async fn two_hundred_sources() {
+    assert!(browser_available(), "chromium is needed");
+    let dir = temp_dir("desk-200");
+    let collector = Collector::start();
+    let node = start_node_for(&dir, collector.addr, "127.0.0.1:0", 256);
+    let api = node.http_addr().unwrap();
+    http(api, "PUT", "/api/master", Some(r#"{"volume_db":-30}"#), &[]);
+    let driver = Driver::start();
+    let page = open_browser(&driver, &dir.join("profile")).await;
+    page.goto(&format!("http://{api}/")).await.unwrap();
+    let mut senders = Vec::new();
+    for (n, more) in [(40, 40), (200, 160)] {
+        senders.push(Senders::start(node.local_addr(), more, music));
+        wait_js(
+            &page,
+            "the strips",
+            &format!("return document.querySelectorAll('.strip[data-id]').length === {n}"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        js(
+            &page,
+            "window.m = { frames: 0, drawMs: 0, drawMax: 0, msgs: 0, msgMs: 0, bytes: 0 }; \
+             if (!window.wrapped) { window.wrapped = true; \
+             const d = draw; draw = function (t) { const s = performance.now(); d(t); const e = performance.now() - s; m.frames++; m.drawMs += e; m.drawMax = Math.max(m.drawMax, e); }; \
+             const h = ws.onmessage; ws.onmessage = function (e) { const s = performance.now(); h(e); m.msgs++; m.msgMs += performance.now() - s; if (e.data.startsWith('{\"type\":\"meters\"')) m.bytes = e.data.length; }; } return 0",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let m = js(
+            &page,
+            "m.visible = [...strips.values()].filter(s => s.visible).length; return m",
+        )
+        .await;
+        let f = |k: &str| m[k].as_f64().unwrap();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        eprintln!(
+            "{n} sources ({} drawn, load {}): meters message {:.0} KB; {:.1} messages/s at {:.2} ms each; {:.1} frames/s, {:.2} ms mean, {:.2} ms max to draw",
+            m["visible"],
+            load.split(' ').next().unwrap_or("?"),
+            f("bytes") / 1024.0,
+            f("msgs") / 5.0,
+            f("msgMs") / f("msgs"),
+            f("frames") / 5.0,
+            f("drawMs") / f("frames"),
+            f("drawMax"),
+        );
+        let master_in_view = js(
+            &page,
+            "const r = document.querySelector('#master').getBoundingClientRect(); return r.right <= innerWidth && r.left >= 0",
+        )
+        .await;
+        assert_eq!(master_in_view, Value::Bool(true));
+        // Timings depend on the machine's load; what the design guarantees
+        // is that only the strips on screen are drawn, however many exist.
+        assert!(f("visible") <= 24.0, "only strips on screen are drawn: {m}");
+        assert!(f("frames") > 0.0 && f("msgs") > 0.0, "{m}");
+    }
+    page.close().await.unwrap();
+    drop(senders);
     node.stop().unwrap();
 }

@@ -66,9 +66,33 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The browsers chromedriver started outlive it when a failing test
+        // never closed its session: end them first, by process id.
+        for pid in children_of(self.child.id()) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The ids of the processes whose parent is `parent` (from `/proc`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // "pid (name) state ppid …": the name may hold spaces.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }
 
 /// A headless chromium with a 1000×760 window and its own profile.
@@ -110,20 +134,26 @@ pub async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]
 
 /// Runs `script` in `page` and returns its value.
 pub async fn js(page: &Client, script: &str) -> Value {
-    page.execute(script, vec![]).await.expect("script runs")
+    page.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed ({e}): {script}"))
 }
 
 /// Polls `script` in `page` until it returns `true`; on time-out, fails
 /// with what `describe` (a script) returns.
 pub async fn wait_js_or(page: &Client, what: &str, script: &str, describe: &str) {
     let start = Instant::now();
+    let mut error = None;
     loop {
-        if js(page, script).await == Value::Bool(true) {
-            return;
+        // A script that throws (an element not there yet) has not held yet.
+        match page.execute(script, vec![]).await {
+            Ok(Value::Bool(true)) => return,
+            Ok(_) => {}
+            Err(e) => error = Some(e.to_string()),
         }
         if start.elapsed() > DEADLINE {
             let state = js(page, describe).await;
-            panic!("timed out waiting for {what}; page: {state}");
+            panic!("timed out waiting for {what}; last error: {error:?}; page: {state}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
