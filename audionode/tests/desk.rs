@@ -75,7 +75,8 @@ fn start_node_for(dir: &Path, dest: SocketAddr, http: &str, max_sources: usize) 
         jitter_ms: Some("60".into()),
         sample_rate: RATE,
         max_sources,
-        timeout_ms: 1000,
+        // Generous: a sender starved of CPU for a moment must not be dropped.
+        timeout_ms: 3000,
         http: http.into(),
         ..Default::default()
     };
