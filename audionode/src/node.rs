@@ -202,10 +202,11 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let http = match &config.http {
         Some(settings) => {
             let hub = Hub::new(commands_tx);
-            let server = HttpServer::start(settings, hub, readers.stats.clone(), outputs)
-                .with_context(|| {
-                    format!("cannot serve the control surface on {}", settings.addr)
-                })?;
+            let server =
+                HttpServer::start(settings, hub, readers.stats.clone(), outputs, local_addr)
+                    .with_context(|| {
+                        format!("cannot serve the control surface on {}", settings.addr)
+                    })?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             Some(server)
         }

@@ -8,7 +8,9 @@
 //! meters and the active sources; the hub diffs them into `joined`/`left`
 //! messages, so the desk converges even if a frame is skipped.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -21,7 +23,8 @@ pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
 use super::state::{
-    ApiError, Change, ControlState, MasterPatch, ServerMessage, SourceInfo, SourcePatch,
+    ApiError, Change, ControlState, MasterPatch, MasterView, ServerMessage, SourceInfo,
+    SourcePatch, SourceView,
 };
 
 /// Messages kept for a slow WebSocket client before it must resynchronise.
@@ -30,10 +33,14 @@ const BROADCAST_DEPTH: usize = 256;
 /// What the node reports about ten to twenty times a second.
 #[derive(Debug, Clone, Default)]
 pub struct Tick {
+    /// Node time of the frame.
+    pub at: Duration,
     /// Counters.
     pub snapshot: NodeSnapshot,
     /// Peaks since the last tick.
     pub meters: Meters,
+    /// Pre-fader peaks since the last tick.
+    pub input_peaks: Vec<(SourceId, f32)>,
     /// Active sources with the controls the mixer applies and their names.
     pub sources: Vec<SourceInfo>,
     /// The mixer's master volume.
@@ -44,8 +51,14 @@ impl Tick {
     /// The tick a stats frame makes.
     pub fn from_frame(frame: &StatsFrame) -> Self {
         Self {
+            at: frame.at,
             snapshot: frame.snapshot(),
             meters: frame.meters(),
+            input_peaks: frame
+                .sources()
+                .iter()
+                .map(|r| (r.id, r.input_peak))
+                .collect(),
             sources: frame.source_infos(),
             master: frame.master,
         }
@@ -85,6 +98,21 @@ impl Hub {
         (state.full(), self.broadcast.subscribe())
     }
 
+    /// Records the address the node receives sources on.
+    pub fn set_listen(&self, listen: SocketAddr) {
+        self.lock().set_listen(listen);
+    }
+
+    /// One source (404 when it is not active).
+    pub fn source(&self, id: &str) -> Result<SourceView, ApiError> {
+        self.lock().source(id)
+    }
+
+    /// The master strip.
+    pub fn master(&self) -> MasterView {
+        self.lock().master()
+    }
+
     /// Sets the master volume.
     pub fn set_master(&self, patch: MasterPatch) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
@@ -97,7 +125,7 @@ impl Hub {
         &self,
         id: &str,
         patch: SourcePatch,
-        by: std::net::SocketAddr,
+        by: SocketAddr,
     ) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
         let changes = state.check_source(id, patch, by)?;
@@ -128,6 +156,7 @@ impl Hub {
     /// the meters.
     pub fn on_tick(&self, tick: Tick) {
         let mut state = self.lock();
+        state.set_time(tick.at);
         let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);
@@ -140,7 +169,7 @@ impl Hub {
         for message in state.renamed(&tick.sources) {
             self.publish(&message);
         }
-        let meters = state.tick(tick.snapshot, &tick.meters);
+        let meters = state.tick(tick.at, tick.snapshot, &tick.meters, &tick.input_peaks);
         self.publish(&meters);
     }
 
@@ -252,7 +281,12 @@ mod tests {
             r#"{"type":"source","id":"127.0.0.1:1","name":null,"volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
         );
         // A refused change reaches nobody.
-        assert!(hub.set_master(MasterPatch { volume: 9.0 }).is_err());
+        assert!(hub
+            .set_master(MasterPatch {
+                volume: Some(9.0),
+                ..Default::default()
+            })
+            .is_err());
         assert!(rx.pop().is_err());
         assert!(sub.try_recv().is_err());
     }
@@ -322,17 +356,18 @@ mod tests {
     fn a_full_mixer_queue_is_busy_and_changes_nothing() {
         let (tx, _rx) = rtrb::RingBuffer::new(1);
         let hub = Hub::new(tx);
-        hub.set_master(MasterPatch { volume: 0.5 }).unwrap();
+        hub.set_master(MasterPatch {
+            volume: Some(0.5),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(
-            hub.set_master(MasterPatch { volume: 0.7 }),
+            hub.set_master(MasterPatch {
+                volume: Some(0.7),
+                ..Default::default()
+            }),
             Err(ApiError::Busy)
         );
-        assert_eq!(
-            hub.full_state(),
-            ServerMessage::State {
-                master: 0.5,
-                sources: vec![]
-            }
-        );
+        assert_eq!(hub.master().volume, 0.5);
     }
 }

@@ -3,6 +3,7 @@
 //! metrics. See `docs/control-api.md`.
 
 mod connections;
+pub mod health;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

@@ -5,8 +5,10 @@
 //! |---|---|
 //! | `GET /`, `/app.js`, `/style.css` | the mixing desk (embedded) |
 //! | `GET /api/state` | the whole state |
-//! | `PUT /api/master` | `{"volume": 0.5}` |
-//! | `PUT /api/sources/{ip:port}` | `{"volume"?, "balance"?, "mute"?, "solo"?}` |
+//! | `GET /api/master` | the master strip: volume, output peaks, node counters |
+//! | `PUT /api/master` | `{"volume": 0.5}` or `{"volume_db": -6}` |
+//! | `GET /api/sources/{id}` | one source (404 when not active) |
+//! | `PUT /api/sources/{id}` | `{"volume"? \| "volume_db"?, "balance"?, "mute"?, "solo"?}` |
 //! | `GET /api/outputs` | the mix's destinations |
 //! | `POST /api/outputs` | `{"kind": "rtp"\|"udp-stereo", "addr": "IP:PORT"}` |
 //! | `DELETE /api/outputs/{kind}/{addr}` | stop sending there |
@@ -32,7 +34,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, oneshot, Semaphore};
@@ -83,12 +85,15 @@ impl HttpServer {
     /// Binds `settings.addr` (errors at once, e.g. an occupied port) and
     /// serves the control surface on its own thread; it polls the mixer's
     /// `stats` 20 times a second (the mixer never waits for or wakes it).
+    /// `listen` is where the node receives sources; the desk shows it.
     pub fn start(
         settings: &HttpSettings,
         hub: Arc<Hub>,
         stats: StatsReader,
         outputs: Arc<OutputRegistry>,
+        listen: SocketAddr,
     ) -> std::io::Result<Self> {
+        hub.set_listen(listen);
         let listener = TcpListener::bind(settings.addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -171,8 +176,8 @@ impl Drop for HttpServer {
 fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/state", get(get_state))
-        .route("/api/master", put(put_master))
-        .route("/api/sources/{id}", put(put_source))
+        .route("/api/master", get(get_master).put(put_master))
+        .route("/api/sources/{id}", get(get_source).put(put_source))
         .route("/api/outputs", get(get_outputs).post(post_output))
         .route("/api/outputs/{kind}/{addr}", delete(delete_output))
         .route("/mix.sdp", get(get_sdp))
@@ -256,6 +261,19 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 
 async fn get_state(State(app): State<AppState>) -> Response {
     json(&app.hub.full_state())
+}
+
+async fn get_master(State(app): State<AppState>) -> Response {
+    let body = serde_json::to_string(&app.hub.master()).expect("plain data serialises");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn get_source(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&app.hub.source(&id)?).expect("plain data serialises");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn put_master(
@@ -420,9 +438,9 @@ async fn serve_client(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
                 let result = serde_json::from_str::<ClientMessage>(&text)
                     .map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
                     .and_then(|m| match m {
-                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume }),
+                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume: Some(volume), volume_db: None }),
                         ClientMessage::SetSource { id, name, volume, balance, mute, solo } => {
-                            hub.set_source(&id, SourcePatch { name, volume, balance, mute, solo }, peer)
+                            hub.set_source(&id, SourcePatch { name, volume, volume_db: None, balance, mute, solo }, peer)
                         }
                     });
                 if let Err(e) = result {

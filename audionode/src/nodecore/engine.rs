@@ -88,6 +88,8 @@ struct Slot {
     /// Largest post-fader sample magnitude in each recent meter window
     /// (`meter_window` is the current one).
     peaks: [f32; METER_WINDOWS],
+    /// The same before gain, mute and solo (the source's input level).
+    input_peaks: [f32; METER_WINDOWS],
 }
 
 /// The mixing engine.
@@ -287,6 +289,7 @@ impl Engine {
             closing: false,
             applied: StereoGain::from_controls(controls.volume, controls.balance, self.master),
             peaks: [0.0; METER_WINDOWS],
+            input_peaks: [0.0; METER_WINDOWS],
         });
         self.by_id.insert(id, free);
         self.counters.streams_started += 1;
@@ -368,6 +371,7 @@ impl Engine {
             slot.applied = target;
             slot.peaks[window] =
                 slot.peaks[window].max(loudest * target.left.max(target.right) / 32768.0);
+            slot.input_peaks[window] = slot.input_peaks[window].max(loudest / 32768.0);
         }
         let rendered = self.mixer.render(&mut self.out);
         self.counters.clipped += rendered.clipped;
@@ -439,8 +443,10 @@ impl Engine {
                 stats: slot.source.stats(),
                 controls: slot.controls,
                 peak: slot.peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
+                input_peak: slot.input_peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
             });
             slot.peaks[next] = 0.0;
+            slot.input_peaks[next] = 0.0;
         }
         self.meter_window = next;
         self.out_peaks[next] = (0.0, 0.0);

@@ -139,6 +139,8 @@ pub struct SourceRow {
     pub controls: SourceControls,
     /// Post-fader peak over the last few frames (1.0 = full scale).
     pub peak: f32,
+    /// Pre-fader peak (before gain, mute and solo) over the same frames.
+    pub input_peak: f32,
 }
 
 const EMPTY_ROW: SourceRow = SourceRow {
@@ -174,6 +176,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
         solo: false,
     },
     peak: 0.0,
+    input_peak: 0.0,
 };
 
 /// Everything the mixing thread reports, in a frame with a row for every
