@@ -152,6 +152,14 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             bind_rtp_pair(addr).with_context(|| format!("cannot listen for RTP on {addr}"))?;
         rtp_sockets.push(pair);
     }
+    // RTP outputs (at start or added later) leave from their own pair.
+    let rtp_out_ip: std::net::IpAddr = if local_addr.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let rtp_out = bind_rtp_pair(SocketAddr::new(rtp_out_ip, 0))
+        .context("cannot open the sockets RTP outputs are sent from")?;
     let rtp_listen_addrs = rtp_sockets
         .iter()
         .map(|(rtp, _)| rtp.local_addr())
@@ -240,6 +248,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         config,
         socket,
         rtp_sockets,
+        rtp_out,
         output_commands,
         out,
         outbox,
@@ -357,6 +366,8 @@ struct LoopParts {
     socket: UdpSocket,
     /// Each `--rtp-listen` socket and its RTCP companion.
     rtp_sockets: Vec<(UdpSocket, UdpSocket)>,
+    /// What RTP outputs are sent from: RTP and RTCP.
+    rtp_out: (UdpSocket, UdpSocket),
     output_commands: rtrb::Consumer<OutputCommand>,
     out: UdpSocket,
     outbox: Outbox,
@@ -399,6 +410,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         config,
         socket,
         rtp_sockets,
+        rtp_out,
         mut output_commands,
         out,
         mut outbox,
@@ -449,7 +461,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     let max_rtp_bytes = max_bytes + 64;
     let mut rx = BatchReceiver::new(BATCH, max_rtp_bytes + 1);
     let cname = SourceName::new(&format!("audionode@{}", socket.local_addr()?));
-    let mut sender = Outputs::new(out, rate, cname, &start_outputs);
+    let mut sender = Outputs::new(out, rtp_out, rate, cname, &start_outputs);
     let reporter = rtp_io::random_u32();
     let mut sockets: Vec<(&UdpSocket, SocketKind)> = vec![(&socket, SocketKind::Original)];
     for (k, (rtp, rtcp)) in rtp_sockets.iter().enumerate() {

@@ -98,6 +98,10 @@ impl Dest {
 /// reported once per run of failures, through the event log.
 pub struct Outputs {
     socket: UdpSocket,
+    /// RTP outputs leave from their own pair of sockets (RTP, and RTCP on
+    /// the port + 1, as RFC 3550 has it), so receivers' reports go there
+    /// and never to the original-format socket.
+    rtp: (UdpSocket, UdpSocket),
     dests: Vec<Dest>,
     rate: u32,
     cname: SourceName,
@@ -107,11 +111,18 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// The start-up set, sent from `socket`; `cname` names the node in its
-    /// RTP streams' RTCP.
-    pub fn new(socket: UdpSocket, rate: u32, cname: SourceName, start: &[OutputSpec]) -> Self {
+    /// The start-up set, sent from `socket` (original format) and `rtp`
+    /// (RTP and RTCP); `cname` names the node in its RTP streams' RTCP.
+    pub fn new(
+        socket: UdpSocket,
+        rtp: (UdpSocket, UdpSocket),
+        rate: u32,
+        cname: SourceName,
+        start: &[OutputSpec],
+    ) -> Self {
         let mut outputs = Self {
             socket,
+            rtp,
             dests: Vec::with_capacity(MAX_OUTPUTS),
             rate,
             cname,
@@ -143,7 +154,7 @@ impl Outputs {
             OutputCommand::Remove(spec) => {
                 if let Some(i) = self.dests.iter().position(|d| d.spec() == spec) {
                     if let Dest::Rtp(stream) = self.dests.remove(i) {
-                        stream.bye(&self.socket, &mut self.buf);
+                        stream.bye(&self.rtp.1, &mut self.buf);
                     }
                 }
             }
@@ -167,9 +178,14 @@ impl Outputs {
                     }
                     result
                 }
-                Dest::Rtp(stream) => {
-                    stream.send_block(&self.socket, interleaved, self.rate, now, &mut self.buf)
-                }
+                Dest::Rtp(stream) => stream.send_block(
+                    &self.rtp.0,
+                    &self.rtp.1,
+                    interleaved,
+                    self.rate,
+                    now,
+                    &mut self.buf,
+                ),
             };
             if let Err(e) = result {
                 ok = false;
@@ -204,7 +220,7 @@ impl Outputs {
     pub fn close(&mut self) {
         for dest in &self.dests {
             if let Dest::Rtp(stream) = dest {
-                stream.bye(&self.socket, &mut self.buf);
+                stream.bye(&self.rtp.1, &mut self.buf);
             }
         }
     }

@@ -122,6 +122,8 @@ pub struct RtpStream {
     octets: u32,
     next_report: Duration,
     cname: SourceName,
+    /// When the last block was sent and how long it lasted.
+    last_block: Option<(Duration, Duration)>,
 }
 
 impl RtpStream {
@@ -140,6 +142,7 @@ impl RtpStream {
             octets: 0,
             next_report: now,
             cname,
+            last_block: None,
         }
     }
 
@@ -148,11 +151,19 @@ impl RtpStream {
         self.dest
     }
 
-    /// Sends one mixed block (interleaved stereo) as RTP packets, then a
-    /// sender report when one is due; `buf` holds one datagram.
+    /// Sends one mixed block (interleaved stereo) as RTP packets from
+    /// `socket`, then a sender report from `rtcp` when one is due; `buf`
+    /// holds one datagram.
+    ///
+    /// Timestamps are sampling instants: after a pause (the node was idle,
+    /// no stream to mix) they jump by the time that passed, and the first
+    /// packet after it carries the marker bit, so a receiver placing by
+    /// timestamp (another node) plays the new audio now, not late by the
+    /// pause.
     pub fn send_block(
         &mut self,
         socket: &UdpSocket,
+        rtcp: &UdpSocket,
         block: &[i16],
         rate: u32,
         now: Duration,
@@ -160,6 +171,18 @@ impl RtpStream {
     ) -> io::Result<()> {
         let frames = block.len() / 2;
         let packets = packets_per_block(frames, rate);
+        let duration = Duration::from_secs_f64(frames as f64 / f64::from(rate));
+        let mut marker = self.packets == 0;
+        if let Some((at, last)) = self.last_block {
+            let gap = now.saturating_sub(at).saturating_sub(last);
+            if gap > 4 * duration {
+                self.timestamp = self
+                    .timestamp
+                    .wrapping_add((gap.as_secs_f64() * f64::from(rate)) as u32);
+                marker = true;
+            }
+        }
+        self.last_block = Some((now, duration));
         let mut result = Ok(());
         for k in 0..packets {
             let part = &block[2 * (k * frames / packets)..2 * ((k + 1) * frames / packets)];
@@ -167,7 +190,7 @@ impl RtpStream {
                 continue;
             }
             let header = RtpHeader {
-                marker: self.packets == 0,
+                marker: std::mem::take(&mut marker),
                 payload_type: self.payload_type,
                 seq: self.seq,
                 timestamp: self.timestamp,
@@ -190,7 +213,7 @@ impl RtpStream {
             self.next_report = now + REPORT_INTERVAL.mul_f64(spread);
             let len = self.sender_report(buf);
             // A lost report is only a lost report: the audio went out.
-            let _ = socket.send_to(&buf[..len], self.rtcp_dest);
+            let _ = rtcp.send_to(&buf[..len], self.rtcp_dest);
         }
         result
     }
@@ -235,6 +258,41 @@ mod tests {
         assert_eq!(ptime_ms(220, 44_100), 5);
         // 20 ms blocks: at least two packets by time.
         assert_eq!(packets_per_block(960, 48_000), 3);
+    }
+
+    #[test]
+    fn timestamps_jump_over_a_pause_with_the_marker_set() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut stream = RtpStream::new(
+            rx.local_addr().unwrap(),
+            44_100,
+            Duration::ZERO,
+            SourceName::new("node"),
+        );
+        let block = vec![1i16; 440];
+        let mut buf = [0u8; 1500];
+        let mut got = Vec::new();
+        for at_ms in [0, 5, 1005] {
+            stream
+                .send_block(
+                    &tx,
+                    &tx,
+                    &block,
+                    44_100,
+                    Duration::from_millis(at_ms),
+                    &mut buf,
+                )
+                .unwrap();
+            let n = rx.recv(&mut buf).unwrap();
+            let p = rtp::RtpPacket::decode(&buf[..n]).unwrap();
+            got.push((p.marker, p.timestamp));
+        }
+        let (t0, t1, t2) = (got[0].1, got[1].1, got[2].1);
+        assert_eq!((got[0].0, got[1].0, got[2].0), (true, false, true));
+        assert_eq!(t1.wrapping_sub(t0), 220);
+        // The third block began 1000 ms after the second: 44 100 frames.
+        assert_eq!(t2.wrapping_sub(t1), 44_100);
     }
 
     #[test]
@@ -285,7 +343,7 @@ mod tests {
         let block: Vec<i16> = (0..882).map(|k| k as i16).collect();
         let mut buf = [0u8; 1500];
         stream
-            .send_block(&tx, &block, 44_100, Duration::ZERO, &mut buf)
+            .send_block(&tx, &tx, &block, 44_100, Duration::ZERO, &mut buf)
             .unwrap();
         let mut got = Vec::new();
         let mut first_ts = None;
