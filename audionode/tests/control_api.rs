@@ -231,7 +231,7 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
         "{metrics}"
     );
     assert!(metrics.contains(&format!(
-        r#"audionode_source_jitter_ms{{source="{id}",name=""}}"#
+        r#"audionode_source_jitter_seconds{{source="{id}",name=""}}"#
     )));
 
     sender.join().unwrap();

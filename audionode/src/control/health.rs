@@ -133,7 +133,19 @@ impl History {
             self.checkpoints.pop_front();
         }
         let base = self.checkpoints.front().map_or(Counts::default(), |c| c.1);
-        assess(&now.since(&base))
+        let mut health = assess(&now.since(&base));
+        if stats.rate_mismatch_hz > 0 {
+            // Not a window's count: a wrong setting, bad for as long as it lasts.
+            health.level = Level::Bad;
+            health.reasons.insert(
+                0,
+                format!(
+                    "rate mismatch: the sender runs at ~{} Hz (set the same --sample-rate on both)",
+                    stats.rate_mismatch_hz
+                ),
+            );
+        }
+        health
     }
 }
 

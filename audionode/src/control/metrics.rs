@@ -182,21 +182,27 @@ pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> 
         }
         registry.register(name, help, family);
     }
-    let per_source_gauges: [Metric<f64>; 3] = [
+    // Base units, as Prometheus asks: seconds and hertz.
+    let per_source_gauges: [Metric<f64>; 4] = [
         (
-            "source_jitter_ms",
-            "RFC 3550 interarrival jitter in milliseconds",
-            |s| s.jitter_ms,
+            "source_jitter_seconds",
+            "RFC 3550 interarrival jitter",
+            |s| s.jitter_ms / 1000.0,
         ),
         (
-            "source_buffered_ms",
-            "Audio buffered ahead of playout in milliseconds",
-            |s| s.buffered_ms,
+            "source_buffered_seconds",
+            "Audio buffered ahead of playout",
+            |s| s.buffered_ms / 1000.0,
         ),
         (
-            "source_target_ms",
-            "Jitter-buffer target in milliseconds",
-            |s| s.target_ms,
+            "source_target_seconds",
+            "Jitter-buffer target delay",
+            |s| s.target_ms / 1000.0,
+        ),
+        (
+            "source_rate_mismatch_hertz",
+            "The rate the sender's audio arrives at when it does not fit the node's sample rate (0: it fits)",
+            |s| f64::from(s.rate_mismatch_hz),
         ),
     ];
     for (name, help, get) in per_source_gauges {
@@ -242,7 +248,7 @@ mod tests {
             r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#
         ));
         assert!(text.contains(
-            r#"audionode_source_jitter_ms{source="127.0.0.1:5000",name="bass \"DI\""} 1.5"#
+            r#"audionode_source_jitter_seconds{source="127.0.0.1:5000",name="bass \"DI\""} 0.0015"#
         ));
         assert!(text.ends_with("# EOF\n"));
     }

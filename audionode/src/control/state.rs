@@ -235,6 +235,9 @@ pub struct StatsView {
     pub target_ms: f64,
     /// Loss in percent of expected packets.
     pub loss_percent: f64,
+    /// The rate the sender's audio arrives at when it does not fit the
+    /// node's (0: it fits).
+    pub rate_mismatch_hz: u32,
 }
 
 impl From<&SourceStats> for StatsView {
@@ -257,6 +260,7 @@ impl From<&SourceStats> for StatsView {
             jitter_ms: round2(s.jitter_ms),
             buffered_ms: round2(s.buffered_ms),
             target_ms: round2(s.target_ms),
+            rate_mismatch_hz: s.rate_mismatch_hz,
             loss_percent: if expected == 0 {
                 0.0
             } else {

@@ -197,6 +197,14 @@ pub enum EventKind {
         /// Such packets so far.
         count: u64,
     },
+    /// The sender's audio arrives at a rate that does not fit the node's
+    /// (it runs at another sample rate); `sender_hz` 0: it fits again.
+    RateMismatch {
+        /// The measured rate (nearest 50 Hz), or 0.
+        sender_hz: u32,
+        /// The node's rate.
+        node_hz: u32,
+    },
     /// The source's name changed (RTCP SDES or the operator).
     Named {
         /// The new name (empty: none).
@@ -292,6 +300,13 @@ impl fmt::Display for EventKind {
                     None => write!(f, " by=rtcp"),
                 }
             }
+            EventKind::RateMismatch { sender_hz: 0, node_hz } => {
+                write!(f, "Rate fits again: the sender runs at the node's {node_hz} Hz")
+            }
+            EventKind::RateMismatch { sender_hz, node_hz } => write!(
+                f,
+                "Rate mismatch: sender runs at ~{sender_hz} Hz, node at {node_hz} Hz (set the same --sample-rate on both)"
+            ),
             EventKind::RtpRefused { why, from } => {
                 write!(f, "Refused RTP stream from={from}: {why}")
             }
@@ -472,7 +487,9 @@ impl EventKind {
             EventKind::Overflow { .. } => EventClass::Overflow,
             EventKind::SizeChanged { .. } => EventClass::Size,
             EventKind::Suppressed { .. } => EventClass::Suppressed,
-            EventKind::FormatChanged { .. } | EventKind::Named { .. } => EventClass::New,
+            EventKind::FormatChanged { .. }
+            | EventKind::Named { .. }
+            | EventKind::RateMismatch { .. } => EventClass::New,
             EventKind::Malformed { .. }
             | EventKind::RtpRefused { .. }
             | EventKind::Refused { .. }
@@ -492,7 +509,9 @@ impl EventKind {
             | EventKind::Dropped { .. }
             | EventKind::SizeChanged { .. }
             | EventKind::Named { .. } => Mirror::Info,
-            EventKind::FormatChanged { .. } | EventKind::RtpRefused { .. } => Mirror::Warn,
+            EventKind::FormatChanged { .. }
+            | EventKind::RtpRefused { .. }
+            | EventKind::RateMismatch { .. } => Mirror::Warn,
             EventKind::Stall { .. } | EventKind::OverBudget { .. } => Mirror::Warn,
             EventKind::SendFailed { .. } => Mirror::WarnOnly,
             EventKind::SendRecovered { .. } => Mirror::Info,

@@ -1007,3 +1007,34 @@ fn a_sender_two_percent_slow_is_held_without_late_packets() {
     );
     assert!(stats.drift_repeats > 4000, "{stats}");
 }
+
+#[test]
+fn a_sender_at_another_rate_is_named_but_a_slow_streamer_is_not() {
+    // 48 kHz audio into a 44.1 kHz node: 480 samples every 10 ms.
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(480, 1);
+    for k in 0..1000u32 {
+        let t = Duration::from_millis(u64::from(k) * 10);
+        sim.deliver(t, addr(1), &packet(k, &chunk));
+    }
+    let texts = sim.event_texts();
+    let mismatch: Vec<_> = texts
+        .iter()
+        .filter(|t| t.starts_with("Rate mismatch"))
+        .collect();
+    assert_eq!(
+        mismatch,
+        vec!["Rate mismatch: sender runs at ~48000 Hz, node at 44100 Hz (set the same --sample-rate on both)"],
+        "{texts:?}"
+    );
+    assert_eq!(sim.snapshot().sources[0].1.rate_mismatch_hz, 48_000);
+    // The original streamer runs up to 3 % slow: not a mismatch.
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 2);
+    for k in 0..1000u32 {
+        let t = Duration::from_micros(u64::from(k) * 10_300);
+        sim.deliver(t, addr(2), &packet(k, &chunk));
+    }
+    assert!(!sim.event_texts().iter().any(|t| t.starts_with("Rate")));
+    assert_eq!(sim.snapshot().sources[0].1.rate_mismatch_hz, 0);
+}

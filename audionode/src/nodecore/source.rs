@@ -32,6 +32,14 @@ use super::stats::SourceStats;
 use super::throttle::{Summary, Throttle};
 use super::tracker::{Arrival, SourceTracker, TrackerLimits, RESTART_RUN};
 
+/// How long the arrival rate of a source's audio is measured per window.
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// How far the measured rate may be off the node's before a sender is
+/// said to run at another rate. Not 1 %: the original streamer sleeps
+/// after each send and runs up to 3 % slow, which the drift control holds;
+/// 44.1 kHz against 48 kHz is 8.8 % off, 32 against 44.1 kHz 27 %.
+const RATE_TOLERANCE: f64 = 0.05;
+
 /// Consecutive packets that must miss the buffer (besides lasting longer
 /// than the jitter target) before a stream is re-anchored.
 const REANCHOR_MIN_PACKETS: u64 = 3;
@@ -138,6 +146,46 @@ pub struct Source {
     size_changes: u64,
     reanchors: u64,
     format_changes: u64,
+    rate: RateWatch,
+}
+
+/// Measures the rate a source's audio arrives at, in windows of
+/// [`RATE_WINDOW`], to catch a sender at another sample rate (its packets
+/// arrive faster or slower than the node plays them: overflow or drift
+/// corrections otherwise, with no word on why).
+#[derive(Debug, Clone, Copy, Default)]
+struct RateWatch {
+    /// Start of the window and frames received in it.
+    window: Option<(Duration, u64)>,
+    /// Consecutive windows off by more than the tolerance.
+    off_windows: u32,
+    /// The rate reported, once two windows agreed (0: fits).
+    mismatch_hz: u32,
+}
+
+impl RateWatch {
+    /// Counts `frames` arriving at `now`; the measured rate when a window
+    /// that confirms a mismatch (or its end) closes.
+    fn on_frames(&mut self, now: Duration, frames: usize, node_rate: u32) -> Option<u32> {
+        let (start, count) = self.window.get_or_insert((now, 0));
+        *count += frames as u64;
+        let elapsed = now.saturating_sub(*start);
+        if elapsed < RATE_WINDOW {
+            return None;
+        }
+        let measured = *count as f64 / elapsed.as_secs_f64();
+        self.window = Some((now, 0));
+        let off = (measured / f64::from(node_rate) - 1.0).abs() > RATE_TOLERANCE;
+        self.off_windows = if off { self.off_windows + 1 } else { 0 };
+        let before = self.mismatch_hz;
+        if self.off_windows >= 2 {
+            // To the nearest 50 Hz: an estimate, not a measurement of the crystal.
+            self.mismatch_hz = ((measured / 50.0).round() * 50.0) as u32;
+        } else if !off {
+            self.mismatch_hz = 0;
+        }
+        (self.mismatch_hz != before).then_some(self.mismatch_hz)
+    }
 }
 
 /// What receiver reports of an RTP source need between reports.
@@ -288,6 +336,7 @@ impl Source {
             size_changes: 0,
             reanchors: 0,
             format_changes: 0,
+            rate: RateWatch::default(),
         };
         let classified = source.tracker.on_packet(first.seq);
         debug_assert_eq!(classified.arrival, Arrival::First);
@@ -468,6 +517,7 @@ impl Source {
                 missing,
                 missing_from,
             } => {
+                self.watch_rate(packet.frames(), clock.now, events);
                 if missing > 0 {
                     let last = missing_from.wrapping_add((missing - 1) as u32);
                     self.push_burstable(
@@ -512,6 +562,21 @@ impl Source {
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
+        }
+    }
+
+    /// Measures the arrival rate; says so when it stops (or starts again
+    /// to) fit the node's rate.
+    fn watch_rate(&mut self, frames: usize, now: Duration, events: &mut Events) {
+        if let Some(hz) = self.rate.on_frames(now, frames, self.params.rate) {
+            self.push_event(
+                now,
+                events,
+                EventKind::RateMismatch {
+                    sender_hz: hz,
+                    node_hz: self.params.rate,
+                },
+            );
         }
     }
 
@@ -728,6 +793,7 @@ impl Source {
             target_ms: self.target_frames as f64 / rate * 1000.0,
             drift_drops: drops + self.past_corrections.0,
             drift_repeats: repeats + self.past_corrections.1,
+            rate_mismatch_hz: self.rate.mismatch_hz,
         }
     }
 

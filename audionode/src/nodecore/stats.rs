@@ -47,6 +47,10 @@ pub struct SourceStats {
     pub drift_drops: u64,
     /// Samples repeated to lengthen the delay (slow source clock).
     pub drift_repeats: u64,
+    /// The rate the sender's packets arrive at, when it does not fit the
+    /// node's sample rate (a sender at another `--sample-rate`); 0 when it
+    /// fits or is not measured yet.
+    pub rate_mismatch_hz: u32,
 }
 
 impl fmt::Display for SourceStats {
@@ -168,6 +172,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
         target_ms: 0.0,
         drift_drops: 0,
         drift_repeats: 0,
+        rate_mismatch_hz: 0,
     },
     controls: SourceControls {
         volume: 1.0,
