@@ -34,6 +34,44 @@ pub fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// The line each start of the node begins with in the event log: node
+/// time 0 is this wall-clock time (UTC), so the log's millisecond stamps
+/// can be placed in the day, and an appended log shows where each run of
+/// the node begins.
+pub fn start_line(wall_clock: std::time::SystemTime, details: &str) -> String {
+    format!(
+        "[{:>12}] [{:>21}] Node started version={} wall_clock={} {details}",
+        0,
+        "node",
+        env!("CARGO_PKG_VERSION"),
+        utc(wall_clock)
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (the civil calendar from days since 1970).
+fn utc(t: std::time::SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
 impl EventLog {
     /// Starts the writer thread on `file` (opened by [`open`]), reading
     /// `events`.
@@ -237,6 +275,18 @@ mod tests {
             lines[3],
             "[           5] [        ssrc:0000beef] Repeated packet seq=2"
         );
+    }
+
+    #[test]
+    fn the_start_line_says_when_node_time_zero_is() {
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_796_131_512_345);
+        assert_eq!(utc(t), "2026-12-01T13:25:12.345Z");
+        assert_eq!(utc(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&utc(leap)[..10], "2000-02-29");
+        let line = start_line(t, "listen=127.0.0.1:4030");
+        assert!(line.starts_with("[           0] [                 node] Node started version="));
+        assert!(line.ends_with("wall_clock=2026-12-01T13:25:12.345Z listen=127.0.0.1:4030"));
     }
 
     #[test]

@@ -184,6 +184,30 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let (outbox, readers) = outbox::outbox(config.engine.max_sources, block_ring);
     let stop = Arc::new(AtomicBool::new(false));
     let mut helpers = Vec::new();
+    let mut log_file = log_file;
+    let details = format!(
+        "listen={local_addr}{} outputs={} sample_rate={rate} jitter={:?} max_sources={}",
+        rtp_listen_addrs
+            .iter()
+            .map(|a| format!(" rtp_listen={a}"))
+            .collect::<String>(),
+        start_outputs(&config)
+            .iter()
+            .map(|o| format!("{}:{}", o.kind, o.addr))
+            .collect::<Vec<_>>()
+            .join(","),
+        config.engine.source.target,
+        config.engine.max_sources,
+    );
+    {
+        use std::io::Write;
+        writeln!(
+            log_file,
+            "{}",
+            event_log::start_line(std::time::SystemTime::now(), &details)
+        )
+        .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
+    }
     let event_log = EventLog::start(log_file, &config.log_file, readers.events)
         .context("cannot start the event-log thread")?;
     if let (Some(server), Some(blocks)) = (tcp_out, readers.blocks) {

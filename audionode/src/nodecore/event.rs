@@ -205,6 +205,12 @@ pub enum EventKind {
         /// The node's rate.
         node_hz: u32,
     },
+    /// A new source's sequence numbers jump at random: probably a stereo
+    /// stream without them (the node's output format) sent to the node.
+    NoSequenceNumbers {
+        /// Far jumps among its first packets.
+        jumps: u32,
+    },
     /// The source's name changed (RTCP SDES or the operator).
     Named {
         /// The new name (empty: none).
@@ -306,6 +312,10 @@ impl fmt::Display for EventKind {
             EventKind::RateMismatch { sender_hz, node_hz } => write!(
                 f,
                 "Rate mismatch: sender runs at ~{sender_hz} Hz, node at {node_hz} Hz (set the same --sample-rate on both)"
+            ),
+            EventKind::NoSequenceNumbers { jumps } => write!(
+                f,
+                "No sequence numbers: {jumps} of the first 16 packets jump far; this looks like a stereo stream without sequence numbers (a node's output, audiostreamer --stream-to-recorder) sent to a node"
             ),
             EventKind::RtpRefused { why, from } => {
                 write!(f, "Refused RTP stream from={from}: {why}")
@@ -489,7 +499,8 @@ impl EventKind {
             EventKind::Suppressed { .. } => EventClass::Suppressed,
             EventKind::FormatChanged { .. }
             | EventKind::Named { .. }
-            | EventKind::RateMismatch { .. } => EventClass::New,
+            | EventKind::RateMismatch { .. }
+            | EventKind::NoSequenceNumbers { .. } => EventClass::New,
             EventKind::Malformed { .. }
             | EventKind::RtpRefused { .. }
             | EventKind::Refused { .. }
@@ -511,7 +522,8 @@ impl EventKind {
             | EventKind::Named { .. } => Mirror::Info,
             EventKind::FormatChanged { .. }
             | EventKind::RtpRefused { .. }
-            | EventKind::RateMismatch { .. } => Mirror::Warn,
+            | EventKind::RateMismatch { .. }
+            | EventKind::NoSequenceNumbers { .. } => Mirror::Warn,
             EventKind::Stall { .. } | EventKind::OverBudget { .. } => Mirror::Warn,
             EventKind::SendFailed { .. } => Mirror::WarnOnly,
             EventKind::SendRecovered { .. } => Mirror::Info,

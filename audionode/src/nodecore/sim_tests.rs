@@ -1038,3 +1038,32 @@ fn a_sender_at_another_rate_is_named_but_a_slow_streamer_is_not() {
     assert!(!sim.event_texts().iter().any(|t| t.starts_with("Rate")));
     assert_eq!(sim.snapshot().sources[0].1.rate_mismatch_hz, 0);
 }
+
+#[test]
+fn a_stereo_stream_without_sequence_numbers_is_named_once() {
+    // The recorder's format sent to the node: each datagram's first left
+    // and right samples read as a sequence number.
+    let mut sim = Sim::new(config(20.0));
+    let audio = signal(40 * CHUNK * 2, 3);
+    for k in 0..40usize {
+        let frames = &audio[k * 2 * CHUNK..(k + 1) * 2 * CHUNK];
+        let mut bytes = vec![0u8; 4 * CHUNK];
+        proto::encode_stereo(frames, &mut bytes).unwrap();
+        sim.deliver(chunk_time(k), addr(1), &bytes);
+    }
+    let texts = sim.event_texts();
+    let said: Vec<_> = texts
+        .iter()
+        .filter(|t| t.starts_with("No sequence numbers"))
+        .collect();
+    assert_eq!(said.len(), 1, "{texts:?}");
+    // A real stream, even one that starts with a restart-like jump, is not.
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(40 * CHUNK, 4);
+    let order: Vec<usize> = (0..40).collect();
+    send_script(&mut sim, addr(2), &samples, u32::MAX - 5, &order);
+    assert!(!sim
+        .event_texts()
+        .iter()
+        .any(|t| t.starts_with("No sequence")));
+}

@@ -147,7 +147,15 @@ pub struct Source {
     reanchors: u64,
     format_changes: u64,
     rate: RateWatch,
+    /// The first packets' sequence numbers: how many, how many jumped far
+    /// from the one before, and the last.
+    seq_probe: (u32, u32, u32),
 }
+
+/// Packets of a new source whose sequence numbers are checked for jumps.
+const SEQ_PROBE_PACKETS: u32 = 16;
+/// A jump larger than this between consecutive packets is "far".
+const SEQ_PROBE_FAR: u32 = 1000;
 
 /// Measures the rate a source's audio arrives at, in windows of
 /// [`RATE_WINDOW`], to catch a sender at another sample rate (its packets
@@ -337,6 +345,7 @@ impl Source {
             reanchors: 0,
             format_changes: 0,
             rate: RateWatch::default(),
+            seq_probe: (1, 0, first.seq),
         };
         let classified = source.tracker.on_packet(first.seq);
         debug_assert_eq!(classified.arrival, Arrival::First);
@@ -502,6 +511,9 @@ impl Source {
             }
         }
         let packet = &packet;
+        if packet.rtp.is_none() {
+            self.probe_sequence(packet.seq, clock.now, events);
+        }
         let previous_highest = self.tracker.highest_seq();
         let classified = self.tracker.on_packet(packet.seq);
         let seq = packet.seq;
@@ -562,6 +574,24 @@ impl Source {
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
+        }
+    }
+
+    /// Over a new source's first packets: when most sequence numbers jump
+    /// far from the one before, they are not sequence numbers. The usual
+    /// cause is the stereo format of the node's own output (no sequence
+    /// number: the first left and right samples read as one) sent to a
+    /// node's port; said once.
+    fn probe_sequence(&mut self, seq: u32, now: Duration, events: &mut Events) {
+        let (count, jumps, last) = self.seq_probe;
+        if count >= SEQ_PROBE_PACKETS {
+            return;
+        }
+        let distance = seq.wrapping_sub(last).min(last.wrapping_sub(seq));
+        let jumps = jumps + u32::from(distance > SEQ_PROBE_FAR);
+        self.seq_probe = (count + 1, jumps, seq);
+        if count + 1 == SEQ_PROBE_PACKETS && jumps > SEQ_PROBE_PACKETS / 2 {
+            self.push_event(now, events, EventKind::NoSequenceNumbers { jumps });
         }
     }
 
