@@ -96,6 +96,20 @@ impl BatchReceiver {
         }
     }
 
+    /// Waits up to `timeout` until any of `sockets` is readable; `false`
+    /// when the time ran out. (Then take each socket's batch with
+    /// [`BatchReceiver::recv`] and no wait.)
+    pub fn wait_any(sockets: &[&UdpSocket], timeout: Duration) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        return linux::wait_any(sockets, timeout);
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = sockets;
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+            Ok(true)
+        }
+    }
+
     /// How long the `i`-th datagram of the last batch had been waiting in
     /// the socket when the batch was taken (`None`: no kernel timestamp).
     pub fn age(&self, i: usize) -> Option<Duration> {
@@ -213,6 +227,24 @@ mod linux {
         recv_flags(rx, socket, libc::MSG_DONTWAIT)
     }
 
+    /// Most sockets [`wait_any`] watches.
+    const MAX_WAIT_FDS: usize = 32;
+
+    /// Waits up to `timeout` for any of `sockets` (the first
+    /// [`MAX_WAIT_FDS`]) to become readable.
+    pub fn wait_any(sockets: &[&UdpSocket], timeout: Duration) -> io::Result<bool> {
+        let mut fds = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }; MAX_WAIT_FDS];
+        let n = sockets.len().min(MAX_WAIT_FDS);
+        for (fd, socket) in fds.iter_mut().zip(sockets) {
+            fd.fd = socket.as_raw_fd();
+        }
+        poll(&mut fds[..n], timeout)
+    }
+
     /// Waits up to `timeout` for `socket` to become readable; `false` when
     /// the time ran out (or a signal interrupted the wait).
     fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<bool> {
@@ -221,12 +253,23 @@ mod linux {
             events: libc::POLLIN,
             revents: 0,
         }];
+        poll(&mut fds, timeout)
+    }
+
+    fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<bool> {
         let ts = libc::timespec {
             tv_sec: timeout.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
             tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
         };
-        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
-        let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &ts, std::ptr::null()) };
+        // SAFETY: valid pollfds, a valid timespec, no signal mask.
+        let ready = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         if ready < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {

@@ -95,6 +95,28 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<String>,
 
+    /// Also receive RTP (RFC 3550) with L16 payloads on ADDR (or a bare
+    /// port), e.g. from ffmpeg, GStreamer or another node; RTCP on the port
+    /// + 1 and multiplexed on the port itself; repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub rtp_listen: Vec<String>,
+
+    /// Declare a dynamic RTP payload type, PT=L16/RATE/CHANNELS (e.g.
+    /// 98=L16/44100/2); repeatable. Known without it: 10 (L16/44100/2),
+    /// 11 (L16/44100/1), 96 (L16/<rate>/2) and 97 (L16/<rate>/1).
+    #[arg(long, value_name = "PT=L16/RATE/CH")]
+    pub rtp_map: Vec<String>,
+
+    /// Send the stereo mix as RTP L16 to HOST:PORT (RTCP sender reports to
+    /// the port + 1), described by GET /mix.sdp; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rtp_dest: Vec<String>,
+
+    /// Write the SDP of the first --rtp-dest stream to PATH (for ffplay,
+    /// VLC, GStreamer or another recorder).
+    #[arg(long, value_name = "PATH")]
+    pub sdp_file: Option<PathBuf>,
+
     /// Real-time (SCHED_FIFO) priority of the mixing thread, 1-99, or 0 for
     /// normal scheduling. Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; when
     /// not permitted the node says so once and mixes at normal priority.

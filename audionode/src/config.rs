@@ -29,8 +29,16 @@ pub const HTTP_TOKEN_ENV: &str = "AUDIONODE_HTTP_TOKEN";
 pub struct Config {
     /// Address to receive source datagrams on.
     pub listen: SocketAddr,
-    /// Recorders to send the mix to.
+    /// Recorders to send the mix to (the original stereo format).
     pub dests: Vec<SocketAddr>,
+    /// Where RTP sources are received (`--rtp-listen`).
+    pub rtp_listen: Vec<SocketAddr>,
+    /// The RTP payload types sources may use.
+    pub rtp_map: proto::rtp_map::RtpMap,
+    /// Where the mix goes as RTP (`--rtp-dest`).
+    pub rtp_dests: Vec<SocketAddr>,
+    /// Where the first RTP output's SDP is written.
+    pub sdp_file: Option<PathBuf>,
     /// Event log path.
     pub log_file: PathBuf,
     /// Engine settings.
@@ -65,7 +73,7 @@ impl Config {
     /// Resolves `args`, with `env` (e.g. `|k| std::env::var(k).ok()`) for fallbacks.
     pub fn from_args(args: &Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let listen = match (&args.listen, env("LISTEN_PORT")) {
-            (Some(addr), _) => resolve(addr, "--listen")?,
+            (Some(addr), _) => resolve_listen(addr, "--listen")?,
             (None, Some(port)) => {
                 let port: u16 = port
                     .trim()
@@ -82,6 +90,9 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect()
+        } else if !args.rtp_dest.is_empty() {
+            // Only RTP outputs asked for: no original-format default.
+            Vec::new()
         } else {
             vec![DEFAULT_DEST.to_string()]
         };
@@ -89,8 +100,28 @@ impl Config {
             .iter()
             .map(|d| resolve(d, "--dest"))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if dests.is_empty() {
-            anyhow::bail!("no destination: give --dest HOST:PORT");
+        let rtp_dests = args
+            .rtp_dest
+            .iter()
+            .map(|d| resolve(d, "--rtp-dest"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if dests.is_empty() && rtp_dests.is_empty() {
+            anyhow::bail!("no destination: give --dest HOST:PORT or --rtp-dest HOST:PORT");
+        }
+        let rtp_listen = args
+            .rtp_listen
+            .iter()
+            .map(|a| resolve_listen(a, "--rtp-listen"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if rtp_listen.len() > MAX_RTP_LISTENERS {
+            anyhow::bail!("at most {MAX_RTP_LISTENERS} --rtp-listen addresses");
+        }
+        let mut rtp_map = proto::rtp_map::RtpMap::defaults_for(args.sample_rate);
+        for text in &args.rtp_map {
+            let entry: proto::rtp_map::RtpMapEntry = text
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--rtp-map {text:?}: {e}"))?;
+            rtp_map.declare(entry);
         }
         let log_file = args
             .log_file
@@ -127,6 +158,10 @@ impl Config {
         Ok(Config {
             listen,
             dests,
+            rtp_listen,
+            rtp_map,
+            rtp_dests,
+            sdp_file: args.sdp_file.clone(),
             log_file,
             engine: EngineConfig {
                 source: SourceParams {
@@ -259,6 +294,17 @@ fn parse_jitter(text: &str) -> anyhow::Result<JitterTarget> {
     match text.parse::<f64>() {
         Ok(ms) if ms > 0.0 && ms <= 1000.0 => Ok(JitterTarget::FixedMs(ms)),
         _ => anyhow::bail!("jitter target {text:?} must be \"auto\" or milliseconds in (0, 1000]"),
+    }
+}
+
+/// Most `--rtp-listen` sockets.
+pub const MAX_RTP_LISTENERS: usize = 8;
+
+/// A listening address: `ADDR:PORT`, or a bare port (on every interface).
+fn resolve_listen(text: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    match text.trim().parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        Err(_) => resolve(text, what),
     }
 }
 

@@ -5,6 +5,7 @@
 //! writing a slow disk or a stuck stderr never stalls receiving or mixing:
 //! the ring fills and further events are counted as dropped.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::nodecore::event::{Event, Mirror};
+use crate::nodecore::event::{Event, EventKind, Mirror};
+use crate::nodecore::name::SourceName;
+use crate::nodecore::source_id::SourceId;
 
 /// How often the writer looks at the ring.
 const POLL: Duration = Duration::from_millis(10);
@@ -29,6 +32,44 @@ pub struct EventLog {
 /// at once if the file cannot be opened for writing.
 pub fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// The line each start of the node begins with in the event log: node
+/// time 0 is this wall-clock time (UTC), so the log's millisecond stamps
+/// can be placed in the day, and an appended log shows where each run of
+/// the node begins.
+pub fn start_line(wall_clock: std::time::SystemTime, details: &str) -> String {
+    format!(
+        "[{:>12}] [{:>21}] Node started version={} wall_clock={} {details}",
+        0,
+        "node",
+        env!("CARGO_PKG_VERSION"),
+        utc(wall_clock)
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (the civil calendar from days since 1970).
+fn utc(t: std::time::SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_millis()
+    )
 }
 
 impl EventLog {
@@ -80,6 +121,8 @@ fn write_loop(
 ) -> io::Result<()> {
     let mut out = BufWriter::new(file);
     let mut failed = false;
+    // Named sources' lines end with `name="…"`.
+    let mut names: HashMap<SourceId, SourceName> = HashMap::new();
     loop {
         // Read the flag first: everything pushed before it was set is in
         // the ring when the ring is drained below.
@@ -87,11 +130,29 @@ fn write_loop(
         let mut result = Ok(());
         let mut wrote = false;
         while let Ok(event) = events.pop() {
-            mirror(&event);
+            let name = match event.kind {
+                EventKind::Named { name, .. } => {
+                    if name.is_empty() {
+                        names.remove(&event.source);
+                    } else {
+                        names.insert(event.source, name);
+                    }
+                    // Its own line says the name already.
+                    None
+                }
+                _ => names.get(&event.source).copied(),
+            };
+            mirror(&event, name);
+            if matches!(event.kind, EventKind::Dropped { .. }) {
+                names.remove(&event.source);
+            }
             if matches!(event.kind.mirror(), Mirror::DebugOnly | Mirror::WarnOnly) {
                 continue;
             }
-            result = result.and_then(|()| writeln!(out, "{event}"));
+            result = result.and_then(|()| match name {
+                Some(name) => writeln!(out, "{event} name=\"{}\"", name.escaped()),
+                None => writeln!(out, "{event}"),
+            });
             wrote = true;
         }
         if wrote {
@@ -112,11 +173,24 @@ fn write_loop(
 }
 
 /// The program log's copy of an event.
-fn mirror(event: &Event) {
+fn mirror(event: &Event, name: Option<SourceName>) {
+    let who = Who(event.source, name);
     match event.kind.mirror() {
-        Mirror::Info => log::info!("{} {}", event.source, event.kind),
-        Mirror::Warn | Mirror::WarnOnly => log::warn!("{} {}", event.source, event.kind),
-        Mirror::FileOnly | Mirror::DebugOnly => log::debug!("{} {}", event.source, event.kind),
+        Mirror::Info => log::info!("{who} {}", event.kind),
+        Mirror::Warn | Mirror::WarnOnly => log::warn!("{who} {}", event.kind),
+        Mirror::FileOnly | Mirror::DebugOnly => log::debug!("{who} {}", event.kind),
+    }
+}
+
+/// A source as the program log names it: its id and, if named, its name.
+struct Who(SourceId, Option<SourceName>);
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(name) => write!(f, "{} (\"{}\")", self.0, name.escaped()),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -151,6 +225,68 @@ mod tests {
             text,
             "earlier line\n[          42] [        10.0.0.1:4000] Repeated packet seq=3\n"
         );
+    }
+
+    #[test]
+    fn a_named_sources_lines_carry_its_name_until_it_leaves() {
+        let path = std::env::temp_dir().join(format!(
+            "audionode-eventlog-names-{}.log",
+            std::process::id()
+        ));
+        let (mut tx, rx) = rtrb::RingBuffer::new(8);
+        let log = EventLog::start(open(&path).unwrap(), &path, rx).unwrap();
+        let id = SourceId::Ssrc(0xbeef);
+        let at = Duration::from_millis(5);
+        for kind in [
+            EventKind::Named {
+                name: SourceName::new(r#"bass "DI""#),
+                by: None,
+            },
+            EventKind::Repeated { seq: 1 },
+            EventKind::Dropped {
+                reason: crate::nodecore::event::DropReason::Closed,
+                stats: Default::default(),
+            },
+            EventKind::Repeated { seq: 2 },
+        ] {
+            tx.push(Event {
+                at,
+                source: id,
+                kind,
+            })
+            .unwrap();
+        }
+        log.close().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"[           5] [        ssrc:0000beef] Named name="bass \"DI\"" by=rtcp"#
+        );
+        assert_eq!(
+            lines[1],
+            r#"[           5] [        ssrc:0000beef] Repeated packet seq=1 name="bass \"DI\"""#
+        );
+        assert!(lines[2]
+            .starts_with("[           5] [        ssrc:0000beef] Dropped stream reason=closed"));
+        assert!(lines[2].ends_with(r#" name="bass \"DI\"""#));
+        assert_eq!(
+            lines[3],
+            "[           5] [        ssrc:0000beef] Repeated packet seq=2"
+        );
+    }
+
+    #[test]
+    fn the_start_line_says_when_node_time_zero_is() {
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_796_131_512_345);
+        assert_eq!(utc(t), "2026-12-01T13:25:12.345Z");
+        assert_eq!(utc(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&utc(leap)[..10], "2000-02-29");
+        let line = start_line(t, "listen=127.0.0.1:4030");
+        assert!(line.starts_with("[           0] [                 node] Node started version="));
+        assert!(line.ends_with("wall_clock=2026-12-01T13:25:12.345Z listen=127.0.0.1:4030"));
     }
 
     #[test]

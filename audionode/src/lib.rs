@@ -18,6 +18,8 @@ pub mod logging;
 pub mod node;
 pub mod nodecore;
 pub mod outbox;
+pub mod outputs;
+pub mod rtp_io;
 /// Real-time scheduling of the mixing thread (shared with the recorder).
 pub use proto::realtime;
 pub mod tcp_source;

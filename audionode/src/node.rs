@@ -1,12 +1,14 @@
 //! The node's run loop: the thin IO edge that pumps the [`NodeCore`].
 //! One thread, named `mix`, receives datagrams in batches (with their
-//! kernel arrival times), decodes them at the edge ([`ingress`]), feeds
-//! them to the core with the TCP sources' packets and the control
-//! commands, and drains the core's outputs until it asks to wait: blocks
-//! go to every destination with `sendto`, events, blocks for the TCP
-//! fan-out and stats frames into the [`outbox`](crate::outbox). In steady
-//! state it makes no system call but `recvmmsg`, `ppoll`, `sendto`, the
-//! clock and, under heavy load, `clock_nanosleep`.
+//! kernel arrival times) on the original-format socket and on every RTP
+//! and RTCP socket, decodes them at the edge ([`ingress`],
+//! [`rtp_io::rtcp_inputs`]), feeds them to the core with the TCP sources'
+//! packets and the control commands, and drains the core's outputs until
+//! it asks to wait: blocks go to every destination with `sendto`
+//! ([`Outputs`]), receiver reports to RTP senders, events, blocks for the
+//! TCP fan-out and stats frames into the [`outbox`](crate::outbox). In
+//! steady state it makes no system call but `recvmmsg`, `ppoll`, `sendto`,
+//! the clock and, under heavy load, `clock_nanosleep`.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,19 +22,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
+use crate::control::outputs::{MixFormat, OutputRegistry};
 use crate::control::{HttpServer, Hub};
 use crate::event_log::{self, EventLog};
 use crate::nodecore::ingress::{self, Samples, SourcePacket};
+use crate::nodecore::name::SourceName;
 use crate::nodecore::stats::NodeSnapshot;
 use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
 use crate::outbox::{self, Outbox, StatsReader};
+use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
 use crate::realtime;
+use crate::rtp_io;
 use crate::tcp_source::{self, TcpPacket};
 use proto::{Spec, TcpServer, TcpServerConfig};
 
-/// Frames per output datagram: 368 × 4 bytes = 1472, the largest payload
-/// that does not fragment on Ethernet.
-pub const FRAMES_PER_DATAGRAM: usize = proto::MAX_UNFRAGMENTED_PAYLOAD / 4;
+pub use crate::outputs::FRAMES_PER_DATAGRAM;
 
 /// Longest the loop sleeps while idle (bounds the reaction to a stop request).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -42,6 +46,8 @@ const TCP_SOURCE_WAIT: Duration = Duration::from_millis(5);
 const BATCH: usize = 64;
 /// Control commands queued between the control surface and the mixer.
 pub const COMMAND_RING: usize = 1024;
+/// Output changes queued between the control surface and the mixer.
+const OUTPUT_RING: usize = 64;
 
 /// A running node.
 pub struct NodeHandle {
@@ -51,6 +57,7 @@ pub struct NodeHandle {
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     helpers: Vec<JoinHandle<()>>,
     tcp_listen_addr: Option<SocketAddr>,
+    rtp_listen_addrs: Vec<SocketAddr>,
     stats: StatsReader,
 }
 
@@ -63,6 +70,12 @@ impl NodeHandle {
     /// Where the mix is served over TCP, with `--tcp-listen`.
     pub fn tcp_listen_addr(&self) -> Option<SocketAddr> {
         self.tcp_listen_addr
+    }
+
+    /// Where RTP sources are received (`--rtp-listen`, with the real ports
+    /// when bound to 0; RTCP on each port + 1).
+    pub fn rtp_listen_addrs(&self) -> &[SocketAddr] {
+        &self.rtp_listen_addrs
     }
 
     /// The control surface's address, unless it is off.
@@ -126,7 +139,31 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let socket = bind_listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = socket.local_addr()?;
-    let out = output_socket(&socket, local_addr, &config.dests)?;
+    let all_dests: Vec<SocketAddr> = config
+        .dests
+        .iter()
+        .chain(&config.rtp_dests)
+        .copied()
+        .collect();
+    let out = output_socket(&socket, local_addr, &all_dests)?;
+    let mut rtp_sockets = Vec::new();
+    for &addr in &config.rtp_listen {
+        let pair =
+            bind_rtp_pair(addr).with_context(|| format!("cannot listen for RTP on {addr}"))?;
+        rtp_sockets.push(pair);
+    }
+    // RTP outputs (at start or added later) leave from their own pair.
+    let rtp_out_ip: std::net::IpAddr = if local_addr.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let rtp_out = bind_rtp_pair(SocketAddr::new(rtp_out_ip, 0))
+        .context("cannot open the sockets RTP outputs are sent from")?;
+    let rtp_listen_addrs = rtp_sockets
+        .iter()
+        .map(|(rtp, _)| rtp.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
     let log_file = event_log::open(&config.log_file)
         .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
     let rate = config.engine.source.rate;
@@ -147,6 +184,30 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let (outbox, readers) = outbox::outbox(config.engine.max_sources, block_ring);
     let stop = Arc::new(AtomicBool::new(false));
     let mut helpers = Vec::new();
+    let mut log_file = log_file;
+    let details = format!(
+        "listen={local_addr}{} outputs={} sample_rate={rate} jitter={:?} max_sources={}",
+        rtp_listen_addrs
+            .iter()
+            .map(|a| format!(" rtp_listen={a}"))
+            .collect::<String>(),
+        start_outputs(&config)
+            .iter()
+            .map(|o| format!("{}:{}", o.kind, o.addr))
+            .collect::<Vec<_>>()
+            .join(","),
+        config.engine.source.target,
+        config.engine.max_sources,
+    );
+    {
+        use std::io::Write;
+        writeln!(
+            log_file,
+            "{}",
+            event_log::start_line(std::time::SystemTime::now(), &details)
+        )
+        .with_context(|| format!("cannot write event log {}", config.log_file.display()))?;
+    }
     let event_log = EventLog::start(log_file, &config.log_file, readers.events)
         .context("cannot start the event-log thread")?;
     if let (Some(server), Some(blocks)) = (tcp_out, readers.blocks) {
@@ -160,13 +221,24 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         )?);
     }
     let (commands_tx, commands) = rtrb::RingBuffer::new(COMMAND_RING);
+    let (output_tx, output_commands) = rtrb::RingBuffer::<OutputCommand>::new(OUTPUT_RING);
+    let outputs = Arc::new(OutputRegistry::new(
+        start_outputs(&config),
+        output_tx,
+        MixFormat {
+            rate,
+            block_frames: config.engine.source.block_frames,
+            local: local_addr,
+        },
+    ));
     let http = match &config.http {
         Some(settings) => {
             let hub = Hub::new(commands_tx);
             let server =
-                HttpServer::start(settings, hub, readers.stats.clone()).with_context(|| {
-                    format!("cannot serve the control surface on {}", settings.addr)
-                })?;
+                HttpServer::start(settings, hub, readers.stats.clone(), outputs, local_addr)
+                    .with_context(|| {
+                        format!("cannot serve the control surface on {}", settings.addr)
+                    })?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             Some(server)
         }
@@ -185,9 +257,23 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         )?);
         tcp_in.push(rx);
     }
+    if let (Some(path), Some(&dest)) = (&config.sdp_file, config.rtp_dests.first()) {
+        let sdp = mix_sdp(
+            dest,
+            local_addr,
+            config.engine.source.rate,
+            config.engine.source.block_frames,
+        );
+        std::fs::write(path, sdp)
+            .with_context(|| format!("cannot write the SDP file {}", path.display()))?;
+        log::info!("SDP of the RTP mix to {dest} in {}", path.display());
+    }
     let parts = LoopParts {
         config,
         socket,
+        rtp_sockets,
+        rtp_out,
+        output_commands,
         out,
         outbox,
         event_log,
@@ -204,6 +290,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         http,
         helpers,
         tcp_listen_addr,
+        rtp_listen_addrs,
         stop,
         thread: Some(thread),
         stats: readers.stats,
@@ -233,6 +320,56 @@ fn output_socket(
     UdpSocket::bind(any).context("cannot open the output socket")
 }
 
+/// The SDP that describes the mix as sent to RTP destination `dest`.
+pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> String {
+    let origin = if local.ip().is_unspecified() {
+        if dest.ip().is_loopback() {
+            dest.ip()
+        } else {
+            local.ip()
+        }
+    } else {
+        local.ip()
+    };
+    let format = proto::rtp_map::RtpFormat { rate, channels: 2 };
+    proto::sdp::AudioSession {
+        name: "audionode mix".into(),
+        dest,
+        origin,
+        payload_type: proto::rtp_map::payload_type_for(format),
+        format,
+        ptime_ms: rtp_io::ptime_ms(block, rate),
+        session_id: u64::from(rate) * 1000 + block as u64,
+    }
+    .to_sdp()
+}
+
+/// Binds an RTP socket at `addr` and its RTCP companion at the port + 1.
+/// For port 0 the kernel picks the RTP port; a pair whose + 1 is taken is
+/// tried again a few times.
+fn bind_rtp_pair(addr: SocketAddr) -> anyhow::Result<(UdpSocket, UdpSocket)> {
+    let attempts = if addr.port() == 0 { 32 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let rtp = bind_listen(addr)?;
+        let mut rtcp_addr = rtp.local_addr()?;
+        let Some(port) = rtcp_addr.port().checked_add(1) else {
+            continue;
+        };
+        rtcp_addr.set_port(port);
+        match bind_listen(rtcp_addr) {
+            Ok(rtcp) => return Ok((rtp, rtcp)),
+            Err(e) => last_error = Some((rtcp_addr, e)),
+        }
+    }
+    match last_error {
+        Some((rtcp_addr, e)) => Err(anyhow::anyhow!(
+            "cannot listen for RTCP on {rtcp_addr}: {e}"
+        )),
+        None => Err(anyhow::anyhow!("no port pair free")),
+    }
+}
+
 fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Room for bursts from many sources while a block is being mixed.
@@ -251,6 +388,11 @@ fn bind_listen(addr: SocketAddr) -> io::Result<UdpSocket> {
 struct LoopParts {
     config: Config,
     socket: UdpSocket,
+    /// Each `--rtp-listen` socket and its RTCP companion.
+    rtp_sockets: Vec<(UdpSocket, UdpSocket)>,
+    /// What RTP outputs are sent from: RTP and RTCP.
+    rtp_out: (UdpSocket, UdpSocket),
+    output_commands: rtrb::Consumer<OutputCommand>,
     out: UdpSocket,
     outbox: Outbox,
     event_log: EventLog,
@@ -260,10 +402,40 @@ struct LoopParts {
     stop: Arc<AtomicBool>,
 }
 
+/// The outputs the node starts with: `--dest`, then `--rtp-dest`.
+fn start_outputs(config: &Config) -> Vec<OutputSpec> {
+    config
+        .dests
+        .iter()
+        .map(|&addr| OutputSpec {
+            kind: OutputKind::UdpStereo,
+            addr,
+        })
+        .chain(config.rtp_dests.iter().map(|&addr| OutputSpec {
+            kind: OutputKind::Rtp,
+            addr,
+        }))
+        .collect()
+}
+
+/// What a socket of the run loop carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SocketKind {
+    /// The original mono format (`--listen`).
+    Original,
+    /// RTP, with RTCP multiplexed (RFC 5761), of `--rtp-listen` number k.
+    Rtp(u8),
+    /// RTCP on the port + 1 of `--rtp-listen` number k.
+    Rtcp(u8),
+}
+
 fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     let LoopParts {
         config,
         socket,
+        rtp_sockets,
+        rtp_out,
+        mut output_commands,
         out,
         mut outbox,
         event_log,
@@ -281,13 +453,18 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             ),
         }
     }
+    let start_outputs = start_outputs(&config);
     log::info!(
-        "listening on {}, sending to {}, event log {}",
+        "listening on {}{}, sending to {}, event log {}",
         socket.local_addr()?,
-        config
-            .dests
+        rtp_sockets
             .iter()
-            .map(ToString::to_string)
+            .filter_map(|(rtp, _)| rtp.local_addr().ok())
+            .map(|a| format!(", RTP on {a}"))
+            .collect::<String>(),
+        start_outputs
+            .iter()
+            .map(|o| format!("{} ({})", o.addr, o.kind))
             .collect::<Vec<_>>()
             .join(", "),
         config.log_file.display()
@@ -301,9 +478,30 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             TCP_SOURCE_WAIT
         },
     });
+    let rate = config.engine.source.rate;
     let max_bytes = config.engine.max_datagram_bytes;
-    let mut rx = BatchReceiver::new(BATCH, max_bytes + 1);
-    let mut sender = MixSender::new(out, config.dests.clone());
+    // An RTP packet of the longest original datagram's samples, plus room
+    // for CSRCs and an extension header.
+    let max_rtp_bytes = max_bytes + 64;
+    let mut rx = BatchReceiver::new(BATCH, max_rtp_bytes + 1);
+    let cname = SourceName::new(&format!("audionode@{}", socket.local_addr()?));
+    let mut sender = Outputs::new(out, rtp_out, rate, cname, &start_outputs);
+    let reporter = rtp_io::random_u32();
+    let mut sockets: Vec<(&UdpSocket, SocketKind)> = vec![(&socket, SocketKind::Original)];
+    for (k, (rtp, rtcp)) in rtp_sockets.iter().enumerate() {
+        sockets.push((rtp, SocketKind::Rtp(k as u8)));
+        sockets.push((rtcp, SocketKind::Rtcp(k as u8)));
+    }
+    let all: Vec<&UdpSocket> = sockets.iter().map(|(s, _)| *s).collect();
+    let rtcp_sockets: Vec<&UdpSocket> = rtp_sockets.iter().map(|(_, rtcp)| rtcp).collect();
+    let mut pump = Pump {
+        sender: &mut sender,
+        outbox: &mut outbox,
+        rtcp_sockets: &rtcp_sockets,
+        reporter,
+        rtcp_buf: [0; 128],
+        epoch,
+    };
     let mut received = 0;
     let mut batch_full = false;
     while !stop.load(Ordering::Relaxed) {
@@ -315,50 +513,59 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         while let Ok(command) = commands.pop() {
             core.handle_input(Input::Command(command));
         }
-        let wake = drain(&mut core, &mut sender, &mut outbox, epoch);
+        while let Ok(command) = output_commands.pop() {
+            pump.sender.apply(command, epoch.elapsed());
+        }
+        let wake = pump.drain(&mut core);
         let wait = wake.at.saturating_sub(epoch.elapsed());
-        let n = match wake.mode {
-            WaitMode::Now => rx.recv(&socket, None),
-            WaitMode::Sleep => {
-                thread::sleep(wait);
-                rx.recv(&socket, None)
+        batch_full = false;
+        if all.len() == 1 {
+            // One socket: the wait is the receive's own ppoll.
+            let n = match wake.mode {
+                WaitMode::Now => rx.recv(&socket, None),
+                WaitMode::Sleep => {
+                    thread::sleep(wait);
+                    rx.recv(&socket, None)
+                }
+                WaitMode::Socket => rx.recv(&socket, Some(wait)),
             }
-            WaitMode::Socket => rx.recv(&socket, Some(wait)),
+            .context("receiving datagrams")?;
+            batch_full = n == BATCH;
+            received += n;
+            let now = epoch.elapsed();
+            feed_batch(
+                &mut core,
+                &rx,
+                n,
+                SocketKind::Original,
+                &config,
+                max_bytes,
+                now,
+            );
+        } else {
+            match wake.mode {
+                WaitMode::Now => {}
+                WaitMode::Sleep => thread::sleep(wait),
+                WaitMode::Socket => {
+                    BatchReceiver::wait_any(&all, wait).context("waiting for datagrams")?;
+                }
+            }
+            for &(sock, kind) in &sockets {
+                let n = rx.recv(sock, None).context("receiving datagrams")?;
+                batch_full |= n == BATCH;
+                received += n;
+                let now = epoch.elapsed();
+                feed_batch(&mut core, &rx, n, kind, &config, max_bytes, now);
+            }
         }
-        .context("receiving datagrams")?;
-        batch_full = n == BATCH;
-        received += n;
         let now = epoch.elapsed();
-        for i in 0..n {
-            let (from, bytes) = rx.get(i);
-            // When it arrived, not when this batch was taken.
-            let arrived = now.saturating_sub(rx.age(i).unwrap_or_default());
-            let input = match ingress::decode_mono(bytes, max_bytes) {
-                Ok(packet) => Input::Packet {
-                    arrived,
-                    read_at: now,
-                    from,
-                    packet,
-                },
-                Err(why) => Input::Malformed {
-                    arrived,
-                    from,
-                    len: bytes.len(),
-                    why,
-                },
-            };
-            core.handle_input(input);
-        }
         for ring in &mut tcp_in {
             while let Ok(packet) = ring.pop() {
                 core.handle_input(Input::Packet {
                     arrived: packet.handed_over,
                     read_at: now,
                     from: packet.from,
-                    packet: SourcePacket {
-                        seq: packet.seq,
-                        samples: Samples::Native(packet.samples()),
-                    },
+                    packet: SourcePacket::mono(packet.seq, Samples::Native(packet.samples())),
                 });
             }
         }
@@ -366,7 +573,8 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     core.handle_input(Input::Shutdown {
         now: epoch.elapsed(),
     });
-    drain(&mut core, &mut sender, &mut outbox, epoch);
+    pump.drain(&mut core);
+    sender.close();
     let c = core.engine().counters();
     log::info!(
         "stopped: {} packets, {} blocks mixed, {} deadline misses, {} skipped blocks, {} clipped samples, {} streams",
@@ -381,81 +589,92 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drains the core's outputs until it asks to wait (the drain rule).
-fn drain(
+/// Hands the `n` datagrams of the last batch, received on a socket of
+/// `kind`, to the core.
+fn feed_batch(
     core: &mut NodeCore,
-    sender: &mut MixSender,
-    outbox: &mut Outbox,
-    epoch: Instant,
-) -> crate::nodecore::Wake {
-    loop {
-        match core.poll_output() {
-            Output::Block(block) => {
-                sender.send(block, epoch.elapsed(), outbox);
-                outbox.push_block(block);
-            }
-            Output::Event(event) => outbox.push_event(event),
-            Output::Stats => outbox.publish_stats(core),
-            Output::Timeout(wake) => return wake,
-        }
-    }
-}
-
-/// Sends mixed blocks to every destination in datagrams of at most
-/// [`FRAMES_PER_DATAGRAM`] frames. A destination that fails is reported
-/// once per burst of failures, through the event log.
-struct MixSender {
-    socket: UdpSocket,
-    dests: Vec<SocketAddr>,
-    buf: Vec<u8>,
-    failing_since: Option<Duration>,
-    errors: u64,
-}
-
-impl MixSender {
-    fn new(socket: UdpSocket, dests: Vec<SocketAddr>) -> Self {
-        Self {
-            socket,
-            dests,
-            buf: vec![0; proto::MAX_UNFRAGMENTED_PAYLOAD],
-            failing_since: None,
-            errors: 0,
-        }
-    }
-
-    fn send(&mut self, interleaved: &[i16], now: Duration, outbox: &mut Outbox) {
-        let mut ok = true;
-        for frames in interleaved.chunks(2 * FRAMES_PER_DATAGRAM) {
-            let Ok(len) = proto::encode_stereo(frames, &mut self.buf) else {
+    rx: &BatchReceiver,
+    n: usize,
+    kind: SocketKind,
+    config: &Config,
+    max_bytes: usize,
+    now: Duration,
+) {
+    let rate = config.engine.source.rate;
+    for i in 0..n {
+        let (from, bytes) = rx.get(i);
+        // When it arrived, not when this batch was taken.
+        let arrived = now.saturating_sub(rx.age(i).unwrap_or_default());
+        let decoded = match kind {
+            SocketKind::Original => ingress::decode_mono(bytes, max_bytes),
+            SocketKind::Rtp(_) | SocketKind::Rtcp(_) if proto::rtp::is_rtcp(bytes) => {
+                rtp_io::rtcp_inputs(bytes, |info| {
+                    core.handle_input(Input::Rtcp {
+                        arrived,
+                        from,
+                        info,
+                    })
+                });
                 continue;
-            };
-            for dest in &self.dests {
-                if let Err(e) = self.socket.send_to(&self.buf[..len], dest) {
-                    ok = false;
-                    self.errors += 1;
-                    if self.failing_since.is_none() {
-                        self.failing_since = Some(now);
-                        outbox.push_event(crate::nodecore::event::Event {
-                            at: now,
-                            source: *dest,
-                            kind: crate::nodecore::event::EventKind::SendFailed {
-                                errno: e.raw_os_error().unwrap_or(0),
-                            },
-                        });
+            }
+            // Anything else on an RTCP port is not for the node.
+            SocketKind::Rtcp(_) => continue,
+            SocketKind::Rtp(k) => {
+                ingress::decode_rtp(bytes, &config.rtp_map, rate, max_bytes + 64, k)
+            }
+        };
+        let input = match decoded {
+            Ok(packet) => Input::Packet {
+                arrived,
+                read_at: now,
+                from,
+                packet,
+            },
+            Err(why) => Input::Malformed {
+                arrived,
+                from,
+                len: bytes.len(),
+                why,
+            },
+        };
+        core.handle_input(input);
+    }
+}
+
+/// What the drain needs besides the core.
+struct Pump<'a> {
+    sender: &'a mut Outputs,
+    outbox: &'a mut Outbox,
+    rtcp_sockets: &'a [&'a UdpSocket],
+    /// The node's SSRC in its receiver reports.
+    reporter: u32,
+    rtcp_buf: [u8; 128],
+    epoch: Instant,
+}
+
+impl Pump<'_> {
+    /// Drains the core's outputs until it asks to wait (the drain rule).
+    fn drain(&mut self, core: &mut NodeCore) -> crate::nodecore::Wake {
+        loop {
+            match core.poll_output() {
+                Output::Block(block) => {
+                    self.sender.send(block, self.epoch.elapsed(), self.outbox);
+                    self.outbox.push_block(block);
+                }
+                Output::Event(event) => self.outbox.push_event(event),
+                Output::Stats => self.outbox.publish_stats(core),
+                Output::Report(report) => {
+                    if let Some(socket) = self.rtcp_sockets.get(usize::from(report.listener)) {
+                        let len = rtp_io::encode_receiver_report(
+                            self.reporter,
+                            &report,
+                            &mut self.rtcp_buf,
+                        );
+                        // A lost report is only a lost report.
+                        let _ = socket.send_to(&self.rtcp_buf[..len], report.to);
                     }
                 }
-            }
-        }
-        if ok {
-            if let Some(since) = self.failing_since.take() {
-                outbox.push_event(crate::nodecore::event::Event {
-                    at: now,
-                    source: crate::nodecore::event::NODE,
-                    kind: crate::nodecore::event::EventKind::SendRecovered {
-                        errors: std::mem::take(&mut self.errors),
-                        over_ms: (now - since).as_millis() as u64,
-                    },
-                });
+                Output::Timeout(wake) => return wake,
             }
         }
     }

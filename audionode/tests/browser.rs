@@ -8,109 +8,19 @@
 //! Without chromium/chromedriver the test is skipped with a reason, except
 //! under `CI=true`, where a missing browser is a failure.
 
+mod chrome;
 mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use chrome::*;
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::{json, Value};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// The browser test needs both binaries; under CI their absence fails.
-fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        let why =
-            format!("{CHROMIUM} or {CHROMEDRIVER} is missing (scripts/setup.sh installs them)");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{why}");
-        }
-        eprintln!("SKIPPED browser test: {why}");
-    }
-    present
-}
-
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let status = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for("chromedriver to listen", || {
-            std::net::TcpStream::connect(status).is_ok()
-        });
-        driver
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn open_browser(driver: &Driver, profile: &Path) -> Client {
-    open_browser_with(driver, profile, &[]).await
-}
-
-/// Like `open_browser`, with more command-line switches for chromium.
-async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]) -> Client {
-    let mut args = vec![
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,760",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    args.push(format!("--user-data-dir={}", profile.display()));
-    args.extend(extra.iter().cloned());
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({ "binary": CHROMIUM, "args": args }),
-    );
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a chromium session")
-}
 
 /// A paced constant-level stream that runs until stopped.
 struct Stream {
@@ -173,33 +83,6 @@ impl Drop for Stream {
     }
 }
 
-async fn js(page: &Client, script: &str) -> Value {
-    page.execute(script, vec![]).await.expect("script runs")
-}
-
-/// Polls `script` in `page` until it returns `true`.
-async fn wait_js(page: &Client, what: &str, script: &str) {
-    let start = Instant::now();
-    loop {
-        if js(page, script).await == Value::Bool(true) {
-            return;
-        }
-        if start.elapsed() > DEADLINE {
-            let state = js(
-                page,
-                "return [...document.querySelectorAll('.strip[data-id]')].map(s => [s.dataset.id, s.querySelector('.fader').value, s.querySelector('.db').textContent, s.dataset.volume])",
-            )
-            .await;
-            panic!("timed out waiting for {what}; strips: {state}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn strip(id: SocketAddr) -> String {
-    format!(r#"document.querySelector('.strip[data-id="{id}"]')"#)
-}
-
 /// The stable output level after `from` (skipping the one-block ramp).
 fn level_after(collector: &Collector, from: usize) -> (i16, i16) {
     wait_for("audio after the change", || collector.len() > from + 3000);
@@ -248,7 +131,7 @@ async fn two_pages_share_a_live_mix_and_control_the_real_output() {
         "both streams at unity"
     );
 
-    // Move stream A's fader down 6 dB in page 1 with the keyboard: 60 steps of 0.1 dB.
+    // Move stream A's fader down 6 dB in page 1 with the keyboard: 6 steps of 1 dB.
     let fader = page1
         .find(Locator::Css(&format!(
             r#".strip[data-id="{}"] .fader"#,
@@ -256,10 +139,10 @@ async fn two_pages_share_a_live_mix_and_control_the_real_output() {
         )))
         .await
         .unwrap();
-    fader.send_keys(&"\u{E015}".repeat(60)).await.unwrap(); // ArrowDown
-                                                            // Page 2 follows: its fader and dB label show the new value.
+    fader.send_keys(&"\u{E015}".repeat(6)).await.unwrap(); // ArrowDown
+                                                           // Page 2 follows: its fader and dB entry show the new value.
     wait_js(&page2, "page 2 to follow the fader", &format!(
-        "const s = {}; return s.querySelector('.fader').value === '-60' && s.querySelector('.db').textContent === '-6.0 dB'",
+        "const s = {}; return s.querySelector('.fader').getAttribute('aria-valuetext') === '\u{2212}6.0 dB' && s.querySelector('.db-entry').value === '\u{2212}6.0'",
         strip(a.addr)
     ))
     .await;
@@ -448,47 +331,6 @@ async fn a_rebound_name_gets_neither_the_desk_nor_the_api() {
     let (_, body) = http(api, "GET", "/api/state", None, &[]);
     let state: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(state["master"], 1.0, "{state}");
-    page.close().await.unwrap();
-    node.stop().unwrap();
-}
-
-/// Renders `docs/mixing-desk.png`: the desk with three live streams.
-/// Run by hand: `cargo test -p audionode --test browser -- --ignored`.
-#[tokio::test(flavor = "current_thread")]
-#[ignore = "writes the documentation screenshot"]
-async fn screenshot_for_the_docs() {
-    assert!(browser_available(), "chromium is needed for the screenshot");
-    let dir = temp_dir("screenshot");
-    let collector = Collector::start();
-    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
-    let api = node.http_addr().unwrap();
-    let sine = |freq: f64, amp: f64| {
-        move |n: usize| {
-            (amp * (2.0 * std::f64::consts::PI * freq * n as f64 / 44_100.0).sin()) as i16
-        }
-    };
-    let bass = Stream::start(node.local_addr(), sine(55.0, 20_000.0));
-    let chords = Stream::start(node.local_addr(), sine(220.0, 9_000.0));
-    // The lead crosses a lossy network: 3 % of its packets never arrive.
-    let lead = Stream::start_lossy(node.local_addr(), sine(880.0, 14_000.0), 33);
-    let driver = Driver::start();
-    let page = open_browser(&driver, &dir.join("profile")).await;
-    page.goto(&format!("http://{api}/")).await.unwrap();
-    for s in [&bass, &chords, &lead] {
-        wait_js(&page, "the strips", &format!("return !!{}", strip(s.addr))).await;
-    }
-    let put = |id: SocketAddr, body: &str| {
-        http(api, "PUT", &format!("/api/sources/{id}"), Some(body), &[])
-    };
-    put(bass.addr, r#"{"volume":0.8}"#);
-    put(chords.addr, r#"{"volume":0.6,"balance":-0.4}"#);
-    put(lead.addr, r#"{"volume":1.2,"balance":0.3,"solo":false}"#);
-    http(api, "PUT", "/api/master", Some(r#"{"volume":0.9}"#), &[]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let png = page.screenshot().await.unwrap();
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mixing-desk.png");
-    std::fs::write(&out, png).unwrap();
-    eprintln!("wrote {}", out.display());
     page.close().await.unwrap();
     node.stop().unwrap();
 }

@@ -33,10 +33,12 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
     let api = node.http_addr().unwrap();
 
     let (status, body) = http(api, "GET", "/api/state", None, &[]);
-    assert_eq!(
-        (status, body.as_str()),
-        (200, r#"{"type":"state","master":1.0,"sources":[]}"#)
-    );
+    assert_eq!(status, 200, "{body}");
+    let empty = json(&body);
+    assert_eq!(empty["master"], 1.0, "{empty}");
+    assert_eq!(empty["sources"], serde_json::json!([]), "{empty}");
+    assert_eq!(empty["listen"], node.local_addr().to_string(), "{empty}");
+    assert_eq!(empty["node"]["streams"], 0, "{empty}");
 
     let (source, sender) = constant_stream(node.local_addr(), 1000, 3.0);
     let id = source.to_string();
@@ -132,7 +134,43 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
             "/api/sources/nonsense",
             Some(r#"{"mute":true}"#),
             404,
-            "no source",
+            "no active source nonsense",
+        ),
+        (
+            "PUT",
+            &path,
+            Some(r#"{"volume":0.5,"volume_db":-6}"#),
+            400,
+            "not both",
+        ),
+        (
+            "PUT",
+            &path,
+            Some(r#"{"volume_db":7}"#),
+            400,
+            "volume_db 7 is above 6.02",
+        ),
+        (
+            "PUT",
+            "/api/master",
+            Some(r#"{"volume_db":"-inf"}"#),
+            400,
+            "malformed JSON",
+        ),
+        ("PUT", "/api/master", Some("{}"), 400, "nothing to change"),
+        (
+            "GET",
+            "/api/sources/127.0.0.1:1",
+            None,
+            404,
+            "no active source",
+        ),
+        (
+            "GET",
+            "/api/sources/ssrc:1a2b3c4d",
+            None,
+            404,
+            "no active source",
         ),
         ("GET", "/api/nothing", None, 404, "no such endpoint"),
     ];
@@ -155,7 +193,13 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
     );
     assert_eq!(status, 400, "{reply}");
     assert!(reply.contains("malformed JSON"), "{reply}");
-    let (status, reply) = http(api, "GET", "/api/master", None, &[]);
+    let (status, reply) = http(
+        api,
+        "DELETE",
+        "/api/master",
+        None,
+        &[("Content-Type", "application/json")],
+    );
     assert_eq!(
         (status, reply.as_str()),
         (405, r#"{"error":"method not allowed here"}"#)
@@ -182,11 +226,13 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
     assert!(metrics.contains("audionode_clipped_samples_total "));
     assert!(
         metrics.contains(&format!(
-            r#"audionode_source_received_total{{source="{id}"}}"#
+            r#"audionode_source_received_total{{source="{id}",name=""}}"#
         )),
         "{metrics}"
     );
-    assert!(metrics.contains(&format!(r#"audionode_source_jitter_ms{{source="{id}"}}"#)));
+    assert!(metrics.contains(&format!(
+        r#"audionode_source_jitter_seconds{{source="{id}",name=""}}"#
+    )));
 
     sender.join().unwrap();
     wait_for("the stream to leave the state", || {
@@ -201,7 +247,7 @@ fn a_token_guards_the_api_websocket_and_metrics_but_not_the_page() {
     let collector = Collector::start();
     let (node, _log) = start_node_with_http(&dir, collector.addr, Some("s3cret"));
     let api = node.http_addr().unwrap();
-    for path in ["/api/state", "/metrics"] {
+    for path in ["/api/state", "/api/master", "/metrics"] {
         let (status, body) = http(api, "GET", path, None, &[]);
         assert_eq!(status, 401, "{path}: {body}");
         assert!(body.contains("missing or wrong token"));
@@ -227,6 +273,16 @@ fn a_token_guards_the_api_websocket_and_metrics_but_not_the_page() {
     }
     let (status, _) = http(api, "PUT", "/api/master", Some(r#"{"volume":0.1}"#), &[]);
     assert_eq!(status, 401);
+    let (status, _) = http(api, "GET", "/api/sources/127.0.0.1:9", None, &[]);
+    assert_eq!(status, 401, "a source's state needs the token");
+    let (status, _) = http(
+        api,
+        "GET",
+        "/api/sources/127.0.0.1:9?token=s3cret",
+        None,
+        &[],
+    );
+    assert_eq!(status, 404, "with the token: no such source");
     assert_eq!(
         http(api, "GET", "/", None, &[]).0,
         200,
@@ -317,6 +373,87 @@ fn websocket_clients_see_each_others_changes_and_stream_arrivals() {
     sender.join().unwrap();
     let left = next(&mut b, &|m| m["type"] == "left");
     assert_eq!(left["id"], id.as_str());
+    node.stop().unwrap();
+}
+
+#[test]
+fn one_source_the_master_and_gains_in_db() {
+    let dir = temp_dir("api-db");
+    let collector = Collector::start();
+    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
+    let api = node.http_addr().unwrap();
+    let (source, sender) = constant_stream(node.local_addr(), 8000, 3.0);
+    let id = source.to_string();
+    wait_for("the stream to appear", || {
+        source_ids(api) == vec![id.clone()]
+    });
+    // The id percent-encoded, as a client should send an opaque id.
+    let encoded = format!("/api/sources/{}", id.replace(':', "%3A"));
+    let (status, body) = http(api, "PUT", &encoded, Some(r#"{"volume_db":-6}"#), &[]);
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body)["volume"].as_f64().unwrap();
+    assert!((v - 0.501_187).abs() < 1e-5, "{body}");
+    // Muted: the post-fader peak is silent, the pre-fader peak is not.
+    let (status, body) = http(api, "PUT", &encoded, Some(r#"{"mute":true}"#), &[]);
+    assert_eq!(status, 200, "{body}");
+    let mut one = Value::Null;
+    wait_for("a silent post-fader and a live pre-fader peak", || {
+        let (status, body) = http(api, "GET", &encoded, None, &[]);
+        assert_eq!(status, 200, "{body}");
+        one = json(&body);
+        one["peak"] == 0.0 && (one["input_peak"].as_f64().unwrap() - 8000.0 / 32768.0).abs() < 1e-3
+    });
+    assert_eq!(one["id"], id.as_str());
+    assert_eq!(one["health"]["level"], "good", "{one}");
+    for counter in [
+        "received",
+        "lost",
+        "duplicates",
+        "reordered",
+        "late",
+        "malformed",
+        "overflow",
+        "restarts",
+        "reanchors",
+        "size_changes",
+        "stray",
+        "jitter_ms",
+        "buffered_ms",
+        "target_ms",
+        "drift_drops",
+        "drift_repeats",
+    ] {
+        assert!(one["stats"][counter].is_number(), "{counter} in {one}");
+    }
+    let state = json(&http(api, "GET", "/api/state", None, &[]).1);
+    assert!(
+        state["sources"][0]["input_peak"].as_f64().unwrap() > 0.2,
+        "{state}"
+    );
+
+    // The master in dB; null is silence.
+    let (status, body) = http(api, "PUT", "/api/master", Some(r#"{"volume_db":-12}"#), &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(api, "GET", "/api/master", None, &[]);
+    assert_eq!(status, 200, "{body}");
+    let master = json(&body);
+    assert_eq!(master["volume_db"], -12.0, "{master}");
+    assert!(master["node"]["packets"].as_u64().unwrap() > 0, "{master}");
+    assert_eq!(master["node"]["streams"], 1, "{master}");
+    http(
+        api,
+        "PUT",
+        "/api/master",
+        Some(r#"{"volume_db":null}"#),
+        &[],
+    );
+    let master = json(&http(api, "GET", "/api/master", None, &[]).1);
+    assert_eq!(
+        (&master["volume"], &master["volume_db"]),
+        (&serde_json::json!(0.0), &Value::Null),
+        "{master}"
+    );
+    sender.join().unwrap();
     node.stop().unwrap();
 }
 

@@ -134,7 +134,14 @@ fn rebound_host_names_are_refused_before_routing_and_change_nothing() {
         "127.0.0.1.nip.io".to_string(),
         format!("127.0.0.1.nip.io:{}", api.port()),
     ] {
-        for path in ["/api/state", "/", "/metrics", "/no/such/page"] {
+        for path in [
+            "/api/state",
+            "/api/master",
+            "/api/sources/127.0.0.1:9",
+            "/",
+            "/metrics",
+            "/no/such/page",
+        ] {
             let (status, reply) = raw(api, &request("GET", path, &host, "", ""));
             assert_eq!(status, 421, "GET {path} Host {host}: {reply}");
             assert!(!reply.contains("\"sources\""), "{reply}");
@@ -142,6 +149,9 @@ fn rebound_host_names_are_refused_before_routing_and_change_nothing() {
         let (status, reply) = raw(api, &request("PUT", "/api/master", &host, JSON, body));
         assert_eq!(status, 421, "PUT Host {host}: {reply}");
         assert!(reply.contains("not served here"), "{reply}");
+        let db = r#"{"volume_db":null}"#;
+        let (status, reply) = raw(api, &request("PUT", "/api/master", &host, JSON, db));
+        assert_eq!(status, 421, "PUT volume_db Host {host}: {reply}");
     }
     assert_eq!(master(api), 1.0, "refused PUTs changed nothing");
     // Loopback names and addresses, with and without the port.
@@ -198,6 +208,12 @@ fn changes_need_json_and_must_not_come_from_another_origin() {
         let headers = format!("Origin: {origin}\r\n{JSON}");
         let (status, reply) = raw(api, &request("PUT", "/api/master", &host, &headers, body));
         assert_eq!(status, 403, "Origin {origin}: {reply}");
+        let db = r#"{"volume_db":null}"#;
+        let (status, reply) = raw(api, &request("PUT", "/api/master", &host, &headers, db));
+        assert_eq!(status, 403, "Origin {origin}, volume_db: {reply}");
+        let source = "/api/sources/127.0.0.1:9";
+        let (status, reply) = raw(api, &request("PUT", source, &host, &headers, db));
+        assert_eq!(status, 403, "Origin {origin}, a source: {reply}");
     }
     assert_eq!(master(api), 1.0, "refused changes changed nothing");
     // The desk's own origin, and a client that sends no Origin (curl).

@@ -1,8 +1,9 @@
 //! The mixing thread allocates nothing in steady state: 256 steady sources
 //! through the whole path the `mix` thread runs (ingress decoding, the
 //! core, every output into the outbox: stats frames into the triple
-//! buffer, blocks into the TCP fan-out's ring), counted by a global
-//! allocator over 1,000 blocks.
+//! buffer, blocks into the TCP fan-out's ring, receiver reports for the
+//! RTP sources), counted by a global allocator over 1,000 blocks. A
+//! quarter of the sources are RTP stereo streams.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -15,6 +16,8 @@ use audionode::nodecore::ingress;
 use audionode::nodecore::{CoreConfig, Input, NodeCore, Output};
 use audionode::outbox;
 use audionode::source::{JitterTarget, SourceParams};
+use proto::rtp::{encode_l16, RtpHeader};
+use proto::rtp_map::RtpMap;
 use proto::udp_mono::{encode_mono, mono_datagram_len};
 
 /// Counts allocations made on a thread while its flag is set.
@@ -95,10 +98,16 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
         .map(|k| SocketAddr::from(([10, 0, (k / 250) as u8, (k % 250) as u8 + 1], 5000)))
         .collect();
     let samples: Vec<i16> = (0..CHUNK as i32).map(|i| (i * 37 % 2000) as i16).collect();
+    let stereo: Vec<i16> = samples.iter().flat_map(|&s| [s, -s]).collect();
+    let is_rtp = |k: usize| k % 4 == 3;
+    let rtp_map = RtpMap::defaults_for(RATE);
     let mut datagrams: Vec<Vec<u8>> = (0..SOURCES)
-        .map(|_| {
-            let mut d = vec![0; mono_datagram_len(CHUNK)];
-            encode_mono(0, &samples, &mut d).unwrap();
+        .map(|k| {
+            let mut d = vec![0; mono_datagram_len(2 * CHUNK) + 12];
+            if !is_rtp(k) {
+                d.truncate(mono_datagram_len(CHUNK));
+                encode_mono(0, &samples, &mut d).unwrap();
+            }
             d
         })
         .collect();
@@ -108,9 +117,21 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
         let (mut blocks, mut events, mut stats_frames) = (0u64, 0u64, 0u64);
         let t = chunk_time(k);
         COUNTING.with(|c| c.set(counting));
-        for (d, &from) in datagrams.iter_mut().zip(&addrs) {
-            d[..4].copy_from_slice(&(k as u32).to_be_bytes());
-            let packet = ingress::decode_mono(d, 4 + 2 * 8192).unwrap();
+        for (i, (d, &from)) in datagrams.iter_mut().zip(&addrs).enumerate() {
+            let packet = if is_rtp(i) {
+                let header = RtpHeader {
+                    marker: false,
+                    payload_type: 10,
+                    seq: k as u16,
+                    timestamp: (k as u32).wrapping_mul(CHUNK as u32),
+                    ssrc: i as u32,
+                };
+                encode_l16(&header, &stereo, d).unwrap();
+                ingress::decode_rtp(d, &rtp_map, RATE, 4 + 2 * 8192, 0).unwrap()
+            } else {
+                d[..4].copy_from_slice(&(k as u32).to_be_bytes());
+                ingress::decode_mono(d, 4 + 2 * 8192).unwrap()
+            };
             core.handle_input(Input::Packet {
                 arrived: t,
                 read_at: t,
@@ -142,6 +163,7 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
                         stats_frames += 1;
                         outbox.publish_stats(core)
                     }
+                    Output::Report(_) => events += 1,
                     Output::Timeout(wake) => break wake,
                 }
             };

@@ -90,7 +90,7 @@ fn tcp_source_to_tcp_listener_is_bit_exact() {
         }
     }
     assert_eq!(tcp, udp, "the TCP mix equals the UDP mix");
-    let start_frame = start_frame(&log, source.parse().unwrap());
+    let start_frame = start_frame(&log, source);
     for (i, &(l, r)) in tcp.iter().enumerate() {
         let want = i
             .checked_sub(start_frame)

@@ -86,7 +86,7 @@ impl<'a> MonoDatagram<'a> {
 /// Eight samples at a time through fixed-size arrays, which the compiler
 /// turns into vector loads, shifts and stores (a plain `chunks_exact(2)`
 /// loop stays scalar: one 2-byte store per sample).
-fn decode_be(bytes: &[u8], out: &mut [i16]) -> usize {
+pub fn decode_be(bytes: &[u8], out: &mut [i16]) -> usize {
     const LANES: usize = 8;
     let n = out.len().min(bytes.len() / 2);
     let (out, bytes) = (&mut out[..n], &bytes[..2 * n]);

@@ -17,6 +17,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -61,8 +62,8 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, guard: Guard, l
     let mut last_error_log: Option<Instant> = None;
     let mut last_busy_log: Option<Instant> = None;
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 if due(&mut last_error_log) {
@@ -83,7 +84,7 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, guard: Guard, l
             let _ = stream.try_write(BUSY);
             continue;
         };
-        tokio::spawn(serve_connection(stream, slot, Arc::clone(&shared)));
+        tokio::spawn(serve_connection(stream, peer, slot, Arc::clone(&shared)));
     }
 }
 
@@ -122,7 +123,12 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(stream: TcpStream, slot: OwnedSemaphorePermit, shared: Arc<Shared>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(AtomicU64::new(shared.now_ms()));
     let io = Tracked {
@@ -134,7 +140,9 @@ async fn serve_connection(stream: TcpStream, slot: OwnedSemaphorePermit, shared:
     let limits = shared.limits;
     let router = TowerToHyperService::new(shared.router.clone());
     let guard = Arc::clone(&shared);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // Who asks: changes are logged with the operator's address.
+        request.extensions_mut().insert(ConnectInfo(peer));
         let checked = guard
             .guard
             .check(request.method(), request.uri(), request.headers());

@@ -10,14 +10,22 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+#[cfg(test)]
 use crate::engine::SourceControls;
+#[cfg(test)]
+use crate::nodecore::name::SourceName;
+use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
-use super::state::{ApiError, Change, ControlState, MasterPatch, ServerMessage, SourcePatch};
+use super::state::{
+    ApiError, Change, ControlState, MasterPatch, MasterView, ServerMessage, SourceInfo,
+    SourcePatch, SourceView,
+};
 
 /// Messages kept for a slow WebSocket client before it must resynchronise.
 const BROADCAST_DEPTH: usize = 256;
@@ -25,12 +33,16 @@ const BROADCAST_DEPTH: usize = 256;
 /// What the node reports about ten to twenty times a second.
 #[derive(Debug, Clone, Default)]
 pub struct Tick {
+    /// Node time of the frame.
+    pub at: Duration,
     /// Counters.
     pub snapshot: NodeSnapshot,
     /// Peaks since the last tick.
     pub meters: Meters,
-    /// Active sources with the controls the mixer applies.
-    pub controls: Vec<(SocketAddr, SourceControls)>,
+    /// Pre-fader peaks since the last tick.
+    pub input_peaks: Vec<(SourceId, f32)>,
+    /// Active sources with the controls the mixer applies and their names.
+    pub sources: Vec<SourceInfo>,
     /// The mixer's master volume.
     pub master: f32,
 }
@@ -39,9 +51,15 @@ impl Tick {
     /// The tick a stats frame makes.
     pub fn from_frame(frame: &StatsFrame) -> Self {
         Self {
+            at: frame.at,
             snapshot: frame.snapshot(),
             meters: frame.meters(),
-            controls: frame.controls(),
+            input_peaks: frame
+                .sources()
+                .iter()
+                .map(|r| (r.id, r.input_peak))
+                .collect(),
+            sources: frame.source_infos(),
             master: frame.master,
         }
     }
@@ -80,6 +98,21 @@ impl Hub {
         (state.full(), self.broadcast.subscribe())
     }
 
+    /// Records the address the node receives sources on.
+    pub fn set_listen(&self, listen: SocketAddr) {
+        self.lock().set_listen(listen);
+    }
+
+    /// One source (404 when it is not active).
+    pub fn source(&self, id: &str) -> Result<SourceView, ApiError> {
+        self.lock().source(id)
+    }
+
+    /// The master strip.
+    pub fn master(&self) -> MasterView {
+        self.lock().master()
+    }
+
     /// Sets the master volume.
     pub fn set_master(&self, patch: MasterPatch) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
@@ -87,17 +120,27 @@ impl Hub {
         self.commit(&mut state, change)
     }
 
-    /// Changes one source's controls.
-    pub fn set_source(&self, id: &str, patch: SourcePatch) -> Result<ServerMessage, ApiError> {
+    /// Changes one source's controls or name, for the operator at `by`.
+    pub fn set_source(
+        &self,
+        id: &str,
+        patch: SourcePatch,
+        by: SocketAddr,
+    ) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
-        let change = state.check_source(id, patch)?;
-        self.commit(&mut state, change)
+        let changes = state.check_source(id, patch, by)?;
+        let mut last = None;
+        for change in changes {
+            last = Some(self.commit(&mut state, change)?);
+        }
+        last.ok_or_else(|| ApiError::BadRequest("nothing to change".into()))
     }
 
     fn commit(&self, state: &mut ControlState, change: Change) -> Result<ServerMessage, ApiError> {
         let command = match change {
             Change::Master(v) => ControlCommand::Master(v),
             Change::Source(addr, c) => ControlCommand::Source(addr, c),
+            Change::Name(id, name, by) => ControlCommand::Name { id, name, by },
         };
         self.commands
             .lock()
@@ -113,17 +156,39 @@ impl Hub {
     /// the meters.
     pub fn on_tick(&self, tick: Tick) {
         let mut state = self.lock();
-        let (joined, left) = state.diff_sources(&tick.controls);
+        state.set_time(tick.at);
+        let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);
             self.publish(&message);
         }
-        for (addr, controls) in joined {
-            let message = state.joined(addr, controls);
+        for info in joined {
+            let message = state.joined(info);
             self.publish(&message);
         }
-        let meters = state.tick(tick.snapshot, &tick.meters);
+        for message in state.renamed(&tick.sources) {
+            self.publish(&message);
+        }
+        let meters = state.tick(tick.at, tick.snapshot, &tick.meters, &tick.input_peaks);
         self.publish(&meters);
+    }
+
+    /// Announces the outputs list to every client.
+    pub fn publish_outputs(&self, view: &super::outputs::OutputsView) {
+        let _state = self.lock();
+        if self.broadcast.receiver_count() == 0 {
+            return;
+        }
+        let message = serde_json::json!({ "type": "outputs", "outputs": view.outputs });
+        let _ = self.broadcast.send(Arc::from(message.to_string()));
+    }
+
+    /// The latest counters and the sources' names, for `/metrics`.
+    pub fn snapshot_and_names(
+        &self,
+    ) -> (NodeSnapshot, std::collections::HashMap<SourceId, String>) {
+        let state = self.lock();
+        (state.snapshot().clone(), state.names())
     }
 
     /// The latest counters, for `/metrics`.
@@ -146,18 +211,15 @@ impl Hub {
 impl ControlState {
     /// Sources in `active` but not in the state (joined, with their
     /// controls) and in the state but not in `active` (left).
-    pub fn diff_sources(
-        &self,
-        active: &[(SocketAddr, SourceControls)],
-    ) -> (Vec<(SocketAddr, SourceControls)>, Vec<SocketAddr>) {
+    pub fn diff_sources(&self, active: &[SourceInfo]) -> (Vec<SourceInfo>, Vec<SourceId>) {
         let joined = active
             .iter()
-            .filter(|(a, _)| !self.has_source(*a))
+            .filter(|i| !self.has_source(i.id))
             .copied()
             .collect();
         let left = self
             .source_addrs()
-            .filter(|a| !active.iter().any(|(b, _)| b == a))
+            .filter(|a| !active.iter().any(|i| i.id == *a))
             .collect();
         (joined, left)
     }
@@ -167,8 +229,22 @@ impl ControlState {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> SourceId {
+        SourceId::Addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn info(port: u16, controls: SourceControls) -> SourceInfo {
+        SourceInfo {
+            id: addr(port),
+            controls,
+            name: SourceName::EMPTY,
+            channels: 1,
+            from: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn operator() -> std::net::SocketAddr {
+        "127.0.0.1:9000".parse().unwrap()
     }
 
     #[test]
@@ -176,7 +252,7 @@ mod tests {
         let (tx, mut rx) = rtrb::RingBuffer::new(8);
         let hub = Hub::new(tx);
         hub.on_tick(Tick {
-            controls: vec![(addr(1), SourceControls::default())],
+            sources: vec![info(1, SourceControls::default())],
             ..Default::default()
         });
         let (initial, mut sub) = hub.subscribe();
@@ -187,6 +263,7 @@ mod tests {
                 volume: Some(0.5),
                 ..Default::default()
             },
+            operator(),
         )
         .unwrap();
         assert_eq!(
@@ -201,10 +278,15 @@ mod tests {
         );
         assert_eq!(
             &*sub.try_recv().unwrap(),
-            r#"{"type":"source","id":"127.0.0.1:1","volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
+            r#"{"type":"source","id":"127.0.0.1:1","name":null,"volume":0.5,"balance":0.0,"mute":false,"solo":false}"#
         );
         // A refused change reaches nobody.
-        assert!(hub.set_master(MasterPatch { volume: 9.0 }).is_err());
+        assert!(hub
+            .set_master(MasterPatch {
+                volume: Some(9.0),
+                ..Default::default()
+            })
+            .is_err());
         assert!(rx.pop().is_err());
         assert!(sub.try_recv().is_err());
     }
@@ -219,11 +301,11 @@ mod tests {
             ..Default::default()
         };
         hub.on_tick(Tick {
-            controls: vec![(addr(1), remembered)],
+            sources: vec![info(1, remembered)],
             ..Default::default()
         });
         let joined = sub.try_recv().unwrap();
-        assert!(joined.starts_with(r#"{"type":"joined","source":{"id":"127.0.0.1:1","volume":1.0,"balance":0.0,"mute":true"#), "{joined}");
+        assert!(joined.starts_with(r#"{"type":"joined","source":{"id":"127.0.0.1:1","name":null,"channels":1,"from":"127.0.0.1:1","volume":1.0,"balance":0.0,"mute":true"#), "{joined}");
         assert!(sub.try_recv().unwrap().starts_with(r#"{"type":"meters""#));
         hub.on_tick(Tick::default());
         assert_eq!(
@@ -233,20 +315,59 @@ mod tests {
     }
 
     #[test]
+    fn names_from_the_operator_and_from_the_sender_reach_everyone() {
+        let (tx, mut rx) = rtrb::RingBuffer::new(8);
+        let hub = Hub::new(tx);
+        hub.on_tick(Tick {
+            sources: vec![info(1, SourceControls::default())],
+            ..Default::default()
+        });
+        let (_, mut sub) = hub.subscribe();
+        hub.set_source(
+            "127.0.0.1:1",
+            SourcePatch {
+                name: Some("<b>bass</b>".into()),
+                ..Default::default()
+            },
+            operator(),
+        )
+        .unwrap();
+        assert_eq!(
+            rx.pop().unwrap(),
+            ControlCommand::Name {
+                id: addr(1),
+                name: SourceName::new("<b>bass</b>"),
+                by: operator()
+            }
+        );
+        // JSON carries the text as it is; pages show it as text.
+        assert!(sub.try_recv().unwrap().contains(r#""name":"<b>bass</b>""#));
+        // The sender renames itself (RTCP SDES): announced on the tick.
+        let mut named = info(1, SourceControls::default());
+        named.name = SourceName::new("drums");
+        hub.on_tick(Tick {
+            sources: vec![named],
+            ..Default::default()
+        });
+        assert!(sub.try_recv().unwrap().contains(r#""name":"drums""#));
+    }
+
+    #[test]
     fn a_full_mixer_queue_is_busy_and_changes_nothing() {
         let (tx, _rx) = rtrb::RingBuffer::new(1);
         let hub = Hub::new(tx);
-        hub.set_master(MasterPatch { volume: 0.5 }).unwrap();
+        hub.set_master(MasterPatch {
+            volume: Some(0.5),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(
-            hub.set_master(MasterPatch { volume: 0.7 }),
+            hub.set_master(MasterPatch {
+                volume: Some(0.7),
+                ..Default::default()
+            }),
             Err(ApiError::Busy)
         );
-        assert_eq!(
-            hub.full_state(),
-            ServerMessage::State {
-                master: 0.5,
-                sources: vec![]
-            }
-        );
+        assert_eq!(hub.master().volume, 0.5);
     }
 }

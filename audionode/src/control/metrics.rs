@@ -9,11 +9,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+use crate::nodecore::source_id::SourceId;
 use crate::stats::{NodeSnapshot, SourceStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
+    /// The source's display name ("" when it has none); the client crate
+    /// escapes label values.
+    name: String,
 }
 
 type SourceCounter = Family<SourceLabel, Counter>;
@@ -27,8 +31,13 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-/// Renders `snapshot` as a Prometheus text exposition.
-pub fn render(snapshot: &NodeSnapshot) -> String {
+/// Renders `snapshot` as a Prometheus text exposition; `name_of` gives a
+/// source's display name.
+pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> String {
+    let label = |id: SourceId| SourceLabel {
+        source: id.to_string(),
+        name: name_of(id),
+    };
     let mut registry = Registry::with_prefix("audionode");
     let n = snapshot.node;
     counter(&mut registry, "packets", "Datagrams received", n.packets);
@@ -169,39 +178,37 @@ pub fn render(snapshot: &NodeSnapshot) -> String {
     for (name, help, get) in per_source_counters {
         let family = SourceCounter::default();
         for (addr, stats) in &snapshot.sources {
-            family
-                .get_or_create(&SourceLabel {
-                    source: addr.to_string(),
-                })
-                .inc_by(get(stats));
+            family.get_or_create(&label(*addr)).inc_by(get(stats));
         }
         registry.register(name, help, family);
     }
-    let per_source_gauges: [Metric<f64>; 3] = [
+    // Base units, as Prometheus asks: seconds and hertz.
+    let per_source_gauges: [Metric<f64>; 4] = [
         (
-            "source_jitter_ms",
-            "RFC 3550 interarrival jitter in milliseconds",
-            |s| s.jitter_ms,
+            "source_jitter_seconds",
+            "RFC 3550 interarrival jitter",
+            |s| s.jitter_ms / 1000.0,
         ),
         (
-            "source_buffered_ms",
-            "Audio buffered ahead of playout in milliseconds",
-            |s| s.buffered_ms,
+            "source_buffered_seconds",
+            "Audio buffered ahead of playout",
+            |s| s.buffered_ms / 1000.0,
         ),
         (
-            "source_target_ms",
-            "Jitter-buffer target in milliseconds",
-            |s| s.target_ms,
+            "source_target_seconds",
+            "Jitter-buffer target delay",
+            |s| s.target_ms / 1000.0,
+        ),
+        (
+            "source_rate_mismatch_hertz",
+            "The rate the sender's audio arrives at when it does not fit the node's sample rate (0: it fits)",
+            |s| f64::from(s.rate_mismatch_hz),
         ),
     ];
     for (name, help, get) in per_source_gauges {
         let family = SourceGauge::default();
         for (addr, stats) in &snapshot.sources {
-            family
-                .get_or_create(&SourceLabel {
-                    source: addr.to_string(),
-                })
-                .set(get(stats));
+            family.get_or_create(&label(*addr)).set(get(stats));
         }
         registry.register(name, help, family);
     }
@@ -233,12 +240,16 @@ mod tests {
                 },
             )],
         };
-        let text = render(&snapshot);
+        let text = render(&snapshot, |_| r#"bass "DI""#.to_string());
         assert!(text.contains("audionode_packets_total 42\n"), "{text}");
         assert!(text.contains("audionode_deadline_misses_total 1\n"));
         assert!(text.contains("audionode_active_sources 1\n"));
-        assert!(text.contains(r#"audionode_source_lost_total{source="127.0.0.1:5000"} 2"#));
-        assert!(text.contains(r#"audionode_source_jitter_ms{source="127.0.0.1:5000"} 1.5"#));
+        assert!(text.contains(
+            r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#
+        ));
+        assert!(text.contains(
+            r#"audionode_source_jitter_seconds{source="127.0.0.1:5000",name="bass \"DI\""} 0.0015"#
+        ));
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -3,9 +3,11 @@
 //! metrics. See `docs/control-api.md`.
 
 mod connections;
+pub mod health;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod outputs;
 mod security;
 pub mod server;
 pub mod state;
@@ -14,3 +16,4 @@ pub use hub::{ControlCommand, Hub, Tick};
 pub use limits::{raise_open_file_limit, HttpLimits};
 pub(crate) use security::check_allow_host;
 pub use server::HttpServer;
+pub use state::SourceInfo;

@@ -5,8 +5,14 @@
 //! |---|---|
 //! | `GET /`, `/app.js`, `/style.css` | the mixing desk (embedded) |
 //! | `GET /api/state` | the whole state |
-//! | `PUT /api/master` | `{"volume": 0.5}` |
-//! | `PUT /api/sources/{ip:port}` | `{"volume"?, "balance"?, "mute"?, "solo"?}` |
+//! | `GET /api/master` | the master strip: volume, output peaks, node counters |
+//! | `PUT /api/master` | `{"volume": 0.5}` or `{"volume_db": -6}` |
+//! | `GET /api/sources/{id}` | one source (404 when not active) |
+//! | `PUT /api/sources/{id}` | `{"volume"? \| "volume_db"?, "balance"?, "mute"?, "solo"?}` |
+//! | `GET /api/outputs` | the mix's destinations |
+//! | `POST /api/outputs` | `{"kind": "rtp"\|"udp-stereo", "addr": "IP:PORT"}` |
+//! | `DELETE /api/outputs/{kind}/{addr}` | stop sending there |
+//! | `GET /mix.sdp[?dest=IP:PORT]` | SDP of an RTP output (the first by default) |
 //! | `GET /ws` | WebSocket: state, then deltas and meters |
 //! | `GET /metrics` | Prometheus text format |
 //!
@@ -24,15 +30,16 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, oneshot, Semaphore};
 
+use super::outputs::{OutputRegistry, OutputRequest};
 use crate::config::HttpSettings;
 
 use super::connections;
@@ -60,6 +67,7 @@ const STYLE_CSS: &str = include_str!("../../assets/style.css");
 #[derive(Clone)]
 struct AppState {
     hub: Arc<Hub>,
+    outputs: Arc<OutputRegistry>,
     token: Option<Arc<str>>,
     /// One permit per WebSocket client allowed (`--http-max-ws-clients`).
     ws_slots: Arc<Semaphore>,
@@ -77,11 +85,15 @@ impl HttpServer {
     /// Binds `settings.addr` (errors at once, e.g. an occupied port) and
     /// serves the control surface on its own thread; it polls the mixer's
     /// `stats` 20 times a second (the mixer never waits for or wakes it).
+    /// `listen` is where the node receives sources; the desk shows it.
     pub fn start(
         settings: &HttpSettings,
         hub: Arc<Hub>,
         stats: StatsReader,
+        outputs: Arc<OutputRegistry>,
+        listen: SocketAddr,
     ) -> std::io::Result<Self> {
+        hub.set_listen(listen);
         let listener = TcpListener::bind(settings.addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -96,6 +108,7 @@ impl HttpServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState {
             hub: Arc::clone(&hub),
+            outputs,
             token: settings.token.as_deref().map(Arc::from),
             ws_slots: Arc::new(Semaphore::new(limits.max_ws_clients)),
             max_ws_clients: limits.max_ws_clients,
@@ -163,8 +176,11 @@ impl Drop for HttpServer {
 fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/state", get(get_state))
-        .route("/api/master", put(put_master))
-        .route("/api/sources/{id}", put(put_source))
+        .route("/api/master", get(get_master).put(put_master))
+        .route("/api/sources/{id}", get(get_source).put(put_source))
+        .route("/api/outputs", get(get_outputs).post(post_output))
+        .route("/api/outputs/{kind}/{addr}", delete(delete_output))
+        .route("/mix.sdp", get(get_sdp))
         .route("/ws", get(websocket))
         .route("/metrics", get(get_metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -247,6 +263,19 @@ async fn get_state(State(app): State<AppState>) -> Response {
     json(&app.hub.full_state())
 }
 
+async fn get_master(State(app): State<AppState>) -> Response {
+    let body = serde_json::to_string(&app.hub.master()).expect("plain data serialises");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn get_source(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&app.hub.source(&id)?).expect("plain data serialises");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
 async fn put_master(
     State(app): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -258,14 +287,52 @@ async fn put_master(
 async fn put_source(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let patch: SourcePatch = parse_body(body)?;
-    Ok(json(&app.hub.set_source(&id, patch)?))
+    Ok(json(&app.hub.set_source(&id, patch, peer)?))
+}
+
+async fn get_outputs(State(app): State<AppState>) -> Response {
+    axum::Json(app.outputs.view()).into_response()
+}
+
+async fn post_output(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: OutputRequest = parse_body(body)?;
+    let view = app.outputs.add(&request)?;
+    app.hub.publish_outputs(&view);
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+async fn delete_output(
+    State(app): State<AppState>,
+    Path((kind, addr)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = app.outputs.remove(&kind, &addr)?;
+    app.hub.publish_outputs(&view);
+    Ok(axum::Json(view).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct SdpQuery {
+    dest: Option<String>,
+}
+
+async fn get_sdp(
+    State(app): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SdpQuery>,
+) -> Result<Response, ApiError> {
+    let sdp = app.outputs.sdp(query.dest.as_deref())?;
+    Ok(([(header::CONTENT_TYPE, "application/sdp")], sdp).into_response())
 }
 
 async fn get_metrics(State(app): State<AppState>) -> Response {
-    let text = metrics::render(&app.hub.snapshot());
+    let (snapshot, names) = app.hub.snapshot_and_names();
+    let text = metrics::render(&snapshot, |id| names.get(&id).cloned().unwrap_or_default());
     (
         [(
             header::CONTENT_TYPE,
@@ -309,7 +376,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     // Taken before the upgrade so that a refused client gets a status, and
     // held by the client's task until it ends.
     let Ok(slot) = Arc::clone(&app.ws_slots).try_acquire_owned() else {
@@ -328,14 +399,14 @@ async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Re
         // Every send is flushed at once anyway; buffering more only costs memory.
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
-            serve_client(socket, app.hub).await;
+            serve_client(socket, app.hub, peer).await;
             drop(slot);
         })
 }
 
 /// One WebSocket client: the state, then every broadcast message; changes
 /// it sends are applied like REST calls (errors come back to it alone).
-async fn serve_client(socket: WebSocket, hub: Arc<Hub>) {
+async fn serve_client(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
     let (mut tx, mut rx) = socket.split();
     let (initial, mut updates) = hub.subscribe();
     if tx
@@ -367,9 +438,9 @@ async fn serve_client(socket: WebSocket, hub: Arc<Hub>) {
                 let result = serde_json::from_str::<ClientMessage>(&text)
                     .map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
                     .and_then(|m| match m {
-                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume }),
-                        ClientMessage::SetSource { id, volume, balance, mute, solo } => {
-                            hub.set_source(&id, SourcePatch { volume, balance, mute, solo })
+                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume: Some(volume), volume_db: None }),
+                        ClientMessage::SetSource { id, name, volume, balance, mute, solo } => {
+                            hub.set_source(&id, SourcePatch { name, volume, volume_db: None, balance, mute, solo }, peer)
                         }
                     });
                 if let Err(e) = result {

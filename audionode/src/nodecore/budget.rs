@@ -96,6 +96,7 @@ mod tests {
             seq: 0,
             start_frame: 0,
             samples: 441,
+            rtp: None,
         };
         let admitted: Vec<bool> = (0..5).map(|i| b.admit(i * MS, &late).0).collect();
         assert_eq!(admitted, [true, true, true, false, false]);

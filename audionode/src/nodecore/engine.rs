@@ -14,8 +14,10 @@ use std::time::Duration;
 use super::event::{DropReason, Event, EventKind, Events, NODE};
 use super::ingress::{Malformed, SourcePacket};
 use super::mixer::{Mixer, StereoGain};
+use super::name::SourceName;
 use super::pool::MemoryPool;
-use super::source::{MixClock, Source, SourceParams};
+use super::source::{MixClock, ReceiverReport, Source, SourceParams};
+use super::source_id::SourceId;
 use super::stats::{NodeCounters, SourceRow, StatsFrame};
 
 /// Settings of the engine.
@@ -55,6 +57,9 @@ impl Default for SourceControls {
     }
 }
 
+/// Distinct refused RTP streams remembered, so each is reported once.
+const REFUSED_SSRCS: usize = 64;
+
 /// How long a dropped source's controls are remembered for its return.
 pub const REMEMBER_CONTROLS: Duration = Duration::from_secs(600);
 /// Most dropped sources whose controls are remembered.
@@ -71,11 +76,20 @@ const METER_WINDOWS: usize = 3;
 struct Slot {
     source: Source,
     controls: SourceControls,
+    name: SourceName,
+    /// The operator named it: the sender's SDES no longer renames it.
+    named_by_operator: bool,
+    /// The sender sent an SDES NAME: its CNAME no longer renames it.
+    sdes_name: bool,
+    /// The sender said goodbye: dropped once its buffer has played.
+    closing: bool,
     /// The gain applied at the end of the last block (ramp start).
     applied: StereoGain,
     /// Largest post-fader sample magnitude in each recent meter window
     /// (`meter_window` is the current one).
     peaks: [f32; METER_WINDOWS],
+    /// The same before gain, mute and solo (the source's input level).
+    input_peaks: [f32; METER_WINDOWS],
 }
 
 /// The mixing engine.
@@ -83,10 +97,11 @@ struct Slot {
 pub struct Engine {
     config: EngineConfig,
     slots: Vec<Option<Slot>>,
-    by_addr: HashMap<SocketAddr, usize>,
+    by_id: HashMap<SourceId, usize>,
     pool: MemoryPool,
     mixer: Mixer,
     block: Vec<f32>,
+    block_right: Vec<f32>,
     out: Vec<i16>,
     frames_mixed: u64,
     /// Node time and frame count when the mixing clock last (re)started;
@@ -96,10 +111,22 @@ pub struct Engine {
     counters: NodeCounters,
     refused_log: LogLimiter,
     malformed_log: LogLimiter,
-    remembered: HashMap<SocketAddr, (SourceControls, Duration)>,
+    remembered: HashMap<SourceId, (Remembered, Duration)>,
+    /// RTP streams refused (unknown payload type, another rate), each
+    /// reported once; oldest replaced first.
+    refused_ssrcs: [Option<u32>; REFUSED_SSRCS],
+    refused_next: usize,
     meter_window: usize,
     out_peaks: [(f32, f32); METER_WINDOWS],
     clipped: [bool; METER_WINDOWS],
+}
+
+/// What the node remembers of a source that left, for its return.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    controls: SourceControls,
+    name: SourceName,
+    named_by_operator: bool,
 }
 
 /// At most one event per second for a kind of nuisance.
@@ -132,10 +159,11 @@ impl Engine {
             slots: (0..slots).map(|_| None).collect(),
             // Twice the entries ever held: hashbrown then always rehashes
             // its tombstones in place instead of growing (an allocation).
-            by_addr: HashMap::with_capacity(2 * slots),
+            by_id: HashMap::with_capacity(2 * slots),
             pool: MemoryPool::new(slots, &config.source),
             mixer: Mixer::new(frames),
             block: vec![0.0; frames],
+            block_right: vec![0.0; frames],
             out: vec![0; 2 * frames],
             frames_mixed: 0,
             epoch: None,
@@ -144,6 +172,8 @@ impl Engine {
             refused_log: LogLimiter::default(),
             malformed_log: LogLimiter::default(),
             remembered: HashMap::with_capacity(2 * REMEMBER_MAX),
+            refused_ssrcs: [None; REFUSED_SSRCS],
+            refused_next: 0,
             meter_window: 0,
             out_peaks: [(0.0, 0.0); METER_WINDOWS],
             clipped: [false; METER_WINDOWS],
@@ -161,7 +191,21 @@ impl Engine {
         events: &mut Events,
     ) {
         self.counters.packets += 1;
-        if let Some(&index) = self.by_addr.get(&from) {
+        if let Some(ssrc) = why.ssrc() {
+            // An RTP stream the node cannot mix: one clear line per SSRC.
+            self.counters.malformed_unknown += 1;
+            if !self.refused_ssrcs.contains(&Some(ssrc)) {
+                self.refused_ssrcs[self.refused_next] = Some(ssrc);
+                self.refused_next = (self.refused_next + 1) % REFUSED_SSRCS;
+                events.push(Event {
+                    at: now,
+                    source: SourceId::Ssrc(ssrc),
+                    kind: EventKind::RtpRefused { why, from },
+                });
+            }
+            return;
+        }
+        if let Some(&index) = self.by_id.get(&SourceId::Addr(from)) {
             if let Some(slot) = self.slots[index].as_mut() {
                 slot.source.on_malformed(now);
             }
@@ -171,7 +215,7 @@ impl Engine {
         if self.malformed_log.allow(now) {
             events.push(Event {
                 at: now,
-                source: from,
+                source: SourceId::Addr(from),
                 kind: EventKind::Malformed { len: bytes, why },
             });
         }
@@ -188,10 +232,11 @@ impl Engine {
         events: &mut Events,
     ) {
         self.counters.packets += 1;
-        if let Some(&index) = self.by_addr.get(&from) {
+        let id = packet.source_id(from);
+        if let Some(&index) = self.by_id.get(&id) {
             let clock = self.clock(now);
             if let Some(slot) = self.slots[index].as_mut() {
-                slot.source.on_packet(packet, clock, events);
+                slot.source.on_packet(from, packet, clock, events);
             }
             return;
         }
@@ -203,7 +248,7 @@ impl Engine {
             if self.refused_log.allow(now) {
                 events.push(Event {
                     at: now,
-                    source: from,
+                    source: id,
                     kind: EventKind::Refused {
                         max_sources: self.config.max_sources,
                     },
@@ -215,20 +260,38 @@ impl Engine {
             self.epoch = Some((now, self.frames_mixed));
         }
         let clock = self.clock(now);
-        let source = Source::new(from, self.config.source, memory, packet, clock, events);
-        let controls = match self.remembered.remove(&from) {
-            Some((controls, dropped)) if now.saturating_sub(dropped) <= REMEMBER_CONTROLS => {
-                controls
-            }
-            _ => SourceControls::default(),
+        let source = Source::new(id, from, self.config.source, memory, packet, clock, events);
+        let remembered = match self.remembered.remove(&id) {
+            Some((r, dropped)) if now.saturating_sub(dropped) <= REMEMBER_CONTROLS => r,
+            _ => Remembered {
+                controls: SourceControls::default(),
+                name: SourceName::EMPTY,
+                named_by_operator: false,
+            },
         };
+        let controls = remembered.controls;
+        if !remembered.name.is_empty() {
+            events.push(Event {
+                at: now,
+                source: id,
+                kind: EventKind::Named {
+                    name: remembered.name,
+                    by: None,
+                },
+            });
+        }
         self.slots[free] = Some(Slot {
             source,
             controls,
+            name: remembered.name,
+            named_by_operator: remembered.named_by_operator,
+            sdes_name: false,
+            closing: false,
             applied: StereoGain::from_controls(controls.volume, controls.balance, self.master),
             peaks: [0.0; METER_WINDOWS],
+            input_peaks: [0.0; METER_WINDOWS],
         });
-        self.by_addr.insert(from, free);
+        self.by_id.insert(id, free);
         self.counters.streams_started += 1;
     }
 
@@ -289,7 +352,9 @@ impl Engine {
         let window = self.meter_window;
         self.mixer.begin(frames);
         for slot in self.slots.iter_mut().flatten() {
-            let loudest = slot.source.read_block(&mut self.block) as f32;
+            let loudest =
+                slot.source
+                    .read_block(&mut self.block, &mut self.block_right) as f32;
             let c = slot.controls;
             let audible = !c.mute && (!any_solo || c.solo);
             let target = if audible {
@@ -297,10 +362,16 @@ impl Engine {
             } else {
                 StereoGain::SILENT
             };
-            self.mixer.add(&self.block, slot.applied, target);
+            if slot.source.channels() == 2 {
+                self.mixer
+                    .add_stereo(&self.block, &self.block_right, slot.applied, target);
+            } else {
+                self.mixer.add(&self.block, slot.applied, target);
+            }
             slot.applied = target;
             slot.peaks[window] =
                 slot.peaks[window].max(loudest * target.left.max(target.right) / 32768.0);
+            slot.input_peaks[window] = slot.input_peaks[window].max(loudest / 32768.0);
         }
         let rendered = self.mixer.render(&mut self.out);
         self.counters.clipped += rendered.clipped;
@@ -326,7 +397,10 @@ impl Engine {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
             };
-            if now.saturating_sub(slot.source.last_heard()) > self.config.timeout {
+            if slot.closing && slot.source.played_out() {
+                slot.source.drop_stream(now, DropReason::Closed, events);
+                self.remove(index, now);
+            } else if now.saturating_sub(slot.source.last_heard()) > self.config.timeout {
                 slot.source.drop_stream(now, DropReason::Timeout, events);
                 self.remove(index, now);
             } else {
@@ -362,12 +436,17 @@ impl Engine {
         let next = (self.meter_window + 1) % METER_WINDOWS;
         for slot in self.slots.iter_mut().flatten() {
             frame.push(SourceRow {
-                addr: slot.source.addr(),
+                id: slot.source.id(),
+                from: slot.source.from(),
+                name: slot.name,
+                channels: slot.source.channels(),
                 stats: slot.source.stats(),
                 controls: slot.controls,
                 peak: slot.peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
+                input_peak: slot.input_peaks.iter().fold(0.0, |a: f32, &p| a.max(p)),
             });
             slot.peaks[next] = 0.0;
+            slot.input_peaks[next] = 0.0;
         }
         self.meter_window = next;
         self.out_peaks[next] = (0.0, 0.0);
@@ -385,8 +464,8 @@ impl Engine {
     }
 
     /// Sets one source's controls; `false` if no such source is active.
-    pub fn set_controls(&mut self, addr: SocketAddr, controls: SourceControls) -> bool {
-        match self.by_addr.get(&addr) {
+    pub fn set_controls(&mut self, id: SourceId, controls: SourceControls) -> bool {
+        match self.by_id.get(&id) {
             Some(&index) => match self.slots[index].as_mut() {
                 Some(slot) => {
                     slot.controls = controls;
@@ -399,14 +478,120 @@ impl Engine {
     }
 
     /// One source's controls, if it is active.
-    pub fn controls(&self, addr: SocketAddr) -> Option<SourceControls> {
-        let index = *self.by_addr.get(&addr)?;
+    pub fn controls(&self, id: SourceId) -> Option<SourceControls> {
+        let index = *self.by_id.get(&id)?;
         self.slots[index].as_ref().map(|s| s.controls)
+    }
+
+    /// Names a source: `by` is the operator's address, `None` the sender's
+    /// own RTCP SDES (which no longer renames a source the operator named).
+    /// `false` if no such source is active.
+    pub fn set_name(
+        &mut self,
+        now: Duration,
+        id: SourceId,
+        name: SourceName,
+        by: Option<SocketAddr>,
+        events: &mut Events,
+    ) -> bool {
+        let Some(slot) = self.by_id.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
+            return false;
+        };
+        if by.is_none() && slot.named_by_operator {
+            return true;
+        }
+        if by.is_some() {
+            slot.named_by_operator = !name.is_empty();
+        }
+        if slot.name != name {
+            slot.name = name;
+            events.push(Event {
+                at: now,
+                source: id,
+                kind: EventKind::Named { name, by },
+            });
+        }
+        true
+    }
+
+    /// The sender of RTP stream `ssrc` gave its name in RTCP SDES (`cname`:
+    /// its CNAME, with no NAME beside it).
+    pub fn set_sender_name(
+        &mut self,
+        now: Duration,
+        ssrc: u32,
+        name: SourceName,
+        cname: bool,
+        events: &mut Events,
+    ) {
+        let id = SourceId::Ssrc(ssrc);
+        let Some(slot) = self.by_id.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
+            return;
+        };
+        if cname && slot.sdes_name {
+            return;
+        }
+        slot.sdes_name |= !cname;
+        self.set_name(now, id, name, None, events);
+    }
+
+    /// A source's name (empty: none), if it is active.
+    pub fn name(&self, id: SourceId) -> Option<SourceName> {
+        let index = *self.by_id.get(&id)?;
+        self.slots[index].as_ref().map(|s| s.name)
+    }
+
+    /// The sender of RTP stream `ssrc` said goodbye (RTCP BYE): the stream
+    /// ends once what it sent has played, rather than at the timeout.
+    pub fn on_bye(&mut self, ssrc: u32) {
+        if let Some(&index) = self.by_id.get(&SourceId::Ssrc(ssrc)) {
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.closing = true;
+            }
+        }
+    }
+
+    /// An RTCP sender report of stream `ssrc` arrived at `now` (echoed in
+    /// the node's receiver reports).
+    pub fn on_sender_report(
+        &mut self,
+        now: Duration,
+        ssrc: u32,
+        ntp_middle: u32,
+        from: SocketAddr,
+    ) {
+        if let Some(&index) = self.by_id.get(&SourceId::Ssrc(ssrc)) {
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.source.on_sender_report(now, ntp_middle, from);
+            }
+        }
+    }
+
+    /// Receiver report blocks for the RTP sources due one at `now` (each
+    /// about every `interval`, spread over the interval by slot), with the
+    /// address each goes to; returns how many were written into `out`.
+    pub fn receiver_reports(
+        &mut self,
+        now: Duration,
+        interval: Duration,
+        out: &mut [ReceiverReport],
+    ) -> usize {
+        let mut n = 0;
+        for slot in self.slots.iter_mut().flatten() {
+            if n == out.len() {
+                break;
+            }
+            if let Some(report) = slot.source.receiver_report(now, interval) {
+                out[n] = report;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Number of active streams.
     pub fn active_streams(&self) -> usize {
-        self.by_addr.len()
+        self.by_id.len()
     }
 
     /// Output frames mixed so far.
@@ -436,19 +621,24 @@ impl Engine {
 
     fn remove(&mut self, index: usize, now: Duration) {
         if let Some(slot) = self.slots[index].take() {
-            let addr = slot.source.addr();
-            self.by_addr.remove(&addr);
+            let id = slot.source.id();
+            self.by_id.remove(&id);
             self.counters.streams_dropped += 1;
             if self.remembered.len() >= REMEMBER_MAX {
                 self.remembered
                     .retain(|_, (_, dropped)| now.saturating_sub(*dropped) <= REMEMBER_CONTROLS);
             }
             if self.remembered.len() < REMEMBER_MAX {
-                self.remembered.insert(addr, (slot.controls, now));
+                let remembered = Remembered {
+                    controls: slot.controls,
+                    name: slot.name,
+                    named_by_operator: slot.named_by_operator,
+                };
+                self.remembered.insert(id, (remembered, now));
             }
             self.pool.give(slot.source.into_memory());
         }
-        if self.by_addr.is_empty() {
+        if self.by_id.is_empty() {
             // Silent while no stream is active; the clock restarts with the next.
             self.epoch = None;
         }

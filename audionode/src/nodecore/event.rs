@@ -9,21 +9,23 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::name::SourceName;
+use super::source_id::SourceId;
 use crate::stats::SourceStats;
 
 /// The source key of events about the node itself.
-pub const NODE: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+pub const NODE: SourceId = SourceId::Addr(SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::UNSPECIFIED,
     0,
-));
+)));
 
 /// Something that happened to one source.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Event {
     /// Node time of the event (since the node started).
     pub at: Duration,
-    /// The source's address.
-    pub source: SocketAddr,
+    /// The source (or [`NODE`]).
+    pub source: SourceId,
     /// What happened.
     pub kind: EventKind,
 }
@@ -35,6 +37,8 @@ pub enum DropReason {
     Timeout,
     /// The node is shutting down.
     Shutdown,
+    /// The sender said goodbye (RTCP BYE).
+    Closed,
 }
 
 impl DropReason {
@@ -43,6 +47,7 @@ impl DropReason {
         match self {
             DropReason::Timeout => "timeout",
             DropReason::Shutdown => "shutdown",
+            DropReason::Closed => "closed",
         }
     }
 }
@@ -98,8 +103,11 @@ pub enum EventKind {
         seq: u32,
         /// Output frame (counted in frames sent) at which its first sample is mixed.
         start_frame: u64,
-        /// Samples in the packet (the stream's nominal packet size).
+        /// Frames in the packet (the stream's nominal packet size).
         samples: usize,
+        /// For RTP sources: channels and the address the stream comes from
+        /// (the id is its SSRC). `None` keeps the original line.
+        rtp: Option<(u8, SocketAddr)>,
     },
     /// A packet received before.
     Repeated {
@@ -180,6 +188,45 @@ pub enum EventKind {
         /// Why it did not decode.
         why: super::ingress::Malformed,
     },
+    /// A packet with another channel count than its stream's (not mixed).
+    FormatChanged {
+        /// Its channels.
+        channels: u8,
+        /// The stream's.
+        expected: u8,
+        /// Such packets so far.
+        count: u64,
+    },
+    /// The sender's audio arrives at a rate that does not fit the node's
+    /// (it runs at another sample rate); `sender_hz` 0: it fits again.
+    RateMismatch {
+        /// The measured rate (nearest 50 Hz), or 0.
+        sender_hz: u32,
+        /// The node's rate.
+        node_hz: u32,
+    },
+    /// A new source's sequence numbers jump at random: probably a stereo
+    /// stream without them (the node's output format) sent to the node.
+    NoSequenceNumbers {
+        /// Far jumps among its first packets.
+        jumps: u32,
+    },
+    /// The source's name changed (RTCP SDES or the operator).
+    Named {
+        /// The new name (empty: none).
+        name: SourceName,
+        /// Who set it: `None` for the sender's RTCP SDES, else the
+        /// operator's address.
+        by: Option<SocketAddr>,
+    },
+    /// RTP packets of a stream the node cannot mix (unknown payload type,
+    /// another sample rate): said once per SSRC.
+    RtpRefused {
+        /// Why.
+        why: super::ingress::Malformed,
+        /// Where they come from.
+        from: SocketAddr,
+    },
     /// A new source refused because `--max-sources` was reached (program
     /// log only).
     Refused {
@@ -233,10 +280,46 @@ impl fmt::Display for EventKind {
                 seq,
                 start_frame,
                 samples,
+                rtp,
+            } => {
+                write!(
+                    f,
+                    "New stream seq={seq} start_frame={start_frame} samples_per_packet={samples}"
+                )?;
+                match rtp {
+                    Some((channels, from)) => write!(f, " channels={channels} from={from}"),
+                    None => Ok(()),
+                }
+            }
+            EventKind::FormatChanged {
+                channels,
+                expected,
+                count,
             } => write!(
                 f,
-                "New stream seq={seq} start_frame={start_frame} samples_per_packet={samples}"
+                "Format changed packets={count}: {channels} channels, the stream has {expected} (not mixed)"
             ),
+            EventKind::Named { name, by } => {
+                write!(f, "Named name=\"{}\"", name.escaped())?;
+                match by {
+                    Some(by) => write!(f, " by={by}"),
+                    None => write!(f, " by=rtcp"),
+                }
+            }
+            EventKind::RateMismatch { sender_hz: 0, node_hz } => {
+                write!(f, "Rate fits again: the sender runs at the node's {node_hz} Hz")
+            }
+            EventKind::RateMismatch { sender_hz, node_hz } => write!(
+                f,
+                "Rate mismatch: sender runs at ~{sender_hz} Hz, node at {node_hz} Hz (set the same --sample-rate on both)"
+            ),
+            EventKind::NoSequenceNumbers { jumps } => write!(
+                f,
+                "No sequence numbers: {jumps} of the first 16 packets jump far; this looks like a stereo stream without sequence numbers (a node's output, audiostreamer --stream-to-recorder) sent to a node"
+            ),
+            EventKind::RtpRefused { why, from } => {
+                write!(f, "Refused RTP stream from={from}: {why}")
+            }
             EventKind::Repeated { seq } => write!(f, "Repeated packet seq={seq}"),
             EventKind::OutOfOrder { seq, highest } => {
                 write!(f, "Out of order packet seq={seq} highest={highest}")
@@ -414,7 +497,12 @@ impl EventKind {
             EventKind::Overflow { .. } => EventClass::Overflow,
             EventKind::SizeChanged { .. } => EventClass::Size,
             EventKind::Suppressed { .. } => EventClass::Suppressed,
+            EventKind::FormatChanged { .. }
+            | EventKind::Named { .. }
+            | EventKind::RateMismatch { .. }
+            | EventKind::NoSequenceNumbers { .. } => EventClass::New,
             EventKind::Malformed { .. }
+            | EventKind::RtpRefused { .. }
             | EventKind::Refused { .. }
             | EventKind::Stall { .. }
             | EventKind::SendFailed { .. }
@@ -430,7 +518,12 @@ impl EventKind {
             | EventKind::Restarted { .. }
             | EventKind::Reanchored { .. }
             | EventKind::Dropped { .. }
-            | EventKind::SizeChanged { .. } => Mirror::Info,
+            | EventKind::SizeChanged { .. }
+            | EventKind::Named { .. } => Mirror::Info,
+            EventKind::FormatChanged { .. }
+            | EventKind::RtpRefused { .. }
+            | EventKind::RateMismatch { .. }
+            | EventKind::NoSequenceNumbers { .. } => Mirror::Warn,
             EventKind::Stall { .. } | EventKind::OverBudget { .. } => Mirror::Warn,
             EventKind::SendFailed { .. } => Mirror::WarnOnly,
             EventKind::SendRecovered { .. } => Mirror::Info,
@@ -575,7 +668,8 @@ mod tests {
                 EventKind::NewStream {
                     seq: 0,
                     start_frame: 882,
-                    samples: 441
+                    samples: 441,
+                    rtp: None,
                 }
             ),
             "[           5] [      127.0.0.1:50000] New stream seq=0 start_frame=882 samples_per_packet=441"

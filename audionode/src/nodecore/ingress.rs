@@ -2,24 +2,71 @@
 //! the edge into one [`SourcePacket`], so the core never sees bytes of a
 //! particular format.
 //!
-//! Today's formats are the original UDP mono datagram with a sequence
-//! number (`[seq: u32 BE][sample: i16 BE] × n`, decoded in place: the
-//! samples stay big-endian in the receive buffer until they are copied
-//! into the jitter buffer) and the TCP Spec/Samples source (already
-//! decoded to native samples by its thread). Neither carries a timestamp:
-//! a packet's sample position on the source's timeline is the running sum
-//! of packet sizes in sequence order, computed by the source
-//! ([`crate::nodecore::source`]).
+//! The formats are the original UDP mono datagram with a sequence number
+//! (`[seq: u32 BE][sample: i16 BE] × n`), RTP with L16 payloads (mono or
+//! stereo, big-endian), both decoded in place (the samples stay big-endian
+//! in the receive buffer until they are copied into the jitter buffer),
+//! and the TCP Spec/Samples source (already decoded to native samples by
+//! its thread). The original format and TCP carry no timestamp: a packet's
+//! sample position is the running sum of packet sizes in sequence order,
+//! computed by the source ([`crate::nodecore::source`]); an RTP packet is
+//! placed by its timestamp.
 
+use std::net::SocketAddr;
+
+use proto::rtp::{RtpDecodeError, RtpPacket};
+use proto::rtp_map::RtpMap;
 use proto::{MonoDatagram, MonoDecodeError};
+
+use super::source_id::SourceId;
 
 /// One packet of one source, whatever format it arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourcePacket<'a> {
-    /// The packet's sequence number (wraps at 2^32).
+    /// The packet's sequence number (wraps at 2^32; at 2^16 for RTP).
     pub seq: u32,
-    /// Its mono samples.
+    /// Its samples, interleaved when stereo.
     pub samples: Samples<'a>,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: u8,
+    /// What RTP adds: the stream's identity and the packet's timestamp.
+    pub rtp: Option<RtpInfo>,
+}
+
+/// The RTP fields a source uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpInfo {
+    /// The synchronisation source: the source's identity.
+    pub ssrc: u32,
+    /// The first frame's sampling instant, one tick per frame (L16).
+    pub timestamp: u32,
+    /// Which `--rtp-listen` socket it arrived on.
+    pub listener: u8,
+}
+
+impl<'a> SourcePacket<'a> {
+    /// A mono packet without timestamp (original format, TCP sources).
+    pub fn mono(seq: u32, samples: Samples<'a>) -> Self {
+        Self {
+            seq,
+            samples,
+            channels: 1,
+            rtp: None,
+        }
+    }
+
+    /// Frames in the packet (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.samples.len() / usize::from(self.channels.max(1))
+    }
+
+    /// The source this packet belongs to, when it came from `from`.
+    pub fn source_id(&self, from: SocketAddr) -> SourceId {
+        match self.rtp {
+            Some(rtp) => SourceId::Ssrc(rtp.ssrc),
+            None => SourceId::Addr(from),
+        }
+    }
 }
 
 /// A packet's samples, left where they are.
@@ -27,6 +74,8 @@ pub struct SourcePacket<'a> {
 pub enum Samples<'a> {
     /// Still in a received datagram: big-endian 16-bit.
     BigEndian(MonoDatagram<'a>),
+    /// An RTP L16 payload: big-endian 16-bit, interleaved when stereo.
+    BigEndianPayload(&'a [u8]),
     /// Already decoded.
     Native(&'a [i16]),
 }
@@ -36,6 +85,7 @@ impl Samples<'_> {
     pub fn len(&self) -> usize {
         match self {
             Samples::BigEndian(d) => d.sample_count(),
+            Samples::BigEndianPayload(b) => b.len() / 2,
             Samples::Native(s) => s.len(),
         }
     }
@@ -51,7 +101,36 @@ impl Samples<'_> {
             Samples::BigEndian(d) => {
                 d.copy_samples_from(offset, run);
             }
+            Samples::BigEndianPayload(b) => {
+                proto::udp_mono::decode_be(&b[2 * offset..], run);
+            }
             Samples::Native(s) => run.copy_from_slice(&s[offset..offset + run.len()]),
+        }
+    }
+
+    /// Writes channel `channel` of frames `frame..frame + run.len()` of an
+    /// interleaved stereo packet into `run`.
+    pub fn copy_stereo_channel(&self, channel: usize, frame: usize, run: &mut [i16]) {
+        let first = 2 * frame + channel;
+        match self {
+            Samples::BigEndian(d) => {
+                let mut pair = [0i16; 1];
+                for (k, out) in run.iter_mut().enumerate() {
+                    d.copy_samples_from(first + 2 * k, &mut pair);
+                    *out = pair[0];
+                }
+            }
+            Samples::BigEndianPayload(b) => {
+                let frames = b.get(2 * first..).unwrap_or_default();
+                for (out, s) in run.iter_mut().zip(frames.chunks(4)) {
+                    *out = i16::from_be_bytes([s[0], s.get(1).copied().unwrap_or(0)]);
+                }
+            }
+            Samples::Native(s) => {
+                for (out, &x) in run.iter_mut().zip(s[first..].iter().step_by(2)) {
+                    *out = x;
+                }
+            }
         }
     }
 }
@@ -61,6 +140,33 @@ impl Samples<'_> {
 pub enum Malformed {
     /// Not a valid mono datagram.
     Decode(MonoDecodeError),
+    /// Not a valid RTP packet.
+    Rtp(RtpDecodeError),
+    /// An RTP payload type the node has no format for.
+    UnknownPayloadType {
+        /// The stream.
+        ssrc: u32,
+        /// Its payload type.
+        payload_type: u8,
+    },
+    /// An RTP format at another sample rate than the node's.
+    Rate {
+        /// The stream.
+        ssrc: u32,
+        /// The payload type.
+        payload_type: u8,
+        /// Its rate.
+        rate: u32,
+        /// The node's.
+        node: u32,
+    },
+    /// An L16 payload that is not a whole number of frames (or empty).
+    BadPayload {
+        /// Payload bytes.
+        len: usize,
+        /// Channels of its payload type.
+        channels: u8,
+    },
     /// Longer than the node accepts (`max` bytes).
     TooLong {
         /// Its length.
@@ -74,9 +180,40 @@ impl std::fmt::Display for Malformed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Malformed::Decode(e) => write!(f, "{e}"),
+            Malformed::Rtp(e) => write!(f, "{e}"),
+            Malformed::UnknownPayloadType {
+                payload_type: pt, ..
+            } => write!(
+                f,
+                "RTP payload type {pt} is unknown (declare it with --rtp-map {pt}=L16/RATE/CHANNELS)"
+            ),
+            Malformed::Rate {
+                payload_type,
+                rate,
+                node,
+                ..
+            } => write!(
+                f,
+                "RTP payload type {payload_type} runs at {rate} Hz, the node at {node} Hz (not resampled)"
+            ),
+            Malformed::BadPayload { len, channels } => write!(
+                f,
+                "L16 payload of {len} bytes is not a whole number of {channels}-channel frames"
+            ),
             Malformed::TooLong { len, max } => {
                 write!(f, "datagram of {len} bytes is longer than {max} bytes")
             }
+        }
+    }
+}
+
+impl Malformed {
+    /// The RTP stream a refusal is about, for those that are about a
+    /// whole stream rather than one datagram.
+    pub fn ssrc(&self) -> Option<u32> {
+        match *self {
+            Malformed::UnknownPayloadType { ssrc, .. } | Malformed::Rate { ssrc, .. } => Some(ssrc),
+            _ => None,
         }
     }
 }
@@ -90,9 +227,58 @@ pub fn decode_mono(bytes: &[u8], max_bytes: usize) -> Result<SourcePacket<'_>, M
         });
     }
     let datagram = MonoDatagram::decode(bytes).map_err(Malformed::Decode)?;
+    Ok(SourcePacket::mono(
+        datagram.seq,
+        Samples::BigEndian(datagram),
+    ))
+}
+
+/// Decodes one RTP packet with an L16 payload of a type `map` knows, at the
+/// node's `rate`, of at most `max_bytes`.
+pub fn decode_rtp<'a>(
+    bytes: &'a [u8],
+    map: &RtpMap,
+    rate: u32,
+    max_bytes: usize,
+    listener: u8,
+) -> Result<SourcePacket<'a>, Malformed> {
+    if bytes.len() > max_bytes {
+        return Err(Malformed::TooLong {
+            len: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let packet = RtpPacket::decode(bytes).map_err(Malformed::Rtp)?;
+    let pt = packet.payload_type;
+    let format = map.get(pt).ok_or(Malformed::UnknownPayloadType {
+        ssrc: packet.ssrc,
+        payload_type: pt,
+    })?;
+    if format.rate != rate {
+        return Err(Malformed::Rate {
+            ssrc: packet.ssrc,
+            payload_type: pt,
+            rate: format.rate,
+            node: rate,
+        });
+    }
+    let channels = format.channels as u8;
+    let frame_bytes = 2 * usize::from(channels);
+    if packet.payload.is_empty() || packet.payload.len() % frame_bytes != 0 {
+        return Err(Malformed::BadPayload {
+            len: packet.payload.len(),
+            channels,
+        });
+    }
     Ok(SourcePacket {
-        seq: datagram.seq,
-        samples: Samples::BigEndian(datagram),
+        seq: u32::from(packet.seq),
+        samples: Samples::BigEndianPayload(packet.payload),
+        channels,
+        rtp: Some(RtpInfo {
+            ssrc: packet.ssrc,
+            timestamp: packet.timestamp,
+            listener,
+        }),
     })
 }
 

@@ -94,6 +94,40 @@ impl Mixer {
         }
     }
 
+    /// Adds a stereo source's block (`left`, `right` planar), each channel
+    /// scaled by its side's gain, ramped like [`Mixer::add`]: volume scales
+    /// both channels and balance acts as a stereo balance.
+    pub fn add_stereo(
+        &mut self,
+        left_in: &[f32],
+        right_in: &[f32],
+        from: StereoGain,
+        to: StereoGain,
+    ) {
+        let n = self.frames.min(left_in.len()).min(right_in.len());
+        let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
+        let (left_in, right_in) = (&left_in[..n], &right_in[..n]);
+        if from == to {
+            for (l, &x) in left.iter_mut().zip(left_in) {
+                *l += x * to.left;
+            }
+            for (r, &x) in right.iter_mut().zip(right_in) {
+                *r += x * to.right;
+            }
+        } else {
+            let step = 1.0 / n as f32;
+            let dl = (to.left - from.left) * step;
+            let dr = (to.right - from.right) * step;
+            let steps = &self.ramp_steps[..n];
+            for ((l, &x), &k) in left.iter_mut().zip(left_in).zip(steps) {
+                *l += x * (from.left + dl * k);
+            }
+            for ((r, &x), &k) in right.iter_mut().zip(right_in).zip(steps) {
+                *r += x * (from.right + dr * k);
+            }
+        }
+    }
+
     /// Writes the block as interleaved i16 into `out` (2 × frames samples),
     /// rounding and saturating; returns how many samples clipped and the
     /// block's peaks, in the same pass.
@@ -221,6 +255,18 @@ mod tests {
             ]
         );
         assert_eq!(clipped, 4);
+    }
+
+    #[test]
+    fn stereo_sources_keep_their_channels() {
+        let (l, r) = ([100.0f32, -200.0], [7.0f32, 8.0]);
+        let mut m = Mixer::new(2);
+        m.begin(2);
+        let g = StereoGain::from_controls(1.0, 0.5, 1.0); // left 0.5, right 1
+        m.add_stereo(&l, &r, g, g);
+        let mut out = [0i16; 4];
+        m.render(&mut out);
+        assert_eq!(out, [50, 7, -100, 8]);
     }
 
     #[test]

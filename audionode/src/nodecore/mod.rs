@@ -23,10 +23,12 @@ pub mod event;
 pub mod ingress;
 pub mod jitter_buffer;
 pub mod mixer;
+pub mod name;
 mod node_core;
 pub mod pool;
 pub mod positions;
 pub mod source;
+pub mod source_id;
 pub mod stats;
 pub mod throttle;
 pub mod tracker;
@@ -36,8 +38,10 @@ pub mod wakeup;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod sim_tests_rtp;
 
 pub use node_core::{
-    ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode, Wake, HOUSEKEEPING,
-    STATS_INTERVAL,
+    ControlCommand, CoreConfig, Input, NodeCore, Output, RtcpInput, WaitMode, Wake, HOUSEKEEPING,
+    REPORT_INTERVAL, STATS_INTERVAL,
 };

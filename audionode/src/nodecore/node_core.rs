@@ -20,6 +20,9 @@ use super::budget::EventBudget;
 use super::engine::{Engine, EngineConfig, SourceControls};
 use super::event::{Event, Events, NODE};
 use super::ingress::{Malformed, SourcePacket};
+use super::name::SourceName;
+use super::source::ReceiverReport;
+use super::source_id::SourceId;
 use super::stats::StatsFrame;
 use super::wakeup::{Wait, WakePlanner};
 
@@ -29,6 +32,10 @@ pub const HOUSEKEEPING: Duration = Duration::from_millis(10);
 pub const STATS_INTERVAL: Duration = Duration::from_millis(20);
 /// Events the core holds between two drains.
 const EVENT_QUEUE: usize = 8192;
+/// How often receiver reports go to each RTP sender (RFC 3550's minimum).
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the core looks for receiver reports that are due.
+const REPORT_CHECK: Duration = Duration::from_millis(100);
 
 /// Settings of the core.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +54,43 @@ pub enum ControlCommand {
     /// New master volume.
     Master(f32),
     /// New controls of one source.
-    Source(SocketAddr, SourceControls),
+    Source(SourceId, SourceControls),
+    /// An operator named a source (an empty name removes it).
+    Name {
+        /// The source.
+        id: SourceId,
+        /// Its name.
+        name: SourceName,
+        /// The operator's address.
+        by: SocketAddr,
+    },
+}
+
+/// What the node takes from an RTCP packet of an RTP sender.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RtcpInput {
+    /// A sender report (echoed back in receiver reports).
+    SenderReport {
+        /// The sender.
+        ssrc: u32,
+        /// The middle 32 bits of its NTP time.
+        ntp_middle: u32,
+    },
+    /// The sender's name (SDES NAME, or CNAME when it sends no NAME).
+    Name {
+        /// The sender.
+        ssrc: u32,
+        /// Its name.
+        name: SourceName,
+        /// It is the CNAME (no NAME came with it): a NAME, once seen,
+        /// is not replaced by a CNAME.
+        cname: bool,
+    },
+    /// The sender leaves (BYE).
+    Bye {
+        /// The sender.
+        ssrc: u32,
+    },
 }
 
 /// What goes into the core.
@@ -79,6 +122,15 @@ pub enum Input<'a> {
     },
     /// A control change.
     Command(ControlCommand),
+    /// Part of an RTCP packet from `from`, arrived at `arrived`.
+    Rtcp {
+        /// Arrival time.
+        arrived: Duration,
+        /// Its sender's address.
+        from: SocketAddr,
+        /// What it says.
+        info: RtcpInput,
+    },
     /// Time passed: `now`, and the datagrams received since the last
     /// timeout input (`batch_full`: the last receive filled its batch).
     Timeout {
@@ -106,6 +158,8 @@ pub enum Output<'a> {
     /// A stats frame is due: fill one with [`NodeCore::write_stats`] and
     /// publish it.
     Stats,
+    /// An RTCP receiver report block for one RTP sender: send it.
+    Report(ReceiverReport),
     /// Nothing more until this wake-up (or until input arrives).
     Timeout(Wake),
 }
@@ -145,6 +199,10 @@ pub struct NodeCore {
     next_housekeeping: Duration,
     next_stats: Duration,
     stats_due: bool,
+    next_report_check: Duration,
+    /// Receiver reports due, sent one per poll (allocated for every slot).
+    reports: Vec<ReceiverReport>,
+    reports_len: usize,
 }
 
 impl NodeCore {
@@ -162,6 +220,16 @@ impl NodeCore {
             next_housekeeping: Duration::ZERO,
             next_stats: Duration::ZERO,
             stats_due: false,
+            next_report_check: Duration::ZERO,
+            reports: vec![
+                ReceiverReport {
+                    listener: 0,
+                    to: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    block: proto::rtcp::ReportBlock::default(),
+                };
+                config.engine.max_sources
+            ],
+            reports_len: 0,
         }
     }
 
@@ -199,9 +267,30 @@ impl NodeCore {
                     .on_malformed(arrived, from, len, why, &mut self.events);
             }
             Input::Command(ControlCommand::Master(v)) => self.engine.set_master(v),
-            Input::Command(ControlCommand::Source(addr, controls)) => {
+            Input::Command(ControlCommand::Source(id, controls)) => {
                 // The source may have left meanwhile; then there is nothing to do.
-                self.engine.set_controls(addr, controls);
+                self.engine.set_controls(id, controls);
+            }
+            Input::Command(ControlCommand::Name { id, name, by }) => {
+                self.engine
+                    .set_name(self.now, id, name, Some(by), &mut self.events);
+            }
+            Input::Rtcp {
+                arrived,
+                from,
+                info,
+            } => {
+                self.advance(arrived);
+                match info {
+                    RtcpInput::SenderReport { ssrc, ntp_middle } => self
+                        .engine
+                        .on_sender_report(arrived, ssrc, ntp_middle, from),
+                    RtcpInput::Name { ssrc, name, cname } => {
+                        self.engine
+                            .set_sender_name(arrived, ssrc, name, cname, &mut self.events);
+                    }
+                    RtcpInput::Bye { ssrc } => self.engine.on_bye(ssrc),
+                }
             }
             Input::Timeout {
                 now,
@@ -234,6 +323,10 @@ impl NodeCore {
         if std::mem::take(&mut self.stats_due) {
             return Output::Stats;
         }
+        if self.reports_len > 0 {
+            self.reports_len -= 1;
+            return Output::Report(self.reports[self.reports_len]);
+        }
         Output::Timeout(self.wake())
     }
 
@@ -258,6 +351,12 @@ impl NodeCore {
         if self.now >= self.next_stats {
             self.next_stats = self.now + STATS_INTERVAL;
             self.stats_due = true;
+        }
+        if self.now >= self.next_report_check && self.reports_len == 0 {
+            self.next_report_check = self.now + REPORT_CHECK;
+            self.reports_len =
+                self.engine
+                    .receiver_reports(self.now, REPORT_INTERVAL, &mut self.reports);
         }
     }
 

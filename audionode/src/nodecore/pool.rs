@@ -13,6 +13,10 @@ use super::tracker::RESTART_RUN;
 pub struct SourceMemory {
     /// The jitter buffer's ring (zeroed).
     pub ring: Box<[i16]>,
+    /// The right channel's ring, for a stereo source (zeroed). Its pages
+    /// are only touched, and so only cost memory, once a stereo source
+    /// uses the slot.
+    pub ring_right: Box<[i16]>,
     /// Recent packets' positions.
     pub positions: Positions,
     /// Packets held while a restart is on probation (empty).
@@ -30,6 +34,7 @@ impl SourceMemory {
             // same cache sets. 67 samples (134 bytes) apart spreads them.
             skew: slot * 67,
             ring: new_ring(ring_capacity(params)),
+            ring_right: new_ring(ring_capacity(params)),
             positions: Positions::new(),
             // A restart's run of 20 ms packets; a run of longer packets
             // grows it (a restart, not the steady state).

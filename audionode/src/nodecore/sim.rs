@@ -24,6 +24,8 @@ pub(crate) struct Sim {
     pub(crate) out: Vec<i16>,
     /// Every event the core emitted.
     pub(crate) events: Vec<Event>,
+    /// Receiver reports the core asked to send.
+    pub(crate) reports: Vec<crate::nodecore::source::ReceiverReport>,
     /// Whether blocks are kept in `out`.
     pub(crate) keep_output: bool,
     frame: StatsFrame,
@@ -46,6 +48,7 @@ impl Sim {
             }),
             out: Vec::new(),
             events: Vec::new(),
+            reports: Vec::new(),
             keep_output: true,
             frame: StatsFrame::new(config.max_sources),
             now: Duration::ZERO,
@@ -62,6 +65,7 @@ impl Sim {
                 }
                 Output::Event(event) => self.events.push(event),
                 Output::Stats => self.core.write_stats(&mut self.frame),
+                Output::Report(report) => self.reports.push(report),
                 Output::Timeout(_) => return,
             }
         }
@@ -115,6 +119,52 @@ impl Sim {
         };
         self.core.handle_input(input);
         self.drain();
+    }
+
+    /// Delivers an RTP datagram (L16, the default payload-type map at the
+    /// node's rate) from `from` that arrives at `t`.
+    pub(crate) fn deliver_rtp(&mut self, t: Duration, from: SocketAddr, bytes: &[u8]) {
+        self.advance_to(t);
+        let engine = self.core.config().engine;
+        let map = proto::rtp_map::RtpMap::defaults_for(engine.source.rate);
+        let input = match ingress::decode_rtp(
+            bytes,
+            &map,
+            engine.source.rate,
+            engine.max_datagram_bytes,
+            0,
+        ) {
+            Ok(packet) => Input::Packet {
+                arrived: t,
+                read_at: t,
+                from,
+                packet,
+            },
+            Err(why) => Input::Malformed {
+                arrived: t,
+                from,
+                len: bytes.len(),
+                why,
+            },
+        };
+        self.core.handle_input(input);
+        self.drain();
+    }
+
+    /// Hands in what an RTCP packet from `from` said, at `t`.
+    pub(crate) fn rtcp(&mut self, t: Duration, from: SocketAddr, info: super::RtcpInput) {
+        self.advance_to(t);
+        self.core.handle_input(Input::Rtcp {
+            arrived: t,
+            from,
+            info,
+        });
+        self.drain();
+    }
+
+    /// Output frames' right channel.
+    pub(crate) fn right(&self) -> Vec<i16> {
+        self.out.iter().skip(1).step_by(2).copied().collect()
     }
 
     /// Applies a control change.

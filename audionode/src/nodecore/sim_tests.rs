@@ -345,7 +345,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
         if k == 10 {
             sim.command(ControlCommand::Master(0.5));
             sim.command(ControlCommand::Source(
-                addr(1),
+                addr(1).into(),
                 SourceControls {
                     volume: 1.0,
                     balance: -0.5,
@@ -353,7 +353,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
                 },
             ));
             sim.command(ControlCommand::Source(
-                addr(2),
+                addr(2).into(),
                 SourceControls {
                     mute: true,
                     ..Default::default()
@@ -362,7 +362,7 @@ fn gains_balance_mute_and_solo_apply_after_a_one_block_ramp() {
         }
         if k == 25 {
             sim.command(ControlCommand::Source(
-                addr(2),
+                addr(2).into(),
                 SourceControls {
                     solo: true,
                     ..Default::default()
@@ -562,13 +562,13 @@ fn a_returning_source_gets_its_settings_back_within_ten_minutes() {
         solo: true,
     };
     sim.deliver(Duration::ZERO, addr(1), &packet(0, &chunk));
-    sim.command(ControlCommand::Source(addr(1), custom));
+    sim.command(ControlCommand::Source(addr(1).into(), custom));
     // Dropped after the timeout, back 9 minutes later: settings restored.
     sim.advance_to(Duration::from_secs(2));
     assert_eq!(sim.core.engine().active_streams(), 0);
     let back = Duration::from_secs(9 * 60);
     sim.deliver(back, addr(1), &packet(0, &chunk));
-    assert_eq!(sim.core.engine().controls(addr(1)), Some(custom));
+    assert_eq!(sim.core.engine().controls(addr(1).into()), Some(custom));
     // Dropped again, back after 11 minutes: defaults.
     sim.advance_to(back + Duration::from_secs(2));
     sim.deliver(
@@ -577,7 +577,7 @@ fn a_returning_source_gets_its_settings_back_within_ten_minutes() {
         &packet(0, &chunk),
     );
     assert_eq!(
-        sim.core.engine().controls(addr(1)),
+        sim.core.engine().controls(addr(1).into()),
         Some(SourceControls::default())
     );
 }
@@ -589,7 +589,7 @@ fn meters_report_post_fader_and_output_peaks() {
     sim.deliver(Duration::ZERO, addr(1), &packet(0, &loud));
     // Half volume before the first sample plays (the ramp is over by then).
     sim.command(ControlCommand::Source(
-        addr(1),
+        addr(1).into(),
         SourceControls {
             volume: 0.5,
             ..Default::default()
@@ -603,9 +603,12 @@ fn meters_report_post_fader_and_output_peaks() {
         (meters.left, meters.right, meters.clipped),
         (0.25, 0.25, false)
     );
-    assert_eq!(meters.sources, vec![(addr(1), 0.25)]);
+    assert_eq!(meters.sources, vec![(addr(1).into(), 0.25)]);
     sim.command(ControlCommand::Master(4.0));
-    sim.command(ControlCommand::Source(addr(1), SourceControls::default()));
+    sim.command(ControlCommand::Source(
+        addr(1).into(),
+        SourceControls::default(),
+    ));
     for k in 20..30 {
         sim.deliver(chunk_time(k), addr(1), &packet(k as u32, &loud));
     }
@@ -616,7 +619,7 @@ fn meters_report_post_fader_and_output_peaks() {
     sim.advance_to(chunk_time(30) + Duration::from_millis(200));
     let meters = sim.meters();
     assert_eq!((meters.left, meters.clipped), (0.0, false));
-    assert_eq!(meters.sources, vec![(addr(1), 0.0)]);
+    assert_eq!(meters.sources, vec![(addr(1).into(), 0.0)]);
 }
 
 #[test]
@@ -1003,4 +1006,64 @@ fn a_sender_two_percent_slow_is_held_without_late_packets() {
         "{stats}"
     );
     assert!(stats.drift_repeats > 4000, "{stats}");
+}
+
+#[test]
+fn a_sender_at_another_rate_is_named_but_a_slow_streamer_is_not() {
+    // 48 kHz audio into a 44.1 kHz node: 480 samples every 10 ms.
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(480, 1);
+    for k in 0..1000u32 {
+        let t = Duration::from_millis(u64::from(k) * 10);
+        sim.deliver(t, addr(1), &packet(k, &chunk));
+    }
+    let texts = sim.event_texts();
+    let mismatch: Vec<_> = texts
+        .iter()
+        .filter(|t| t.starts_with("Rate mismatch"))
+        .collect();
+    assert_eq!(
+        mismatch,
+        vec!["Rate mismatch: sender runs at ~48000 Hz, node at 44100 Hz (set the same --sample-rate on both)"],
+        "{texts:?}"
+    );
+    assert_eq!(sim.snapshot().sources[0].1.rate_mismatch_hz, 48_000);
+    // The original streamer runs up to 3 % slow: not a mismatch.
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 2);
+    for k in 0..1000u32 {
+        let t = Duration::from_micros(u64::from(k) * 10_300);
+        sim.deliver(t, addr(2), &packet(k, &chunk));
+    }
+    assert!(!sim.event_texts().iter().any(|t| t.starts_with("Rate")));
+    assert_eq!(sim.snapshot().sources[0].1.rate_mismatch_hz, 0);
+}
+
+#[test]
+fn a_stereo_stream_without_sequence_numbers_is_named_once() {
+    // The recorder's format sent to the node: each datagram's first left
+    // and right samples read as a sequence number.
+    let mut sim = Sim::new(config(20.0));
+    let audio = signal(40 * CHUNK * 2, 3);
+    for k in 0..40usize {
+        let frames = &audio[k * 2 * CHUNK..(k + 1) * 2 * CHUNK];
+        let mut bytes = vec![0u8; 4 * CHUNK];
+        proto::encode_stereo(frames, &mut bytes).unwrap();
+        sim.deliver(chunk_time(k), addr(1), &bytes);
+    }
+    let texts = sim.event_texts();
+    let said: Vec<_> = texts
+        .iter()
+        .filter(|t| t.starts_with("No sequence numbers"))
+        .collect();
+    assert_eq!(said.len(), 1, "{texts:?}");
+    // A real stream, even one that starts with a restart-like jump, is not.
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(40 * CHUNK, 4);
+    let order: Vec<usize> = (0..40).collect();
+    send_script(&mut sim, addr(2), &samples, u32::MAX - 5, &order);
+    assert!(!sim
+        .event_texts()
+        .iter()
+        .any(|t| t.starts_with("No sequence")));
 }

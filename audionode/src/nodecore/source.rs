@@ -1,11 +1,14 @@
 //! One source: its sequence tracker, jitter buffer and drift controller,
 //! the mapping of its timeline onto output frames, and its events.
 //!
-//! Timeline: a packet of the current stream instance holds the samples
+//! Timeline: a packet of the current stream instance holds the frames
 //! from `instance_offset + position`, where `position` is the running sum
 //! of the sizes of the packets before it in sequence order
 //! ([`super::positions`]), so packets of any and of changing size land
-//! exactly. Timeline position `p` is mixed into output frame
+//! exactly, or, for RTP, its timestamp's distance from the instance's
+//! first packet's ([`RtpTimeline`]). A stereo source keeps a second
+//! buffer for its right channel, written and read in step with the first.
+//! Timeline position `p` is mixed into output frame
 //! `p + frame_offset` (output frames are counted in frames sent). Drift
 //! corrections move `frame_offset` by one per sample dropped or repeated.
 //!
@@ -24,9 +27,18 @@ use super::ingress::{Samples, SourcePacket};
 use super::jitter_buffer::{Adjust, JitterBuffer, WriteOutcome};
 use super::pool::SourceMemory;
 use super::positions::Positions;
+use super::source_id::SourceId;
 use super::stats::SourceStats;
 use super::throttle::{Summary, Throttle};
 use super::tracker::{Arrival, SourceTracker, TrackerLimits, RESTART_RUN};
+
+/// How long the arrival rate of a source's audio is measured per window.
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// How far the measured rate may be off the node's before a sender is
+/// said to run at another rate. Not 1 %: the original streamer sleeps
+/// after each send and runs up to 3 % slow, which the drift control holds;
+/// 44.1 kHz against 48 kHz is 8.8 % off, 32 against 44.1 kHz 27 %.
+const RATE_TOLERANCE: f64 = 0.05;
 
 /// Consecutive packets that must miss the buffer (besides lasting longer
 /// than the jitter target) before a stream is re-anchored.
@@ -79,12 +91,26 @@ pub struct MixClock {
 /// State of one source.
 #[derive(Debug)]
 pub struct Source {
-    addr: SocketAddr,
+    id: SourceId,
+    /// Where its packets last came from.
+    from: SocketAddr,
     params: SourceParams,
     tracker: SourceTracker,
+    /// The (left, for stereo) channel.
     buffer: JitterBuffer,
+    /// The right channel of a stereo source, in step with `buffer`.
+    right: Option<JitterBuffer>,
+    /// 1 or 2; packets with another count are refused.
+    channels: u8,
+    /// For RTP: sequence numbers are 16-bit, extended here.
+    seq16: Option<u32>,
+    rtp: Option<RtpTimeline>,
+    /// RTCP state of an RTP source.
+    rtcp: RtcpState,
     /// The ring's skew, handed back with the memory.
     skew: usize,
+    /// A mono source's unused right-channel ring, handed back with it.
+    spare_right: Option<Box<[i16]>>,
     positions: Positions,
     drift: DriftControl,
     /// Corrections of earlier instances' controllers.
@@ -104,6 +130,7 @@ pub struct Source {
     /// the length of each.
     stash: Vec<i16>,
     stash_lens: [usize; RESTART_RUN as usize],
+    stash_timestamps: [Option<u32>; RESTART_RUN as usize],
     stash_count: usize,
     /// The output position (rounded up, never before what was already
     /// mixed) when the run's first packet arrived.
@@ -118,13 +145,133 @@ pub struct Source {
     stray: u64,
     size_changes: u64,
     reanchors: u64,
+    format_changes: u64,
+    rate: RateWatch,
+    /// The first packets' sequence numbers: how many, how many jumped far
+    /// from the one before, and the last.
+    seq_probe: (u32, u32, u32),
+}
+
+/// Packets of a new source whose sequence numbers are checked for jumps.
+const SEQ_PROBE_PACKETS: u32 = 16;
+/// A jump larger than this between consecutive packets is "far".
+const SEQ_PROBE_FAR: u32 = 1000;
+
+/// Measures the rate a source's audio arrives at, in windows of
+/// [`RATE_WINDOW`], to catch a sender at another sample rate (its packets
+/// arrive faster or slower than the node plays them: overflow or drift
+/// corrections otherwise, with no word on why).
+#[derive(Debug, Clone, Copy, Default)]
+struct RateWatch {
+    /// Start of the window and frames received in it.
+    window: Option<(Duration, u64)>,
+    /// Consecutive windows off by more than the tolerance.
+    off_windows: u32,
+    /// The rate reported, once two windows agreed (0: fits).
+    mismatch_hz: u32,
+}
+
+impl RateWatch {
+    /// Counts `frames` arriving at `now`; the measured rate when a window
+    /// that confirms a mismatch (or its end) closes.
+    fn on_frames(&mut self, now: Duration, frames: usize, node_rate: u32) -> Option<u32> {
+        let (start, count) = self.window.get_or_insert((now, 0));
+        *count += frames as u64;
+        let elapsed = now.saturating_sub(*start);
+        if elapsed < RATE_WINDOW {
+            return None;
+        }
+        let measured = *count as f64 / elapsed.as_secs_f64();
+        self.window = Some((now, 0));
+        let off = (measured / f64::from(node_rate) - 1.0).abs() > RATE_TOLERANCE;
+        self.off_windows = if off { self.off_windows + 1 } else { 0 };
+        let before = self.mismatch_hz;
+        if self.off_windows >= 2 {
+            // To the nearest 50 Hz: an estimate, not a measurement of the crystal.
+            self.mismatch_hz = ((measured / 50.0).round() * 50.0) as u32;
+        } else if !off {
+            self.mismatch_hz = 0;
+        }
+        (self.mismatch_hz != before).then_some(self.mismatch_hz)
+    }
+}
+
+/// What receiver reports of an RTP source need between reports.
+#[derive(Debug, Clone, Copy, Default)]
+struct RtcpState {
+    /// Which `--rtp-listen` socket the stream arrives on.
+    listener: u8,
+    /// Where the sender's RTCP comes from (else its RTP port + 1).
+    rtcp_from: Option<SocketAddr>,
+    /// The last sender report's NTP middle bits and arrival.
+    last_sr: Option<(u32, Duration)>,
+    /// When the next report is due.
+    next_report: Option<Duration>,
+    /// Expected and received packets at the last report.
+    prior_expected: u64,
+    prior_received: u64,
+}
+
+/// A receiver report block for one RTP source, and where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverReport {
+    /// The `--rtp-listen` socket the source sends to (the report leaves
+    /// from its RTCP companion).
+    pub listener: u8,
+    /// The sender's RTCP address.
+    pub to: SocketAddr,
+    /// The report.
+    pub block: proto::rtcp::ReportBlock,
+}
+
+/// Where RTP timestamps fall on the instance's timeline: a reference
+/// packet's timestamp and position, moved to each packet that is stored
+/// (so the 2^32 wrap never matters), and distances taken as signed 32-bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpTimeline {
+    reference: Option<(u32, i64)>,
+}
+
+impl RtpTimeline {
+    /// A timeline anchored by its first packet.
+    pub fn new() -> Self {
+        Self { reference: None }
+    }
+
+    /// The position of the packet with `timestamp` (0 for the first).
+    pub fn position(&mut self, timestamp: u32) -> i64 {
+        match self.reference {
+            Some((ts, pos)) => pos + i64::from(timestamp.wrapping_sub(ts) as i32),
+            None => {
+                self.reference = Some((timestamp, 0));
+                0
+            }
+        }
+    }
+
+    /// A packet at `timestamp` landed at `pos` (the new reference).
+    pub fn stored(&mut self, timestamp: u32, pos: i64) {
+        self.reference = Some((timestamp, pos));
+    }
+
+    /// The next packet anchors afresh.
+    pub fn clear(&mut self) {
+        self.reference = None;
+    }
+}
+
+impl Default for RtpTimeline {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Source {
     /// A source created by its first valid packet, in `memory` taken from
     /// the node's pool; reports `New stream`.
     pub fn new(
-        addr: SocketAddr,
+        id: SourceId,
+        from: SocketAddr,
         params: SourceParams,
         memory: SourceMemory,
         first: &SourcePacket<'_>,
@@ -132,7 +279,7 @@ impl Source {
         events: &mut Events,
     ) -> Self {
         let rate = f64::from(params.rate);
-        let packet_size = first.samples.len();
+        let packet_size = first.frames();
         let target_ms = match params.target {
             JitterTarget::FixedMs(ms) => ms,
             JitterTarget::Auto => AUTO_INITIAL_MS,
@@ -141,16 +288,36 @@ impl Source {
         let frame_offset = first_playout_frame(clock, target_frames + params.block_frames as i64);
         // The next block to mix is output frame `frames_mixed`, i.e. timeline
         // position `frames_mixed − frame_offset` (negative: the wait).
-        let buffer = JitterBuffer::from_ring(memory.ring, clock.frames_mixed as i64 - frame_offset);
+        let read_pos = clock.frames_mixed as i64 - frame_offset;
+        let buffer = JitterBuffer::from_ring(memory.ring, read_pos).with_skew(memory.skew);
+        let stereo = first.channels == 2;
+        let (right, spare_right) = if stereo {
+            (
+                Some(JitterBuffer::from_ring(memory.ring_right, read_pos).with_skew(memory.skew)),
+                None,
+            )
+        } else {
+            (None, Some(memory.ring_right))
+        };
         let misorder = (buffer.capacity() / packet_size.max(1)).clamp(16, 1024) as u64;
         let mut source = Self {
-            addr,
+            id,
+            from,
             params,
             tracker: SourceTracker::new(TrackerLimits {
                 max_misorder: misorder,
                 ..TrackerLimits::default()
             }),
             buffer,
+            right,
+            spare_right,
+            channels: first.channels,
+            seq16: first.rtp.map(|_| first.seq),
+            rtp: first.rtp.map(|_| RtpTimeline::new()),
+            rtcp: RtcpState {
+                listener: first.rtp.map_or(0, |r| r.listener),
+                ..RtcpState::default()
+            },
             skew: memory.skew,
             positions: memory.positions,
             drift: new_drift_control(&params, target_frames),
@@ -165,6 +332,7 @@ impl Source {
             packets_since_retarget: 0,
             stash: memory.stash,
             stash_lens: [0; RESTART_RUN as usize],
+            stash_timestamps: [None; RESTART_RUN as usize],
             stash_count: 0,
             probation_frames: 0,
             missing_since: None,
@@ -175,6 +343,9 @@ impl Source {
             stray: 0,
             size_changes: 0,
             reanchors: 0,
+            format_changes: 0,
+            rate: RateWatch::default(),
+            seq_probe: (1, 0, first.seq),
         };
         let classified = source.tracker.on_packet(first.seq);
         debug_assert_eq!(classified.arrival, Arrival::First);
@@ -185,9 +356,10 @@ impl Source {
                 seq: first.seq,
                 start_frame: source.frame_offset as u64,
                 samples: packet_size,
+                rtp: first.rtp.map(|_| (first.channels, from)),
             },
         );
-        source.place(0, first.seq, &first.samples, clock, events);
+        source.place(0, first, clock, events);
         source
     }
 
@@ -197,17 +369,95 @@ impl Source {
         positions.clear();
         let mut stash = self.stash;
         stash.clear();
+        let ring_right = match (self.right, self.spare_right) {
+            (Some(right), _) => right.into_ring(),
+            (None, Some(spare)) => spare,
+            (None, None) => unreachable!("a source holds its right ring or its spare"),
+        };
         SourceMemory {
             skew: self.skew,
             ring: self.buffer.into_ring(),
+            ring_right,
             positions,
             stash,
         }
     }
 
-    /// The source's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The source's identity.
+    pub fn id(&self) -> SourceId {
+        self.id
+    }
+
+    /// Where its packets last came from.
+    pub fn from(&self) -> SocketAddr {
+        self.from
+    }
+
+    /// 1 (mono) or 2 (stereo).
+    pub fn channels(&self) -> u8 {
+        self.channels
+    }
+
+    /// Whether everything received has been played.
+    pub fn played_out(&self) -> bool {
+        self.buffer.buffered() == 0
+    }
+
+    /// An RTCP sender report arrived at `now` from `from`.
+    pub fn on_sender_report(&mut self, now: Duration, ntp_middle: u32, from: SocketAddr) {
+        self.rtcp.last_sr = Some((ntp_middle, now));
+        self.rtcp.rtcp_from = Some(from);
+    }
+
+    /// The receiver report block of an RTP source when one is due at
+    /// `now` (every `interval`, the first a slot-dependent fraction of it
+    /// after the stream began, so reports of many sources spread out).
+    pub fn receiver_report(&mut self, now: Duration, interval: Duration) -> Option<ReceiverReport> {
+        let SourceId::Ssrc(ssrc) = self.id else {
+            return None;
+        };
+        let due = *self.rtcp.next_report.get_or_insert_with(|| {
+            // Between 0.5 and 1.5 intervals after the start, by SSRC.
+            let spread = f64::from(ssrc % 1000) / 1000.0 + 0.5;
+            now + interval.mul_f64(spread)
+        });
+        if now < due {
+            return None;
+        }
+        self.rtcp.next_report = Some(now + interval);
+        let t = self.tracker.counters();
+        let unique = t.received.saturating_sub(t.duplicates);
+        let expected = unique + t.lost;
+        let expected_interval = expected.saturating_sub(self.rtcp.prior_expected);
+        let received_interval = unique.saturating_sub(self.rtcp.prior_received);
+        self.rtcp.prior_expected = expected;
+        self.rtcp.prior_received = unique;
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        let fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| f.min(255) as u8);
+        let (last_sr, delay_since_last_sr) = match self.rtcp.last_sr {
+            Some((ntp, at)) => (ntp, proto::rtcp::dlsr_units(now.saturating_sub(at))),
+            None => (0, 0),
+        };
+        let to = self.rtcp.rtcp_from.unwrap_or_else(|| {
+            let mut a = self.from;
+            a.set_port(a.port().wrapping_add(1));
+            a
+        });
+        Some(ReceiverReport {
+            listener: self.rtcp.listener,
+            to,
+            block: proto::rtcp::ReportBlock {
+                ssrc,
+                fraction_lost,
+                cumulative_lost: t.lost.min(0x7f_ffff) as i32,
+                highest_seq: self.tracker.highest_seq(),
+                jitter: t.jitter_samples.round().clamp(0.0, f64::from(u32::MAX)) as u32,
+                last_sr,
+                delay_since_last_sr,
+            },
+        })
     }
 
     /// When the source last sent anything.
@@ -222,8 +472,48 @@ impl Source {
     }
 
     /// Handles one valid packet.
-    pub fn on_packet(&mut self, packet: &SourcePacket<'_>, clock: MixClock, events: &mut Events) {
+    pub fn on_packet(
+        &mut self,
+        from: SocketAddr,
+        packet: &SourcePacket<'_>,
+        clock: MixClock,
+        events: &mut Events,
+    ) {
         self.last_heard = clock.now;
+        self.from = from;
+        if packet.channels != self.channels {
+            // A sender that switched between mono and stereo under the
+            // same identity: refused (logged at the 1st, 2nd, 4th, …
+            // such packet) rather than mixed as the wrong format.
+            self.format_changes += 1;
+            self.malformed += 1;
+            if self.format_changes.is_power_of_two() {
+                self.push_event(
+                    clock.now,
+                    events,
+                    EventKind::FormatChanged {
+                        channels: packet.channels,
+                        expected: self.channels,
+                        count: self.format_changes,
+                    },
+                );
+            }
+            return;
+        }
+        let mut packet = *packet;
+        if let Some(last) = self.seq16 {
+            // RTP sequence numbers are 16-bit: extend them to the nearest
+            // 32-bit value to the newest one seen (RFC 3550 A.1).
+            let delta = (packet.seq as u16).wrapping_sub(last as u16) as i16;
+            packet.seq = last.wrapping_add(delta as i32 as u32);
+            if delta > 0 {
+                self.seq16 = Some(packet.seq);
+            }
+        }
+        let packet = &packet;
+        if packet.rtp.is_none() {
+            self.probe_sequence(packet.seq, clock.now, events);
+        }
         let previous_highest = self.tracker.highest_seq();
         let classified = self.tracker.on_packet(packet.seq);
         let seq = packet.seq;
@@ -239,6 +529,7 @@ impl Source {
                 missing,
                 missing_from,
             } => {
+                self.watch_rate(packet.frames(), clock.now, events);
                 if missing > 0 {
                     let last = missing_from.wrapping_add((missing - 1) as u32);
                     self.push_burstable(
@@ -252,8 +543,8 @@ impl Source {
                         },
                     );
                 }
-                self.note_size(seq, packet.samples.len(), clock.now, events);
-                self.place(classified.index, seq, &packet.samples, clock, events);
+                self.note_size(seq, packet.frames(), clock.now, events);
+                self.place(classified.index, packet, clock, events);
             }
             Arrival::Reordered { highest } => {
                 self.push_burstable(
@@ -262,7 +553,7 @@ impl Source {
                     events,
                     EventKind::OutOfOrder { seq, highest },
                 );
-                self.place(classified.index, seq, &packet.samples, clock, events);
+                self.place(classified.index, packet, clock, events);
             }
             Arrival::Duplicate => {
                 self.push_burstable(
@@ -277,12 +568,45 @@ impl Source {
                     self.discard_probation();
                     self.probation_frames = first_playout_frame(clock, 0) as u64;
                 }
-                self.hold(&packet.samples);
+                self.hold(packet);
             }
             Arrival::Restart => self.restart(packet, previous_highest, clock, events),
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
+        }
+    }
+
+    /// Over a new source's first packets: when most sequence numbers jump
+    /// far from the one before, they are not sequence numbers. The usual
+    /// cause is the stereo format of the node's own output (no sequence
+    /// number: the first left and right samples read as one) sent to a
+    /// node's port; said once.
+    fn probe_sequence(&mut self, seq: u32, now: Duration, events: &mut Events) {
+        let (count, jumps, last) = self.seq_probe;
+        if count >= SEQ_PROBE_PACKETS {
+            return;
+        }
+        let distance = seq.wrapping_sub(last).min(last.wrapping_sub(seq));
+        let jumps = jumps + u32::from(distance > SEQ_PROBE_FAR);
+        self.seq_probe = (count + 1, jumps, seq);
+        if count + 1 == SEQ_PROBE_PACKETS && jumps > SEQ_PROBE_PACKETS / 2 {
+            self.push_event(now, events, EventKind::NoSequenceNumbers { jumps });
+        }
+    }
+
+    /// Measures the arrival rate; says so when it stops (or starts again
+    /// to) fit the node's rate.
+    fn watch_rate(&mut self, frames: usize, now: Duration, events: &mut Events) {
+        if let Some(hz) = self.rate.on_frames(now, frames, self.params.rate) {
+            self.push_event(
+                now,
+                events,
+                EventKind::RateMismatch {
+                    sender_hz: hz,
+                    node_hz: self.params.rate,
+                },
+            );
         }
     }
 
@@ -313,12 +637,13 @@ impl Source {
     }
 
     /// Holds a packet of a restart's run.
-    fn hold(&mut self, samples: &Samples<'_>) {
-        let len = samples.len();
+    fn hold(&mut self, packet: &SourcePacket<'_>) {
+        let len = packet.samples.len();
         let start = self.stash.len();
         self.stash.resize(start + len, 0);
-        samples.copy(0, &mut self.stash[start..]);
+        packet.samples.copy(0, &mut self.stash[start..]);
         self.stash_lens[self.stash_count] = len;
+        self.stash_timestamps[self.stash_count] = packet.rtp.map(|r| r.timestamp);
         self.stash_count += 1;
     }
 
@@ -331,7 +656,8 @@ impl Source {
         clock: MixClock,
         events: &mut Events,
     ) {
-        let held: usize = self.stash_lens[..self.stash_count].iter().sum();
+        let held: usize =
+            self.stash_lens[..self.stash_count].iter().sum::<usize>() / usize::from(self.channels);
         let delay = self.target_frames + self.params.block_frames as i64;
         // The new instance starts a target delay and a block after the
         // run's first packet arrived (as a new stream would), or so that
@@ -358,29 +684,35 @@ impl Source {
         // afresh rather than "corrected" towards the old instance's.
         self.reset_drift();
         self.positions.clear();
+        if let Some(rtp) = self.rtp.as_mut() {
+            rtp.clear();
+        }
         self.missing_since = None;
         self.missed = 0;
         let stash = std::mem::take(&mut self.stash);
         let mut offset = 0;
         for k in 0..self.stash_count {
             let len = self.stash_lens[k];
-            let samples = Samples::Native(&stash[offset..offset + len]);
-            self.place(
-                k as u64,
-                first_seq.wrapping_add(k as u32),
-                &samples,
-                clock,
-                events,
-            );
+            let held = SourcePacket {
+                seq: first_seq.wrapping_add(k as u32),
+                samples: Samples::Native(&stash[offset..offset + len]),
+                channels: self.channels,
+                rtp: self.stash_timestamps[k].map(|timestamp| super::ingress::RtpInfo {
+                    ssrc: last.rtp.map_or(0, |r| r.ssrc),
+                    timestamp,
+                    listener: self.rtcp.listener,
+                }),
+            };
+            self.place(k as u64, &held, clock, events);
             offset += len;
         }
         self.stash = stash;
         self.stash.clear();
         let index = self.stash_count as u64;
         self.stash_count = 0;
-        self.last_size = last.samples.len();
+        self.last_size = last.frames();
         self.new_size = None;
-        self.place(index, last.seq, &last.samples, clock, events);
+        self.place(index, last, clock, events);
     }
 
     fn reset_drift(&mut self) {
@@ -392,10 +724,16 @@ impl Source {
 
     /// Plays the next block of this source into `out`; returns the block's
     /// peak magnitude (0..=32768).
-    pub fn read_block(&mut self, out: &mut [f32]) -> u32 {
+    ///
+    /// A stereo source plays its right channel into `out_right` with the
+    /// same corrections; a mono source leaves it untouched.
+    pub fn read_block(&mut self, out: &mut [f32], out_right: &mut [f32]) -> u32 {
         let (adjust, n) = self.drift.next_correction();
         if n <= 1 {
-            let peak = self.buffer.read(out, adjust);
+            let mut peak = self.buffer.read(out, adjust);
+            if let Some(right) = self.right.as_mut() {
+                peak = peak.max(right.read(out_right, adjust));
+            }
             self.shift(adjust, 1);
             return peak;
         }
@@ -404,8 +742,11 @@ impl Source {
         let len = out.len();
         let mut peak = 0;
         for k in 0..parts {
-            let part = &mut out[k * len / parts..(k + 1) * len / parts];
-            peak = peak.max(self.buffer.read(part, adjust));
+            let range = k * len / parts..(k + 1) * len / parts;
+            peak = peak.max(self.buffer.read(&mut out[range.clone()], adjust));
+            if let Some(right) = self.right.as_mut() {
+                peak = peak.max(right.read(&mut out_right[range], adjust));
+            }
         }
         self.shift(adjust, n);
         peak
@@ -423,12 +764,15 @@ impl Source {
     /// blocks after a stall): the source stays on the same output timing.
     pub fn skip(&mut self, frames: usize) {
         self.buffer.skip(frames);
+        if let Some(right) = self.right.as_mut() {
+            right.skip(frames);
+        }
     }
 
     /// Logs summaries of suppressed bursts whose window has ended (all of
     /// them with `force`).
     pub fn flush_events(&mut self, now: Duration, force: bool, events: &mut Events) {
-        let addr = self.addr;
+        let addr = self.id;
         let window_ms = self.throttle.window().as_millis() as u64;
         self.throttle.flush(now, force, |s| {
             events.push(Event {
@@ -479,6 +823,7 @@ impl Source {
             target_ms: self.target_frames as f64 / rate * 1000.0,
             drift_drops: drops + self.past_corrections.0,
             drift_repeats: repeats + self.past_corrections.1,
+            rate_mismatch_hz: self.rate.mismatch_hz,
         }
     }
 
@@ -486,26 +831,48 @@ impl Source {
     fn place(
         &mut self,
         index: u64,
-        seq: u32,
-        samples: &Samples<'_>,
+        packet: &SourcePacket<'_>,
         clock: MixClock,
         events: &mut Events,
     ) {
-        let len = samples.len();
-        let pos = self.instance_offset + self.positions.place(index, len);
+        let seq = packet.seq;
+        let samples = &packet.samples;
+        let len = packet.frames();
+        let timestamp = packet.rtp.map(|r| r.timestamp);
+        let relative = match (self.rtp.as_mut(), timestamp) {
+            (Some(rtp), Some(ts)) => rtp.position(ts),
+            _ => self.positions.place(index, len),
+        };
+        let pos = self.instance_offset + relative;
         let playout_frame = (pos + self.frame_offset) as f64;
         self.tracker.update_jitter(clock.position, pos as f64);
         self.drift.on_wait(playout_frame - clock.position);
-        let outcome = self
-            .buffer
-            .write_with(pos, len, |offset, run| samples.copy(offset, run));
+        let outcome = match self.right.as_mut() {
+            None => self
+                .buffer
+                .write_with(pos, len, |offset, run| samples.copy(offset, run)),
+            Some(right) => {
+                let outcome = self.buffer.write_with(pos, len, |frame, run| {
+                    samples.copy_stereo_channel(0, frame, run)
+                });
+                if outcome == WriteOutcome::Stored {
+                    right.write_with(pos, len, |frame, run| {
+                        samples.copy_stereo_channel(1, frame, run)
+                    });
+                }
+                outcome
+            }
+        };
         if outcome == WriteOutcome::Stored {
+            if let (Some(rtp), Some(ts)) = (self.rtp.as_mut(), timestamp) {
+                rtp.stored(ts, relative);
+            }
             self.missing_since = None;
             self.missed = 0;
             return;
         }
         if self.missed_for_too_long(clock.now) {
-            self.reanchor(seq, samples, clock, events);
+            self.reanchor(packet, clock, events);
             return;
         }
         match outcome {
@@ -545,18 +912,22 @@ impl Source {
 
     /// Places the stream afresh from packet `seq`, which plays a target
     /// delay and a block after now, as a new stream's first packet would.
-    fn reanchor(&mut self, seq: u32, samples: &Samples<'_>, clock: MixClock, events: &mut Events) {
+    fn reanchor(&mut self, packet: &SourcePacket<'_>, clock: MixClock, events: &mut Events) {
+        let seq = packet.seq;
         let missed = self.missed - 1;
         self.reanchors += 1;
         self.tracker.reanchor(seq);
         self.positions.clear();
+        if let Some(rtp) = self.rtp.as_mut() {
+            rtp.clear();
+        }
         self.missing_since = None;
         self.missed = 0;
         let delay = self.target_frames + self.params.block_frames as i64;
         self.instance_offset =
             (first_playout_frame(clock, delay) - self.frame_offset).max(self.buffer.read_pos());
         self.drift.resync();
-        self.last_size = samples.len();
+        self.last_size = packet.frames();
         self.new_size = None;
         self.push_event(
             clock.now,
@@ -567,7 +938,7 @@ impl Source {
                 missed,
             },
         );
-        self.place(0, seq, samples, clock, events);
+        self.place(0, packet, clock, events);
     }
 
     /// For `--jitter-ms auto`: moves the target towards four times the
@@ -596,7 +967,7 @@ impl Source {
     fn push_event(&self, at: Duration, events: &mut Events, kind: EventKind) {
         events.push(Event {
             at,
-            source: self.addr,
+            source: self.id,
             kind,
         });
     }

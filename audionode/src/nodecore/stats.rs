@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::engine::SourceControls;
+use super::name::SourceName;
+use super::source_id::SourceId;
 
 /// Counters and gauges of one source.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -45,6 +47,10 @@ pub struct SourceStats {
     pub drift_drops: u64,
     /// Samples repeated to lengthen the delay (slow source clock).
     pub drift_repeats: u64,
+    /// The rate the sender's packets arrive at, when it does not fit the
+    /// node's sample rate (a sender at another `--sample-rate`); 0 when it
+    /// fits or is not measured yet.
+    pub rate_mismatch_hz: u32,
 }
 
 impl fmt::Display for SourceStats {
@@ -109,16 +115,14 @@ pub struct NodeSnapshot {
     /// Node-wide counters.
     pub node: NodeCounters,
     /// Each active source with its counters.
-    pub sources: Vec<(SocketAddr, SourceStats)>,
+    pub sources: Vec<(SourceId, SourceStats)>,
 }
 
 impl NodeSnapshot {
     /// The stats of the source at `addr`, if it is active.
-    pub fn source(&self, addr: SocketAddr) -> Option<&SourceStats> {
-        self.sources
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .map(|(_, s)| s)
+    pub fn source(&self, id: impl Into<SourceId>) -> Option<&SourceStats> {
+        let id = id.into();
+        self.sources.iter().find(|(a, _)| *a == id).map(|(_, s)| s)
     }
 }
 
@@ -126,17 +130,31 @@ impl NodeSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SourceRow {
     /// The source.
-    pub addr: SocketAddr,
+    pub id: SourceId,
+    /// Where its packets last came from.
+    pub from: SocketAddr,
+    /// Its name (empty: none).
+    pub name: SourceName,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: u8,
     /// Its counters.
     pub stats: SourceStats,
     /// The controls the mixer applies.
     pub controls: SourceControls,
     /// Post-fader peak over the last few frames (1.0 = full scale).
     pub peak: f32,
+    /// Pre-fader peak (before gain, mute and solo) over the same frames.
+    pub input_peak: f32,
 }
 
 const EMPTY_ROW: SourceRow = SourceRow {
-    addr: super::event::NODE,
+    id: super::event::NODE,
+    from: SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        0,
+    )),
+    name: SourceName::EMPTY,
+    channels: 1,
     stats: SourceStats {
         received: 0,
         lost: 0,
@@ -154,6 +172,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
         target_ms: 0.0,
         drift_drops: 0,
         drift_repeats: 0,
+        rate_mismatch_hz: 0,
     },
     controls: SourceControls {
         volume: 1.0,
@@ -162,6 +181,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
         solo: false,
     },
     peak: 0.0,
+    input_peak: 0.0,
 };
 
 /// Everything the mixing thread reports, in a frame with a row for every
@@ -229,7 +249,7 @@ impl StatsFrame {
     pub fn snapshot(&self) -> NodeSnapshot {
         NodeSnapshot {
             node: self.node,
-            sources: self.sources().iter().map(|r| (r.addr, r.stats)).collect(),
+            sources: self.sources().iter().map(|r| (r.id, r.stats)).collect(),
         }
     }
 
@@ -239,16 +259,27 @@ impl StatsFrame {
             left: self.out_peak.0,
             right: self.out_peak.1,
             clipped: self.clipped,
-            sources: self.sources().iter().map(|r| (r.addr, r.peak)).collect(),
+            sources: self.sources().iter().map(|r| (r.id, r.peak)).collect(),
         }
     }
 
-    /// Every active source with its controls.
-    pub fn controls(&self) -> Vec<(SocketAddr, SourceControls)> {
+    /// Every active source with its controls, name, channels and address.
+    pub fn source_infos(&self) -> Vec<crate::control::SourceInfo> {
         self.sources()
             .iter()
-            .map(|r| (r.addr, r.controls))
+            .map(|r| crate::control::SourceInfo {
+                id: r.id,
+                controls: r.controls,
+                name: r.name,
+                channels: r.channels,
+                from: r.from,
+            })
             .collect()
+    }
+
+    /// Every active source with its controls.
+    pub fn controls(&self) -> Vec<(SourceId, SourceControls)> {
+        self.sources().iter().map(|r| (r.id, r.controls)).collect()
     }
 }
 
@@ -263,5 +294,5 @@ pub struct Meters {
     /// Whether any output sample saturated.
     pub clipped: bool,
     /// Post-fader peak of each active source.
-    pub sources: Vec<(SocketAddr, f32)>,
+    pub sources: Vec<(SourceId, f32)>,
 }

@@ -146,7 +146,7 @@ pub fn send_paced(
 }
 
 /// The event-log lines of `source`, without the time stamp and address.
-pub fn events_of(log: &Path, source: SocketAddr) -> Vec<String> {
+pub fn events_of(log: &Path, source: impl std::fmt::Display) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let tag = format!("[{:>21}] ", source.to_string());
     text.lines()
@@ -155,7 +155,7 @@ pub fn events_of(log: &Path, source: SocketAddr) -> Vec<String> {
 }
 
 /// The `start_frame=` value of a source's `New stream` line.
-pub fn start_frame(log: &Path, source: SocketAddr) -> usize {
+pub fn start_frame(log: &Path, source: impl std::fmt::Display) -> usize {
     let line = events_of(log, source)
         .into_iter()
         .find(|l| l.starts_with("New stream"))
