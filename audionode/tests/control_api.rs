@@ -230,7 +230,9 @@ fn rest_endpoints_change_state_and_refuse_bad_input() {
         )),
         "{metrics}"
     );
-    assert!(metrics.contains(&format!(r#"audionode_source_jitter_ms{{source="{id}",name=""}}"#)));
+    assert!(metrics.contains(&format!(
+        r#"audionode_source_jitter_ms{{source="{id}",name=""}}"#
+    )));
 
     sender.join().unwrap();
     wait_for("the stream to leave the state", || {
