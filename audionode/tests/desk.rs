@@ -6,9 +6,14 @@
 //! 40 sources scroll in one row with the master strip in view; at phone
 //! width nothing overflows and every target is at least 44 px; a source
 //! flooding the node turns its health bad, with the reason, and good again
-//! once the 10 s window has passed; when the node goes away the page greys
-//! out, disables its controls, says it is reconnecting, and goes live again
-//! when the node is back.
+//! once the 10 s window has passed; a strip renamed on the desk (by
+//! keyboard or double-click) is renamed in the node and on a second page,
+//! everywhere it is labelled, and a hostile name is shown as text; an RTP
+//! output added on the outputs panel is in the node's list and on the
+//! second page's panel, with its SDP, until it is removed there; when the
+//! node goes away the page greys out, disables its controls, says it is
+//! reconnecting, and goes live again when the node is back; with a token
+//! in the page's address, the panel's calls carry it.
 //!
 //! The scenarios share one browser and run in sequence in one test; only
 //! the health scenario takes more than a few seconds (its 10 s window).
