@@ -345,7 +345,9 @@ function startRename(strip) {
     if (e.key === "Enter") { e.preventDefault(); finish(true, true); }
     else if (e.key === "Escape") { e.preventDefault(); finish(false, true); }
   });
-  input.addEventListener("blur", () => finish(true, false));
+  // Leaving the field renames; a blur from the strip being moved (sorted)
+  // while the field keeps the focus does not.
+  input.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== input) finish(true, false); }, 0));
   input.focus();
   input.select();
 }
@@ -490,7 +492,10 @@ function scheduleSort() {
     const key = sortBox.value === "id" ? (s) => s.id : (s) => s.label;
     const list = [...strips.values()].sort((a, b) => collator.compare(key(a), key(b)) || collator.compare(a.id, b.id));
     const box = $("#strips");
+    // Moving a strip takes the focus from its controls: give it back.
+    const focused = document.activeElement;
     list.forEach((s, i) => { if (box.children[i + 1] !== s.el) box.insertBefore(s.el, box.children[i + 1] || null); });
+    if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
   });
 }
 function refilter() {

@@ -701,16 +701,19 @@ async fn the_desk_an_operator_can_trust() {
 
     // The node goes away: the page greys out, disables every control and
     // says it is reconnecting; the node comes back: live again.
+    // A stopping node may announce that its streams left before it closes
+    // the socket: whichever strips remain must be disabled.
     node.stop().unwrap();
     wait_js_or(
         &page,
         "the offline state",
         &format!(
-            "const s = {}; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
-               && /reconnecting/i.test(document.querySelector('#offline').textContent) && s.querySelector('.mute').disabled \
-               && s.querySelector('.db-entry').disabled && s.querySelector('.fader').getAttribute('aria-disabled') === 'true' \
-               && document.querySelector('#master-fader').tabIndex === -1 && getComputedStyle(document.querySelector('main')).opacity < 0.6",
-            strip(a)
+            "const ss = [...document.querySelectorAll('.strip[data-id]')]; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
+               && /reconnecting/i.test(document.querySelector('#offline').textContent) \
+               && ss.every(s => s.querySelector('.mute').disabled && s.querySelector('.rename').disabled && s.querySelector('.db-entry').disabled \
+                 && s.querySelector('.fader').getAttribute('aria-disabled') === 'true') \
+               && document.querySelector('#output-addr').disabled && document.querySelector('#output-add').disabled \
+               && document.querySelector('#master-fader').tabIndex === -1 && getComputedStyle(document.querySelector('main')).opacity < 0.6"
         ),
         "return [document.body.className, document.querySelector('#offline').textContent]",
     )
