@@ -707,14 +707,12 @@ async fn the_desk_an_operator_can_trust() {
     wait_js_or(
         &page,
         "the offline state",
-        &format!(
-            "const ss = [...document.querySelectorAll('.strip[data-id]')]; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
+        "const ss = [...document.querySelectorAll('.strip[data-id]')]; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
                && /reconnecting/i.test(document.querySelector('#offline').textContent) \
                && ss.every(s => s.querySelector('.mute').disabled && s.querySelector('.rename').disabled && s.querySelector('.db-entry').disabled \
                  && s.querySelector('.fader').getAttribute('aria-disabled') === 'true') \
                && document.querySelector('#output-addr').disabled && document.querySelector('#output-add').disabled \
-               && document.querySelector('#master-fader').tabIndex === -1 && getComputedStyle(document.querySelector('main')).opacity < 0.6"
-        ),
+               && document.querySelector('#master-fader').tabIndex === -1 && getComputedStyle(document.querySelector('main')).opacity < 0.6",
         "return [document.body.className, document.querySelector('#offline').textContent]",
     )
     .await;
