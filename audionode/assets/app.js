@@ -274,9 +274,10 @@ function setHealth(strip, health) {
 // ---- Strips.
 // A source's name, or its id; the id is shown so that it breaks only after
 // its last ':' (between address and port), never inside a word.
-function labelOf(source) { return source.name || source.id; }
 function setName(strip, source) {
-  if ("name" in source) strip.name = source.name;
+  if ("name" in source) strip.name = source.name || null;
+  if (source.from) strip.from = source.from;
+  if ("channels" in source) strip.channels = source.channels;
   const label = strip.name || strip.id;
   strip.label = label;
   const el = $(".name", strip.el);
@@ -291,8 +292,64 @@ function setName(strip, source) {
   $(".mute", strip.el).setAttribute("aria-label", `mute ${label}`);
   $(".solo", strip.el).setAttribute("aria-label", `solo ${label}`);
   $(".pre", strip.el).setAttribute("aria-label", `pre-fader meter ${label}`);
+  $(".rename", strip.el).setAttribute("aria-label", `rename ${label}`);
+  // Secondary text: the id under a name, and where packets come from when
+  // that is not the id (RTP sources are known by their SSRC).
+  const sub = [strip.name ? strip.id : "", strip.from && strip.from !== strip.id ? `from ${strip.from}` : ""].filter(Boolean).join(" \u00b7 ");
+  const subEl = $(".sub", strip.el);
+  subEl.textContent = sub;
+  subEl.title = sub;
+  const stereo = strip.channels === 2;
+  $(".stereo", strip.el).hidden = !stereo;
+  strip.el.dataset.channels = strip.channels || 1;
   strip.healthKey = null;
-  strip.search = `${label} ${strip.id}`.toLowerCase();
+  strip.search = `${label} ${strip.id} ${strip.from || ""}`.toLowerCase();
+}
+
+// ---- Renaming: the ✎ button (or a double-click on the name) turns the
+// name into a field; Enter or leaving it renames, Escape cancels, an empty
+// field removes the operator's name. Names are only ever set as text.
+const MAX_NAME_BYTES = 64;
+const nameBytes = (text) => new TextEncoder().encode(text).length;
+function startRename(strip) {
+  if (!online || strip.cancelRename) return;
+  const nameEl = $(".name", strip.el);
+  const input = document.createElement("input");
+  input.className = "name-edit";
+  input.value = strip.name || "";
+  input.placeholder = strip.id;
+  input.autocomplete = "off";
+  input.spellcheck = false;
+  input.setAttribute("aria-label", `name of ${strip.id} (empty: none; Enter renames, Escape cancels)`);
+  nameEl.hidden = true;
+  nameEl.after(input);
+  let done = false;
+  const finish = (commit, refocus) => {
+    if (done) return;
+    const name = input.value.trim();
+    if (commit && nameBytes(name) > MAX_NAME_BYTES) {
+      toast(`A name has at most ${MAX_NAME_BYTES} bytes; this one has ${nameBytes(name)}`);
+      input.setAttribute("aria-invalid", "true");
+      if (refocus) return; // Enter: stay in the field to shorten it
+      commit = false;
+    }
+    done = true;
+    strip.cancelRename = null;
+    if (commit && name !== (strip.name || "")) send({ type: "set_source", id: strip.id, name });
+    input.remove();
+    nameEl.hidden = false;
+    if (refocus) $(".rename", strip.el).focus();
+  };
+  strip.cancelRename = () => finish(false, false);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); finish(true, true); }
+    else if (e.key === "Escape") { e.preventDefault(); finish(false, true); }
+  });
+  // Leaving the field renames; a blur from the strip being moved (sorted)
+  // while the field keeps the focus does not.
+  input.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== input) finish(true, false); }, 0));
+  input.focus();
+  input.select();
 }
 
 function balanceText(b) {
@@ -345,7 +402,7 @@ function addStrip(source) {
   const el = template.content.firstElementChild.cloneNode(true);
   el.dataset.id = source.id;
   const id = source.id;
-  const strip = { id, el, name: null, label: id, controls: source, balanceDragging: false, meter: newMeter($(".meter", el)), pre: false };
+  const strip = { id, el, name: null, label: id, from: null, channels: 1, cancelRename: null, controls: source, balanceDragging: false, meter: newMeter($(".meter", el)), pre: false };
   const sendVolume = coalesced((v) => send({ type: "set_source", id, volume: v }));
   strip.fader = new Fader($(".fader", el), `${id} volume`, sendVolume);
   dbEntry($(".db-entry", el), strip.fader);
@@ -370,6 +427,8 @@ function addStrip(source) {
   };
   try { if (localStorage.getItem(preKey(id))) setPre(true); } catch (_) { /* private mode */ }
   pre.addEventListener("click", () => setPre(!strip.pre));
+  $(".rename", el).addEventListener("click", () => startRename(strip));
+  $(".name", el).addEventListener("dblclick", () => startRename(strip));
   const healthButton = $(".health", el);
   healthButton.addEventListener("click", () => {
     const details = $(".details", el);
@@ -409,6 +468,7 @@ function updateStats(strip, stats) {
 function removeStrip(id) {
   const s = strips.get(id);
   if (!s) return;
+  if (s.cancelRename) s.cancelRename();
   onScreen.unobserve(s.el);
   s.el.remove();
   strips.delete(id);
@@ -432,7 +492,10 @@ function scheduleSort() {
     const key = sortBox.value === "id" ? (s) => s.id : (s) => s.label;
     const list = [...strips.values()].sort((a, b) => collator.compare(key(a), key(b)) || collator.compare(a.id, b.id));
     const box = $("#strips");
+    // Moving a strip takes the focus from its controls: give it back.
+    const focused = document.activeElement;
     list.forEach((s, i) => { if (box.children[i + 1] !== s.el) box.insertBefore(s.el, box.children[i + 1] || null); });
+    if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
   });
 }
 function refilter() {
@@ -467,9 +530,108 @@ function setListen(listen) {
   document.body.dataset.listen = where;
 }
 
+// ---- REST calls, with the page's token as the WebSocket has it. Every
+// call says it sends JSON (the node refuses changes that do not).
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(path, { method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { /* a plain-text refusal */ }
+  if (!res.ok) throw new Error((data && data.error) || text.trim() || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+// ---- Outputs: where the mix is sent. Listed, added and removed over
+// REST; every page hears each change over its WebSocket.
+const KIND_TEXT = { rtp: "RTP", "udp-stereo": "UDP stereo" };
+const outputForm = $("#output-form"), outputAddr = $("#output-addr"), outputKind = $("#output-kind");
+const outputError = $("#output-error");
+function sdpHref(addr) {
+  return `/mix.sdp?dest=${encodeURIComponent(addr)}${token ? `&token=${encodeURIComponent(token)}` : ""}`;
+}
+function showOutputError(text) {
+  outputError.textContent = text;
+  outputError.hidden = !text;
+  if (text) outputAddr.setAttribute("aria-invalid", "true"); else outputAddr.removeAttribute("aria-invalid");
+}
+function setOutputs(list) {
+  document.body.dataset.outputs = list.length;
+  $("#output-count").textContent = `(${list.length})`;
+  $("#output-none").hidden = list.length > 0;
+  $("#output-list").replaceChildren(...list.map((o) => {
+    const kindText = KIND_TEXT[o.kind] || o.kind;
+    const li = document.createElement("li");
+    li.dataset.kind = o.kind;
+    li.dataset.addr = o.addr;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = kindText;
+    const addr = document.createElement("span");
+    addr.className = "addr";
+    addr.textContent = o.addr;
+    li.append(kind);
+    if (o.kind === "rtp") {
+      const a = document.createElement("a");
+      a.className = "sdp";
+      a.href = sdpHref(o.addr);
+      a.textContent = "SDP";
+      a.title = "the session description a receiver (ffplay, VLC, GStreamer) opens";
+      a.setAttribute("aria-label", `SDP of the RTP output to ${o.addr}`);
+      li.append(a);
+    }
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "\u00d7";
+    remove.title = "stop sending the mix here";
+    remove.setAttribute("aria-label", `remove the ${kindText} output to ${o.addr}`);
+    remove.disabled = !online;
+    remove.addEventListener("click", async () => {
+      remove.disabled = true;
+      try {
+        setOutputs((await api("DELETE", `/api/outputs/${encodeURIComponent(o.kind)}/${encodeURIComponent(o.addr)}`)).outputs);
+        showOutputError("");
+      } catch (e) {
+        showOutputError(`Not removed: ${e.message}`);
+        remove.disabled = !online;
+      }
+    });
+    li.append(remove, addr);
+    return li;
+  }));
+}
+async function loadOutputs() {
+  try { setOutputs((await api("GET", "/api/outputs")).outputs); } catch (e) { showOutputError(`Outputs unknown: ${e.message}`); }
+}
+outputForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const addr = outputAddr.value.trim();
+  if (!addr) { showOutputError("Type where to send the mix, e.g. 127.0.0.1:5004."); outputAddr.focus(); return; }
+  const add = $("#output-add");
+  add.disabled = true;
+  try {
+    setOutputs((await api("POST", "/api/outputs", { kind: outputKind.value, addr })).outputs);
+    showOutputError("");
+    outputAddr.value = "";
+  } catch (err) {
+    showOutputError(`Not added: ${err.message}`);
+    outputAddr.focus();
+  } finally {
+    add.disabled = !online;
+  }
+});
+outputAddr.addEventListener("input", () => { if (!outputError.hidden) showOutputError(""); });
+const outputsBox = $("#outputs");
+try { outputsBox.open = localStorage.getItem("audionode.outputs.open") === "1"; } catch (_) { /* private mode */ }
+outputsBox.addEventListener("toggle", () => {
+  try { outputsBox.open ? localStorage.setItem("audionode.outputs.open", "1") : localStorage.removeItem("audionode.outputs.open"); } catch (_) { /* private mode */ }
+});
+
 // ---- Online / offline.
 function setEnabled(root, on) {
-  for (const c of root.querySelectorAll("button, input.db-entry, input.balance")) c.disabled = !on;
+  for (const c of root.querySelectorAll("button, input.db-entry, input.balance, #outputs input, #outputs select")) c.disabled = !on;
   for (const f of root.querySelectorAll(".fader")) {
     f.setAttribute("aria-disabled", String(!on));
     f.tabIndex = on ? 0 : -1;
@@ -487,6 +649,7 @@ function setOnline(on, text) {
   if (!on) banner.textContent = `${text} The controls are disabled until the node answers again.`;
   setEnabled(document, on);
   if (!on) {
+    for (const st of strips.values()) if (st.cancelRename) st.cancelRename();
     masterFader.up();
     for (const st of strips.values()) st.fader.up();
     latestMeters = null;
@@ -505,8 +668,10 @@ function onMessage(msg) {
       if (msg.node) fillStats($("#node-stats"), NODE_ROWS, msg.node);
       msg.sources.forEach(addStrip);
       refreshEmpty();
+      loadOutputs();
       break;
     }
+    case "outputs": setOutputs(msg.outputs); break;
     case "master": setMaster(msg.volume); break;
     case "source": {
       const s = strips.get(msg.id);

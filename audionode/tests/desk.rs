@@ -6,9 +6,14 @@
 //! 40 sources scroll in one row with the master strip in view; at phone
 //! width nothing overflows and every target is at least 44 px; a source
 //! flooding the node turns its health bad, with the reason, and good again
-//! once the 10 s window has passed; when the node goes away the page greys
-//! out, disables its controls, says it is reconnecting, and goes live again
-//! when the node is back.
+//! once the 10 s window has passed; a strip renamed on the desk (by
+//! keyboard or double-click) is renamed in the node and on a second page,
+//! everywhere it is labelled, and a hostile name is shown as text; an RTP
+//! output added on the outputs panel is in the node's list and on the
+//! second page's panel, with its SDP, until it is removed there; when the
+//! node goes away the page greys out, disables its controls, says it is
+//! reconnecting, and goes live again when the node is back; with a token
+//! in the page's address, the panel's calls carry it.
 //!
 //! The scenarios share one browser and run in sequence in one test; only
 //! the health scenario takes more than a few seconds (its 10 s window).
@@ -68,6 +73,17 @@ fn start_desk_node(dir: &Path, dest: SocketAddr, http: &str) -> NodeHandle {
 
 /// Like `start_desk_node`, with room for `max_sources`.
 fn start_node_for(dir: &Path, dest: SocketAddr, http: &str, max_sources: usize) -> NodeHandle {
+    start_node_with(dir, dest, http, max_sources, None)
+}
+
+/// Like `start_node_for`, with the control surface's token `token`.
+fn start_node_with(
+    dir: &Path,
+    dest: SocketAddr,
+    http: &str,
+    max_sources: usize,
+    token: Option<&str>,
+) -> NodeHandle {
     let args = Args {
         listen: Some("127.0.0.1:0".into()),
         dest: vec![dest.to_string()],
@@ -80,7 +96,12 @@ fn start_node_for(dir: &Path, dest: SocketAddr, http: &str, max_sources: usize) 
         http: http.into(),
         ..Default::default()
     };
-    audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
+    let env = |key: &str| {
+        (key == audionode::config::HTTP_TOKEN_ENV)
+            .then(|| token.map(String::from))
+            .flatten()
+    };
+    audionode::start(Config::from_args(&args, env).unwrap()).unwrap()
 }
 
 /// Paced mono sources from one thread, each from its own socket. While
@@ -535,6 +556,14 @@ async fn the_desk_an_operator_can_trust() {
     )
     .await;
 
+    // Renaming and the outputs panel, seen from a second page.
+    let other = open_browser(&driver, &dir.join("profile-2")).await;
+    other.goto(&format!("http://{api}/")).await.unwrap();
+    rename_through_the_desk(&page, &other, api, a).await;
+    outputs_through_the_desk(&page, &other, api, collector.addr).await;
+    // Idle until the token scenario: no second desk to feed meanwhile.
+    other.goto("about:blank").await.unwrap();
+
     // A muted source: its post-fader meter is silent, its pre-fader one is not.
     http(
         api,
@@ -672,17 +701,18 @@ async fn the_desk_an_operator_can_trust() {
 
     // The node goes away: the page greys out, disables every control and
     // says it is reconnecting; the node comes back: live again.
+    // A stopping node may announce that its streams left before it closes
+    // the socket: whichever strips remain must be disabled.
     node.stop().unwrap();
     wait_js_or(
         &page,
         "the offline state",
-        &format!(
-            "const s = {}; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
-               && /reconnecting/i.test(document.querySelector('#offline').textContent) && s.querySelector('.mute').disabled \
-               && s.querySelector('.db-entry').disabled && s.querySelector('.fader').getAttribute('aria-disabled') === 'true' \
+        "const ss = [...document.querySelectorAll('.strip[data-id]')]; return document.body.classList.contains('offline') && !document.querySelector('#offline').hidden \
+               && /reconnecting/i.test(document.querySelector('#offline').textContent) \
+               && ss.every(s => s.querySelector('.mute').disabled && s.querySelector('.rename').disabled && s.querySelector('.db-entry').disabled \
+                 && s.querySelector('.fader').getAttribute('aria-disabled') === 'true') \
+               && document.querySelector('#output-addr').disabled && document.querySelector('#output-add').disabled \
                && document.querySelector('#master-fader').tabIndex === -1 && getComputedStyle(document.querySelector('main')).opacity < 0.6",
-            strip(a)
-        ),
         "return [document.body.className, document.querySelector('#offline').textContent]",
     )
     .await;
@@ -720,6 +750,334 @@ async fn the_desk_an_operator_can_trust() {
     page.close().await.unwrap();
     drop(three);
     node.stop().unwrap();
+
+    // With a token in the page's address, the panel's REST calls and its
+    // SDP links carry it.
+    let token = "desk-token-7f3a";
+    let node = start_node_with(&dir, collector.addr, "127.0.0.1:0", 8, Some(token));
+    let api = node.http_addr().unwrap();
+    other
+        .goto(&format!("http://{api}/?token={token}"))
+        .await
+        .unwrap();
+    wait_js(
+        &other,
+        "the outputs with a token",
+        &format!(
+            "return document.body.classList.contains('online') && document.querySelector('#output-list li[data-addr=\"{}\"]') !== null",
+            collector.addr
+        ),
+    )
+    .await;
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    add_output(&other, &sink_addr.to_string()).await;
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let (status, body) = http(api, "GET", "/api/outputs", None, &auth);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!(r#"{{"kind":"rtp","addr":"{sink_addr}"}}"#)),
+        "{body}"
+    );
+    let href = wait_sdp_link(&other, sink_addr).await;
+    assert!(href.ends_with(&format!("&token={token}")), "{href}");
+    let (status, sdp) = http(api, "GET", &href, None, &[]);
+    assert_eq!(status, 200, "{href}: {sdp}");
+    remove_output(&other, "rtp", sink_addr).await;
+    let (_, body) = http(api, "GET", "/api/outputs", None, &auth);
+    assert!(!body.contains(&sink_addr.to_string()), "{body}");
+    other.close().await.unwrap();
+    node.stop().unwrap();
+}
+
+/// Opens the rename field of the strip of `id` with its ✎ button, by
+/// keyboard (focus, Enter), types `text` and Enter.
+async fn rename_by_keyboard(page: &Client, id: SocketAddr, text: &str) {
+    js(
+        page,
+        &format!("{}.querySelector('.rename').focus(); return 0", strip(id)),
+    )
+    .await;
+    type_keys(page, "\u{E007}").await; // Enter on the button
+    wait_js(
+        page,
+        "the name field",
+        "return document.activeElement.classList.contains('name-edit')",
+    )
+    .await;
+    type_keys(page, &format!("{text}\u{E007}")).await;
+}
+
+/// The operator renames a strip on `page`; the node and `other` show it,
+/// everywhere the strip is labelled, as text; an empty name removes it.
+async fn rename_through_the_desk(page: &Client, other: &Client, api: SocketAddr, a: SocketAddr) {
+    wait_js(
+        other,
+        "the second page live",
+        &format!(
+            "return document.body.classList.contains('online') && !!{}",
+            strip(a)
+        ),
+    )
+    .await;
+    // A mono source shows no stereo badge and no secondary text (its id is
+    // its name); a stereo one shows the badge, and its sender's address.
+    let mono = js(
+        page,
+        &format!(
+            "const s = {}; return [s.querySelector('.stereo').hidden, s.querySelector('.sub').textContent, s.querySelector('.rename').getAttribute('aria-label')]",
+            strip(a)
+        ),
+    )
+    .await;
+    assert_eq!(mono, serde_json::json!([true, "", format!("rename {a}")]));
+    js(
+        page,
+        r#"onMessage({ type: "joined", source: { id: "ssrc:00c0ffee", name: null, channels: 2, from: "127.0.0.1:9", volume: 1, balance: 0, mute: false, solo: false } }); return 0"#,
+    )
+    .await;
+    let stereo = js(
+        page,
+        r#"const s = document.querySelector('.strip[data-id="ssrc:00c0ffee"]'); const r = s.querySelector('.stereo').getBoundingClientRect(); onMessage({ type: "left", id: "ssrc:00c0ffee" }); return [r.width > 0, s.querySelector('.stereo').textContent, s.querySelector('.sub').textContent, s.dataset.channels]"#,
+    )
+    .await;
+    assert_eq!(
+        stereo,
+        serde_json::json!([true, "stereo", "from 127.0.0.1:9", "2"])
+    );
+
+    // Renamed with the ✎ button by keyboard.
+    rename_by_keyboard(page, a, "bass").await;
+    wait_state(api, a, "the name in the state", |s| s["name"] == "bass").await;
+    let labelled = |name: &str| {
+        format!(
+            "const s = {}; return s.querySelector('.name').textContent === {name:?} && s.getAttribute('aria-label') === {name:?} \
+               && s.querySelector('.fader').getAttribute('aria-label') === {volume:?} && s.querySelector('.mute').getAttribute('aria-label') === {mute:?} \
+               && s.querySelector('.rename').getAttribute('aria-label') === {rename:?} && s.querySelector('.sub').textContent === '{a}'",
+            strip(a),
+            volume = format!("{name} volume"),
+            mute = format!("mute {name}"),
+            rename = format!("rename {name}"),
+        )
+    };
+    wait_js(other, "the name on the other page", &labelled("bass")).await;
+    wait_js(page, "the name on this page", &labelled("bass")).await;
+    // The focus is back on the button.
+    let focused = js(
+        page,
+        &format!(
+            "return document.activeElement === {}.querySelector('.rename')",
+            strip(a)
+        ),
+    )
+    .await;
+    assert_eq!(focused, Value::Bool(true));
+
+    // A hostile name is shown literally: no element is made of it.
+    let hostile = "<img src=x onerror=alert(1)>";
+    rename_by_keyboard(page, a, hostile).await;
+    wait_state(api, a, "the hostile name in the state", |s| {
+        s["name"] == hostile
+    })
+    .await;
+    wait_js(other, "the hostile name shown as text", &labelled(hostile)).await;
+    for p in [page, other] {
+        let injected = js(
+            p,
+            &format!(
+                "const s = {}; return [document.querySelectorAll('img').length, [...s.querySelectorAll('.name *')].map(e => e.tagName), s.querySelector('.name').title]",
+                strip(a)
+            ),
+        )
+        .await;
+        assert_eq!(
+            injected,
+            serde_json::json!([0, ["SPAN"], format!("{hostile} ({a})")])
+        );
+    }
+
+    // Escape cancels; a double-click on the name opens the field too, and
+    // an empty name removes it: the strip is labelled by its id again.
+    js(
+        page,
+        &format!(
+            "{}.querySelector('.name').dispatchEvent(new MouseEvent('dblclick', {{ bubbles: true }})); return 0",
+            strip(a)
+        ),
+    )
+    .await;
+    wait_js(
+        page,
+        "the name field by double-click",
+        &format!(
+            "const i = document.activeElement; return i.classList.contains('name-edit') && i.value === {hostile:?} && {}.contains(i)",
+            strip(a)
+        ),
+    )
+    .await;
+    type_keys(page, "x\u{E00C}").await; // Escape
+    let cancelled = js(
+        page,
+        &format!(
+            "const s = {}; return [!!s.querySelector('.name-edit'), s.querySelector('.name').hidden]",
+            strip(a)
+        ),
+    )
+    .await;
+    assert_eq!(cancelled, serde_json::json!([false, false]));
+    assert_eq!(source_state(api, a)["name"], hostile);
+    rename_by_keyboard(page, a, "\u{E003}").await; // Backspace: the selected name goes
+    wait_state(api, a, "no name", |s| s["name"].is_null()).await;
+    wait_js(
+        other,
+        "the id as the label again",
+        &format!(
+            "const s = {}; return s.querySelector('.name').textContent === '{a}' && s.querySelector('.fader').getAttribute('aria-label') === '{a} volume' && s.querySelector('.sub').textContent === ''",
+            strip(a)
+        ),
+    )
+    .await;
+}
+
+/// Types `addr` into the outputs panel of `page` and presses Enter (RTP,
+/// the panel's first kind).
+async fn add_output(page: &Client, addr: &str) {
+    js(
+        page,
+        "const d = document.querySelector('#outputs'); if (!d.open) d.querySelector('summary').click(); return 0",
+    )
+    .await;
+    let field = page.find(Locator::Css("#output-addr")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(&format!("{addr}\u{E007}")).await.unwrap();
+}
+
+/// Waits for `page`'s panel to list the RTP output to `addr`; its SDP link.
+async fn wait_sdp_link(page: &Client, addr: SocketAddr) -> String {
+    let item = format!(
+        r#"document.querySelector('#output-list li[data-kind="rtp"][data-addr="{addr}"]')"#
+    );
+    wait_js(
+        page,
+        "the RTP output in the panel",
+        &format!("return {item} !== null"),
+    )
+    .await;
+    js(
+        page,
+        &format!("return {item}.querySelector('a.sdp').getAttribute('href')"),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+/// Removes the `kind` output to `addr` with its button on `page`, and
+/// waits for the panel to drop it.
+async fn remove_output(page: &Client, kind: &str, addr: SocketAddr) {
+    let item = format!(r#"#output-list li[data-kind="{kind}"][data-addr="{addr}"]"#);
+    page.find(Locator::Css(&format!("{item} .remove")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        page,
+        "the output gone from the panel",
+        &format!("return document.querySelector('{item}') === null"),
+    )
+    .await;
+}
+
+/// The outputs panel: a bad address is refused inline; an RTP output added
+/// on `page` is in the node's list and on `other`'s panel, with its SDP;
+/// removed on `other`, it is gone everywhere.
+async fn outputs_through_the_desk(
+    page: &Client,
+    other: &Client,
+    api: SocketAddr,
+    dest: SocketAddr,
+) {
+    js(
+        other,
+        "const d = document.querySelector('#outputs'); if (!d.open) d.querySelector('summary').click(); return 0",
+    )
+    .await;
+    wait_js(
+        page,
+        "the start-up output listed",
+        &format!(
+            r#"return document.querySelector('#output-list li[data-kind="udp-stereo"][data-addr="{dest}"]') !== null && document.querySelector('#output-count').textContent === '(1)'"#
+        ),
+    )
+    .await;
+    add_output(page, "not-an-address").await;
+    wait_js(
+        page,
+        "the refusal shown inline",
+        "const e = document.querySelector('#output-error'); return !e.hidden && /not an IP:PORT/.test(e.textContent) && document.querySelector('#output-addr').getAttribute('aria-invalid') === 'true'",
+    )
+    .await;
+
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sink.local_addr().unwrap();
+    add_output(page, &addr.to_string()).await;
+    wait_js(
+        page,
+        "the panel to list the new output",
+        &format!(
+            r#"return document.querySelector('#output-list li[data-kind="rtp"][data-addr="{addr}"]') !== null && document.querySelector('#output-error').hidden && document.querySelector('#output-addr').value === ''"#
+        ),
+    )
+    .await;
+    let (status, body) = http(api, "GET", "/api/outputs", None, &[]);
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({ "outputs": [
+            { "kind": "udp-stereo", "addr": dest.to_string() },
+            { "kind": "rtp", "addr": addr.to_string() },
+        ] })
+    );
+    let href = wait_sdp_link(other, addr).await;
+    let (status, sdp) = http(api, "GET", &href, None, &[]);
+    assert_eq!(status, 200, "{href}: {sdp}");
+    assert!(
+        sdp.contains(&format!("m=audio {} RTP/AVP", addr.port())),
+        "{sdp}"
+    );
+    // The same address twice is refused, with the node's reason.
+    add_output(page, &addr.to_string()).await;
+    wait_js(
+        page,
+        "the duplicate refused",
+        "const e = document.querySelector('#output-error'); return !e.hidden && /exists already/.test(e.textContent)",
+    )
+    .await;
+
+    remove_output(other, "rtp", addr).await;
+    let (_, body) = http(api, "GET", "/api/outputs", None, &[]);
+    assert!(!body.contains(&addr.to_string()), "{body}");
+    wait_js(
+        page,
+        "the output gone from the first page",
+        &format!(
+            r#"return document.querySelector('#output-list li[data-addr="{addr}"]') === null && document.querySelector('#output-count').textContent === '(1)'"#
+        ),
+    )
+    .await;
+    // Closed again: the master strip keeps its size for what follows.
+    for p in [page, other] {
+        js(
+            p,
+            "document.querySelector('#outputs').open = false; return 0",
+        )
+        .await;
+    }
 }
 
 /// Renders the documentation's screenshots into `docs/img/`: the desk
