@@ -1,8 +1,9 @@
 //! Measurement tools for audionode: the `audioload` load
-//! generator ([`load`]), the bare receive-and-mix baselines ([`batched`],
+//! generator ([`load`]; its RTP mode is [`rtpload`]), the bare receive-and-mix baselines ([`batched`],
 //! which batches its receives as the node does, and the blocking [`bare`]),
 //! `/proc` readers ([`procfs`]) and the `/metrics` scraper ([`metrics`])
-//! used by the `audiocapacity` driver. See docs/performance.md.
+//! used by the `audiocapacity` driver, and `audiortpvs`, the node against a
+//! GStreamer pipeline on RTP. See docs/performance.md.
 
 pub mod bare;
 pub mod batched;
@@ -15,4 +16,5 @@ pub mod metrics;
 pub mod pacing;
 pub mod procfs;
 pub mod report;
+pub mod rtpload;
 pub mod stats;

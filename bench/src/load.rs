@@ -187,14 +187,14 @@ fn send_many(socket: &UdpSocket, packets: &[&[u8]]) -> io::Result<usize> {
 
 /// The schedule: when send number `e` (packet `e / N` of source `e % N`)
 /// is due, relative to the start.
-struct Schedule {
-    sources: u128,
-    chunk_frames: u128,
-    rate: u128,
+pub(crate) struct Schedule {
+    pub(crate) sources: u128,
+    pub(crate) chunk_frames: u128,
+    pub(crate) rate: u128,
 }
 
 impl Schedule {
-    fn due(&self, e: u64) -> Duration {
+    pub(crate) fn due(&self, e: u64) -> Duration {
         let e = u128::from(e);
         let (k, i) = (e / self.sources, e % self.sources);
         let chunk_nanos_times_rate = self.chunk_frames * 1_000_000_000;

@@ -48,6 +48,32 @@ pub fn thread_cpu_seconds(tid: i32) -> io::Result<f64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc stat"))
 }
 
+/// CPU seconds of process `pid`, all its threads: the sum of their
+/// `schedstat` run times (nanoseconds, so a receiver at a fraction of a
+/// percent of a core still measures), or user + system from `stat` in
+/// clock ticks where the kernel has no `schedstat`. Threads that have
+/// exited are not counted, so use it on processes whose threads live for
+/// the whole window.
+pub fn process_run_seconds(pid: u32) -> io::Result<f64> {
+    let mut total = 0.0;
+    let mut read = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that exited between the listing and the read is skipped.
+        if let Some(s) = std::fs::read_to_string(task?.path().join("schedstat"))
+            .ok()
+            .as_deref()
+            .and_then(parse_schedstat_seconds)
+        {
+            total += s;
+            read += 1;
+        }
+    }
+    if read == 0 {
+        return process_cpu_seconds(pid);
+    }
+    Ok(total)
+}
+
 /// Seconds on the CPU from the text of a `/proc/.../schedstat` file
 /// (`run_ns wait_ns timeslices`).
 pub fn parse_schedstat_seconds(schedstat: &str) -> Option<f64> {
@@ -159,6 +185,7 @@ mod tests {
     #[test]
     fn reads_this_process() {
         assert!(process_cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        assert!(process_run_seconds(std::process::id()).unwrap() > 0.0);
         assert!(status_bytes(std::process::id(), "VmRSS").unwrap() > 0);
     }
 }

@@ -1,5 +1,7 @@
 //! `audioload`: sends N synthetic mono-with-seq sources to a node, each on
-//! its own UDP socket, paced on a deadline schedule (see `bench::load`).
+//! its own UDP socket, paced on a deadline schedule (see `bench::load`);
+//! with `--rtp`, N RTP L16 sources (PT 11, one SSRC each, batched with
+//! `sendmmsg`; see `bench::rtpload`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -30,6 +32,18 @@ struct Args {
     /// seconds (a warm-up).
     #[arg(long, default_value_t = 0.0)]
     count_late_after: f64,
+    /// Send RTP L16 (PT 11 = L16/44100/1, one SSRC per source, 10 ms
+    /// packets) from one socket instead of the original mono format.
+    #[arg(long)]
+    rtp: bool,
+    /// With --rtp: send source i to the --dest port + i (a receiver that
+    /// needs one port per stream, such as GStreamer's udpsrc).
+    #[arg(long, requires = "rtp")]
+    port_per_source: bool,
+    /// With --rtp: the constant sample value of every source [default:
+    /// 16000 ÷ sources].
+    #[arg(long, requires = "rtp")]
+    level: Option<i16>,
 }
 
 fn main() -> ExitCode {
@@ -53,15 +67,31 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.chunk_ms > 0.0 && args.chunk_ms <= 185.0,
         "--chunk-ms must be in (0, 185]"
     );
-    let mut config = bench::load::LoadConfig::new(args.sources, dest, args.chunk_ms);
-    config.duration = args.seconds.map(Duration::from_secs_f64);
-    config.count_late_after = Duration::from_secs_f64(args.count_late_after.max(0.0));
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot install the signal handler")?;
-    let stats = bench::load::run(&config, &stop)
-        .with_context(|| format!("cannot open {} sockets", args.sources))?;
+    let duration = args.seconds.map(Duration::from_secs_f64);
+    let count_late_after = Duration::from_secs_f64(args.count_late_after.max(0.0));
+    let stats = if args.rtp {
+        let level = args
+            .level
+            .unwrap_or_else(|| bench::rtpload::level_for(args.sources, 16_000));
+        let mut config = bench::rtpload::RtpLoadConfig::new(args.sources, dest, level);
+        config.chunk_frames =
+            ((args.chunk_ms * f64::from(config.rate) / 1000.0).round() as usize).max(1);
+        config.port_per_source = args.port_per_source;
+        config.duration = duration;
+        config.count_late_after = count_late_after;
+        let counters = bench::rtpload::RtpLoadCounters::default();
+        bench::rtpload::run(&config, &stop, &counters).context("cannot send RTP")?
+    } else {
+        let mut config = bench::load::LoadConfig::new(args.sources, dest, args.chunk_ms);
+        config.duration = duration;
+        config.count_late_after = count_late_after;
+        bench::load::run(&config, &stop)
+            .with_context(|| format!("cannot open {} sockets", args.sources))?
+    };
     // SAFETY: getrusage writes into the zeroed struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
