@@ -326,7 +326,18 @@ impl Engine {
         }
         let frames = self.config.source.block_frames;
         let block_time = self.block_time();
-        let behind = now - deadline;
+        let mut behind = now - deadline;
+        if let Some((_, f0)) = self.epoch {
+            if self.frames_mixed == f0 && behind > block_time {
+                // The clock started at a packet that waited in the socket
+                // before the node could mix (it had just started, or was
+                // idle and held off the CPU): start mixing now rather than
+                // "skip" audio that was never late. Every source keeps its
+                // frames; only the wall-clock time they play at moves.
+                self.epoch = Some((now, f0));
+                behind = Duration::ZERO;
+            }
+        }
         let behind_blocks = (behind.as_nanos() / block_time.as_nanos().max(1)) as u64;
         if behind_blocks > STALL_BLOCKS {
             // Skip to the block that is due now.

@@ -1067,3 +1067,39 @@ fn a_stereo_stream_without_sequence_numbers_is_named_once() {
         .iter()
         .any(|t| t.starts_with("No sequence")));
 }
+
+#[test]
+fn packets_that_waited_for_a_starting_node_are_not_skipped() {
+    // A node started while a streamer already sends: its first packets
+    // waited 40 ms in the socket before the node read them. The mixing
+    // clock starts when the node can mix; nothing is skipped.
+    let mut sim = Sim::new(config(20.0));
+    let samples = signal(60 * CHUNK, 7);
+    let read_at = chunk_time(4);
+    for k in 0..5 {
+        let bytes = packet(k as u32, &samples[k * CHUNK..(k + 1) * CHUNK]);
+        let packet = super::ingress::decode_mono(&bytes, 1 << 16).unwrap();
+        sim.core.handle_input(super::Input::Packet {
+            arrived: chunk_time(k),
+            read_at,
+            from: addr(1),
+            packet,
+        });
+    }
+    for k in 5..60 {
+        let bytes = packet(k as u32, &samples[k * CHUNK..(k + 1) * CHUNK]);
+        sim.deliver(chunk_time(k), addr(1), &bytes);
+    }
+    sim.advance_to(Duration::from_secs(3));
+    assert!(
+        !sim.event_texts()
+            .iter()
+            .any(|t| t.starts_with("Mixing stalled")),
+        "{:?}",
+        sim.event_texts()
+    );
+    assert_eq!(sim.snapshot().node.skipped_blocks, 0);
+    let start = sim.start_frames()[0] as usize;
+    let left = sim.left();
+    assert_same(&left, &expect_mono_at(left.len(), start, &samples));
+}
