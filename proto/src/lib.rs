@@ -22,6 +22,7 @@
 //! never a panic, and no decoder allocates a length it has not verified.
 //! See `docs/protocol.md` for byte diagrams.
 
+pub mod civil;
 pub mod framing;
 pub mod message;
 pub mod probe;

@@ -14,11 +14,11 @@ use super::source::{JitterTarget, SourceParams};
 use super::tracker::RESTART_RUN;
 use super::ControlCommand;
 
-const RATE: u32 = 44_100;
-const CHUNK: usize = 441; // 10 ms
-const BLOCK: usize = 220;
+pub(super) const RATE: u32 = 44_100;
+pub(super) const CHUNK: usize = 441; // 10 ms
+pub(super) const BLOCK: usize = 220;
 
-fn config(target_ms: f64) -> EngineConfig {
+pub(super) fn config(target_ms: f64) -> EngineConfig {
     EngineConfig {
         source: SourceParams {
             rate: RATE,
@@ -34,12 +34,12 @@ fn config(target_ms: f64) -> EngineConfig {
     }
 }
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// A distinctive, never-constant test signal.
-fn signal(len: usize, salt: i32) -> Vec<i16> {
+pub(super) fn signal(len: usize, salt: i32) -> Vec<i16> {
     (0..len as i32)
         .map(|i| ((i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 30_000) as i16)
         .collect()
@@ -47,7 +47,7 @@ fn signal(len: usize, salt: i32) -> Vec<i16> {
 
 /// Asserts two outputs are equal, reporting only the first difference.
 #[track_caller]
-fn assert_same(got: &[i16], want: &[i16]) {
+pub(super) fn assert_same(got: &[i16], want: &[i16]) {
     if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
         panic!(
             "first difference at sample {i}: got {}, want {}",

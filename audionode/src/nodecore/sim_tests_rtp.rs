@@ -3,59 +3,17 @@
 //! names, BYE and receiver reports, refused formats. Output compared
 //! sample by sample.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use proto::rtp::{encode_l16, RtpHeader};
 
-use super::engine::{EngineConfig, SourceControls};
+use super::engine::SourceControls;
 use super::event::{DropReason, EventKind};
 use super::name::SourceName;
 use super::sim::Sim;
-use super::source::{JitterTarget, SourceParams};
+use super::sim_tests::{addr, assert_same, config, signal, BLOCK, CHUNK, RATE};
 use super::source_id::SourceId;
 use super::{ControlCommand, RtcpInput, REPORT_INTERVAL};
-
-const RATE: u32 = 44_100;
-const CHUNK: usize = 441;
-const BLOCK: usize = 220;
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        source: SourceParams {
-            rate: RATE,
-            block_frames: BLOCK,
-            target: JitterTarget::FixedMs(20.0),
-            drift_warmup: 100,
-            drift_band_ms: 3.0,
-            events_per_second: 20,
-        },
-        timeout: Duration::from_millis(1000),
-        max_sources: 4,
-        max_datagram_bytes: 4 + 2 * 8192,
-    }
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn signal(len: usize, salt: i32) -> Vec<i16> {
-    (0..len as i32)
-        .map(|i| ((i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 30_000) as i16)
-        .collect()
-}
-
-#[track_caller]
-fn assert_same(got: &[i16], want: &[i16]) {
-    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
-        panic!(
-            "first difference at frame {i}: got {}, want {}",
-            got[i], want[i]
-        );
-    }
-    assert_eq!(got.len(), want.len(), "lengths differ");
-}
 
 fn rtp(pt: u8, ssrc: u32, seq: u16, timestamp: u32, samples: &[i16]) -> Vec<u8> {
     let mut buf = vec![0; 12 + 2 * samples.len()];
@@ -89,7 +47,7 @@ fn mono_rtp_is_placed_by_timestamp_not_by_sequence() {
     // Packets of varying size, reordered, with a timestamp gap (the sender
     // sent nothing for 300 frames: silence there) and random initial
     // sequence number and timestamp near their wraps.
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let samples = signal(40 * CHUNK, 3);
     let sizes = [441, 300, 582, 441, 100, 782];
     let (mut cuts, mut pos) = (Vec::new(), 0);
@@ -153,7 +111,7 @@ fn mono_rtp_is_placed_by_timestamp_not_by_sequence() {
 
 #[test]
 fn stereo_rtp_stays_stereo_and_balance_is_a_stereo_balance() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let frames = 20 * CHUNK;
     let left_in = signal(frames, 1);
     let right_in = signal(frames, 2);
@@ -211,7 +169,7 @@ fn stereo_rtp_stays_stereo_and_balance_is_a_stereo_balance() {
 
 #[test]
 fn an_ssrc_keeps_its_identity_when_the_sender_changes_port() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let samples = signal(30 * CHUNK, 9);
     for k in 0..30 {
         let from = if k < 15 { addr(7100) } else { addr(7200) };
@@ -238,7 +196,7 @@ fn an_ssrc_keeps_its_identity_when_the_sender_changes_port() {
 
 #[test]
 fn names_from_rtcp_and_the_operator_and_bye_ends_the_stream() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let chunk = signal(CHUNK, 1);
     sim.deliver_rtp(Duration::ZERO, addr(7300), &rtp(11, 9, 0, 0, &chunk));
     sim.rtcp(
@@ -313,7 +271,7 @@ fn names_from_rtcp_and_the_operator_and_bye_ends_the_stream() {
 
 #[test]
 fn receiver_reports_say_what_the_node_saw() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let chunk = signal(CHUNK, 4);
     let sender_rtcp = addr(7401);
     // 1000 packets (10 s), every 10th lost; a sender report after 1 s.
@@ -354,7 +312,7 @@ fn receiver_reports_say_what_the_node_saw() {
 
 #[test]
 fn rtp_at_another_rate_is_refused_once_per_stream() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(config(20.0));
     let chunk = signal(480, 1);
     // PT 96/97 are the node's rate; 98 is not declared.
     for k in 0..50u16 {
