@@ -14,13 +14,14 @@ use clap::Parser;
 #[derive(Debug, Clone, Default, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
-    /// Address to receive source datagrams on [default: 0.0.0.0:4030;
-    /// env LISTEN_PORT sets the port].
+    /// Address (or a bare port) to receive source datagrams on, in the
+    /// original format [default: 0.0.0.0:4030; env LISTEN_PORT sets the port].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Recorder to send the stereo mix to; repeat for several
-    /// [default: 127.0.0.1:4040; env DEST, comma-separated].
+    /// Recorder to send the stereo mix to (original format); repeat for
+    /// several [default: 127.0.0.1:4040 unless --rtp-dest is given; env
+    /// DEST, comma-separated].
     #[arg(long, value_name = "HOST:PORT")]
     pub dest: Vec<String>,
 
