@@ -245,7 +245,10 @@ fn gst_receiver(port: u16, channels: u16, pt: u8, out: &std::path::Path) -> Chil
             "!",
         ])
         .arg(format!("audio/x-raw,format=S16LE,channels={channels}"))
-        .args(["!", "filesink", &format!("location={}", out.display())])
+        // Unbuffered, so the file's length shows what has left the
+        // jitter buffer.
+        .args(["!", "filesink", "buffer-mode=unbuffered"])
+        .arg(format!("location={}", out.display()))
         .stdout(Stdio::null())
         .spawn()
         .expect("gst-launch-1.0 starts");
@@ -279,6 +282,19 @@ fn finish_gst(mut child: Child) {
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("gst-launch-1.0 did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `path` holds at least `bytes` bytes or `limit` has passed;
+/// the caller's assertions then report what was missing.
+fn wait_for_length(path: &std::path::Path, bytes: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len >= bytes as u64 {
+            return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -319,8 +335,10 @@ fn gstreamer_receives(channels: u16, pt: u8) {
         &AtomicBool::new(false),
     );
     assert_eq!(summary.samples, 22_050);
-    // Give the last datagrams a moment to reach udpsrc before the EOS.
-    std::thread::sleep(Duration::from_millis(150));
+    // EOS discards whatever udpsrc has not read yet, so wait until the
+    // whole signal has left the jitter buffer (or a generous deadline on a
+    // loaded machine) before sending it.
+    wait_for_length(&out, signal.len() * 2, Duration::from_secs(10));
     finish_gst(gst);
     let got = read_s16le(&out);
     assert_eq!(
