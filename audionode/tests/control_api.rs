@@ -380,7 +380,7 @@ fn websocket_clients_see_each_others_changes_and_stream_arrivals() {
 fn one_source_the_master_and_gains_in_db() {
     let dir = temp_dir("api-db");
     let collector = Collector::start();
-    let (node, _log) = start_node_with_http(&dir, collector.addr, None);
+    let (node, log) = start_node_with_http(&dir, collector.addr, None);
     let api = node.http_addr().unwrap();
     let (source, sender) = constant_stream(node.local_addr(), 8000, 3.0);
     let id = source.to_string();
@@ -453,8 +453,30 @@ fn one_source_the_master_and_gains_in_db() {
         (&serde_json::json!(0.0), &Value::Null),
         "{master}"
     );
+    // The event log names each change and who made it: the mute at once
+    // (with the level it applies to), the master once it has settled,
+    // after its two moves, as one line.
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let master_line = "[                 node] Master volume=0 (-inf dB) by=127.0.0.1:";
+    wait_for("the master change in the event log", || {
+        lines().contains(master_line)
+    });
     sender.join().unwrap();
     node.stop().unwrap();
+    let text = lines();
+    let changes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("] Controls ") || l.contains("] Master "))
+        .map(|l| &l[15..])
+        .collect();
+    assert_eq!(changes.len(), 2, "{text}");
+    assert!(
+        changes[0].starts_with(&format!(
+            "[{id:>21}] Controls volume=0.501 (-6.0 dB) balance=0.00 mute=on solo=off by=127.0.0.1:"
+        )),
+        "{text}"
+    );
+    assert!(changes[1].starts_with(master_line), "{text}");
 }
 
 /// Mean level of the left channel over frames whose value is stable.

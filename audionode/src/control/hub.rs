@@ -17,15 +17,19 @@ use tokio::sync::broadcast;
 #[cfg(test)]
 use crate::engine::SourceControls;
 #[cfg(test)]
+use crate::nodecore::event::Setting;
+#[cfg(test)]
 use crate::nodecore::name::SourceName;
 use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
+use super::settings_log::SettingsLog;
 use super::state::{
     ApiError, Change, ControlState, MasterPatch, MasterView, ServerMessage, SourceInfo,
     SourcePatch, SourceView,
 };
+use crate::nodecore::event::LoggedSetting;
 
 /// Messages kept for a slow WebSocket client before it must resynchronise.
 const BROADCAST_DEPTH: usize = 256;
@@ -68,6 +72,8 @@ impl Tick {
 /// The shared hub.
 pub struct Hub {
     state: Mutex<ControlState>,
+    /// Taken only under `state`'s lock.
+    settings_log: Mutex<SettingsLog>,
     commands: Mutex<rtrb::Producer<ControlCommand>>,
     broadcast: broadcast::Sender<Arc<str>>,
 }
@@ -77,6 +83,7 @@ impl Hub {
     pub fn new(commands: rtrb::Producer<ControlCommand>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(ControlState::default()),
+            settings_log: Mutex::new(SettingsLog::default()),
             commands: Mutex::new(commands),
             broadcast: broadcast::channel(BROADCAST_DEPTH).0,
         })
@@ -113,10 +120,14 @@ impl Hub {
         self.lock().master()
     }
 
-    /// Sets the master volume.
-    pub fn set_master(&self, patch: MasterPatch) -> Result<ServerMessage, ApiError> {
+    /// Sets the master volume, for the operator at `by`.
+    pub fn set_master(
+        &self,
+        patch: MasterPatch,
+        by: SocketAddr,
+    ) -> Result<ServerMessage, ApiError> {
         let mut state = self.lock();
-        let change = state.check_master(patch)?;
+        let change = state.check_master(patch, by)?;
         self.commit(&mut state, change)
     }
 
@@ -138,18 +149,26 @@ impl Hub {
 
     fn commit(&self, state: &mut ControlState, change: Change) -> Result<ServerMessage, ApiError> {
         let command = match change {
-            Change::Master(v) => ControlCommand::Master(v),
-            Change::Source(addr, c) => ControlCommand::Source(addr, c),
+            Change::Master(v, _) => ControlCommand::Master(v),
+            Change::Source(addr, c, _) => ControlCommand::Source(addr, c),
             Change::Name(id, name, by) => ControlCommand::Name { id, name, by },
         };
-        self.commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(command)
-            .map_err(|_| ApiError::Busy)?;
+        let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        commands.push(command).map_err(|_| ApiError::Busy)?;
+        if let Some((before, after, by)) = state.logged_change(&change) {
+            let due = self
+                .settings_log()
+                .on_change(before, after, by, state.time());
+            push_logs(&mut commands, due);
+        }
+        drop(commands);
         let message = state.apply(change);
         self.publish(&message);
         Ok(message)
+    }
+
+    fn settings_log(&self) -> MutexGuard<'_, SettingsLog> {
+        self.settings_log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a tick from the node: announces joined and left streams, then
@@ -157,6 +176,13 @@ impl Hub {
     pub fn on_tick(&self, tick: Tick) {
         let mut state = self.lock();
         state.set_time(tick.at);
+        let settled = self.settings_log().settled(tick.at);
+        if !settled.is_empty() {
+            push_logs(
+                &mut self.commands.lock().unwrap_or_else(|e| e.into_inner()),
+                settled,
+            );
+        }
         let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);
@@ -225,6 +251,14 @@ impl ControlState {
     }
 }
 
+/// Queues event-log lines for the mixer; a full queue loses the line, not
+/// the change (which went before).
+fn push_logs(commands: &mut rtrb::Producer<ControlCommand>, logs: Vec<LoggedSetting>) {
+    for logged in logs {
+        let _ = commands.push(ControlCommand::Log(logged));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,13 +316,67 @@ mod tests {
         );
         // A refused change reaches nobody.
         assert!(hub
-            .set_master(MasterPatch {
-                volume: Some(9.0),
-                ..Default::default()
-            })
+            .set_master(
+                MasterPatch {
+                    volume: Some(9.0),
+                    ..Default::default()
+                },
+                operator()
+            )
             .is_err());
         assert!(rx.pop().is_err());
         assert!(sub.try_recv().is_err());
+    }
+
+    #[test]
+    fn settled_changes_and_switches_go_to_the_event_log_with_the_operator() {
+        let (tx, mut rx) = rtrb::RingBuffer::new(16);
+        let hub = Hub::new(tx);
+        let tick = |ms: u64| Tick {
+            at: Duration::from_millis(ms),
+            sources: vec![info(1, SourceControls::default())],
+            ..Default::default()
+        };
+        hub.on_tick(tick(0));
+        let set = |patch: SourcePatch| hub.set_source("127.0.0.1:1", patch, operator()).unwrap();
+        for volume in [0.9, 0.7, 0.5] {
+            set(SourcePatch {
+                volume: Some(volume),
+                ..Default::default()
+            });
+        }
+        let half = SourceControls {
+            volume: 0.5,
+            ..Default::default()
+        };
+        let mut commands = std::iter::from_fn(|| rx.pop().ok());
+        assert_eq!(commands.by_ref().count(), 3, "three changes, no line yet");
+        hub.on_tick(tick(450));
+        assert!(rx.pop().is_err(), "still settling");
+        hub.on_tick(tick(550));
+        assert_eq!(
+            rx.pop().unwrap(),
+            ControlCommand::Log(LoggedSetting {
+                setting: Setting::Source(addr(1), half),
+                by: operator()
+            })
+        );
+        set(SourcePatch {
+            mute: Some(true),
+            ..Default::default()
+        });
+        let muted = SourceControls { mute: true, ..half };
+        assert_eq!(rx.pop().unwrap(), ControlCommand::Source(addr(1), muted));
+        assert_eq!(
+            rx.pop().unwrap(),
+            ControlCommand::Log(LoggedSetting {
+                setting: Setting::Source(addr(1), muted),
+                by: operator()
+            }),
+            "a switch is logged at once"
+        );
+        hub.on_tick(tick(5000));
+        assert!(rx.pop().is_err());
     }
 
     #[test]
@@ -356,16 +444,22 @@ mod tests {
     fn a_full_mixer_queue_is_busy_and_changes_nothing() {
         let (tx, _rx) = rtrb::RingBuffer::new(1);
         let hub = Hub::new(tx);
-        hub.set_master(MasterPatch {
-            volume: Some(0.5),
-            ..Default::default()
-        })
+        hub.set_master(
+            MasterPatch {
+                volume: Some(0.5),
+                ..Default::default()
+            },
+            operator(),
+        )
         .unwrap();
         assert_eq!(
-            hub.set_master(MasterPatch {
-                volume: Some(0.7),
-                ..Default::default()
-            }),
+            hub.set_master(
+                MasterPatch {
+                    volume: Some(0.7),
+                    ..Default::default()
+                },
+                operator()
+            ),
             Err(ApiError::Busy)
         );
         assert_eq!(hub.master().volume, 0.5);

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod outputs;
 mod security;
 pub mod server;
+mod settings_log;
 pub mod state;
 
 pub use hub::{ControlCommand, Hub, Tick};

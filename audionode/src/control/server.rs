@@ -278,10 +278,11 @@ async fn get_source(
 
 async fn put_master(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let patch: MasterPatch = parse_body(body)?;
-    Ok(json(&app.hub.set_master(patch)?))
+    Ok(json(&app.hub.set_master(patch, peer)?))
 }
 
 async fn put_source(
@@ -438,7 +439,7 @@ async fn serve_client(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
                 let result = serde_json::from_str::<ClientMessage>(&text)
                     .map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
                     .and_then(|m| match m {
-                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume: Some(volume), volume_db: None }),
+                        ClientMessage::SetMaster { volume } => hub.set_master(MasterPatch { volume: Some(volume), volume_db: None }, peer),
                         ClientMessage::SetSource { id, name, volume, balance, mute, solo } => {
                             hub.set_source(&id, SourcePatch { name, volume, volume_db: None, balance, mute, solo }, peer)
                         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceControls;
+use crate::nodecore::event::Setting;
 use crate::nodecore::name::{SourceName, MAX_NAME_BYTES};
 use crate::nodecore::source_id::SourceId;
 use crate::stats::Meters;
@@ -160,10 +161,10 @@ pub enum ClientMessage {
 /// A validated change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Change {
-    /// New master volume.
-    Master(f32),
-    /// New controls of one source.
-    Source(SourceId, SourceControls),
+    /// New master volume, from the operator at an address.
+    Master(f32, SocketAddr),
+    /// New controls of one source, from the operator at an address.
+    Source(SourceId, SourceControls, SocketAddr),
     /// A new name of one source, given by the operator at an address.
     Name(SourceId, SourceName, SocketAddr),
 }
@@ -540,10 +541,10 @@ impl ControlState {
         &self.snapshot
     }
 
-    /// Checks a master update.
-    pub fn check_master(&self, patch: MasterPatch) -> Result<Change, ApiError> {
+    /// Checks a master update from the operator at `by`.
+    pub fn check_master(&self, patch: MasterPatch, by: SocketAddr) -> Result<Change, ApiError> {
         match patch_volume(patch.volume, patch.volume_db)? {
-            Some(v) => Ok(Change::Master(v)),
+            Some(v) => Ok(Change::Master(v, by)),
             None => Err(ApiError::BadRequest(
                 "nothing to change: give volume or volume_db".into(),
             )),
@@ -598,18 +599,32 @@ impl ControlState {
         }
         c.mute = patch.mute.unwrap_or(c.mute);
         c.solo = patch.solo.unwrap_or(c.solo);
-        changes.push(Change::Source(addr, c));
+        changes.push(Change::Source(addr, c, by));
         Ok(changes)
+    }
+
+    /// What a checked change of controls does, for the event log: the
+    /// setting before and after, and who changes it (`None` for a name,
+    /// which the mixer logs itself).
+    pub fn logged_change(&self, change: &Change) -> Option<(Setting, Setting, SocketAddr)> {
+        match *change {
+            Change::Master(v, by) => Some((Setting::Master(self.master), Setting::Master(v), by)),
+            Change::Source(id, c, by) => {
+                let before = self.sources.get(&id)?.controls;
+                Some((Setting::Source(id, before), Setting::Source(id, c), by))
+            }
+            Change::Name(..) => None,
+        }
     }
 
     /// Applies a checked change; returns the message announcing it.
     pub fn apply(&mut self, change: Change) -> ServerMessage {
         match change {
-            Change::Master(volume) => {
+            Change::Master(volume, _) => {
                 self.master = volume;
                 ServerMessage::Master { volume }
             }
-            Change::Source(addr, c) => {
+            Change::Source(addr, c, _) => {
                 if let Some(e) = self.sources.get_mut(&addr) {
                     e.controls = c;
                 }
@@ -683,6 +698,11 @@ impl ControlState {
         ServerMessage::Left {
             id: addr.to_string(),
         }
+    }
+
+    /// Node time of the latest tick.
+    pub fn time(&self) -> Duration {
+        self.at
     }
 
     /// Node time of the latest tick (new sources' health starts there).
@@ -810,7 +830,8 @@ mod tests {
                 SourceControls {
                     balance: -0.5,
                     ..Default::default()
-                }
+                },
+                OPERATOR.parse().unwrap(),
             )]
         );
         let bad = |p: SourcePatch| {
@@ -902,7 +923,7 @@ mod tests {
     #[test]
     fn messages_are_tagged_json() {
         let mut s = state_with("127.0.0.1:5000");
-        let msg = s.apply(Change::Master(0.5));
+        let msg = s.apply(Change::Master(0.5, OPERATOR.parse().unwrap()));
         assert_eq!(msg.to_json(), r#"{"type":"master","volume":0.5}"#);
         let left = s.left("127.0.0.1:5000".parse().unwrap());
         assert_eq!(left.to_json(), r#"{"type":"left","id":"127.0.0.1:5000"}"#);
@@ -951,7 +972,7 @@ mod tests {
         let by = "127.0.0.1:9000".parse().unwrap();
         let volume = |json: &str| match s.check_source("127.0.0.1:5000", patch(json), by).as_deref()
         {
-            Ok([Change::Source(_, c)]) => Ok(c.volume),
+            Ok([Change::Source(_, c, _)]) => Ok(c.volume),
             Ok(other) => panic!("{other:?}"),
             Err(e) => Err(e.status()),
         };
@@ -965,11 +986,11 @@ mod tests {
         assert_eq!(volume(r#"{"volume_db":-6,"volume":0.5}"#), Err(400));
         assert!(serde_json::from_str::<SourcePatch>(r#"{"volume_db":"-inf"}"#).is_err());
         let master = |json: &str| {
-            s.check_master(serde_json::from_str(json).unwrap())
+            s.check_master(serde_json::from_str(json).unwrap(), by)
                 .map_err(|e| e.status())
         };
-        assert_eq!(master(r#"{"volume_db":null}"#), Ok(Change::Master(0.0)));
-        assert_eq!(master(r#"{"volume":0.5}"#), Ok(Change::Master(0.5)));
+        assert_eq!(master(r#"{"volume_db":null}"#), Ok(Change::Master(0.0, by)));
+        assert_eq!(master(r#"{"volume":0.5}"#), Ok(Change::Master(0.5, by)));
         assert_eq!(master(r#"{"volume":0.5,"volume_db":0}"#), Err(400));
         assert_eq!(master("{}"), Err(400));
         assert_eq!(volume_db(0.5), Some(-6.02));

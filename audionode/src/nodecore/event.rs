@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::engine::SourceControls;
 use super::name::SourceName;
 use super::source_id::SourceId;
 use crate::stats::SourceStats;
@@ -28,6 +29,24 @@ pub struct Event {
     pub source: SourceId,
     /// What happened.
     pub kind: EventKind,
+}
+
+/// A mixer setting as the event log records an operator's change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setting {
+    /// The master volume.
+    Master(f32),
+    /// One source's controls.
+    Source(SourceId, SourceControls),
+}
+
+/// An operator's change of a setting, to write to the event log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoggedSetting {
+    /// The setting after the change.
+    pub setting: Setting,
+    /// The operator's address.
+    pub by: SocketAddr,
 }
 
 /// Why a stream was dropped.
@@ -211,6 +230,21 @@ pub enum EventKind {
         /// Far jumps among its first packets.
         jumps: u32,
     },
+    /// The operator changed the source's controls (logged when a level
+    /// has settled, at once for mute and solo).
+    Controls {
+        /// The controls after the change.
+        controls: SourceControls,
+        /// The operator's address.
+        by: SocketAddr,
+    },
+    /// The operator changed the master volume (logged when it has settled).
+    MasterVolume {
+        /// The new linear gain.
+        volume: f32,
+        /// The operator's address.
+        by: SocketAddr,
+    },
     /// The source's name changed (RTCP SDES or the operator).
     Named {
         /// The new name (empty: none).
@@ -273,6 +307,27 @@ pub enum EventKind {
     },
 }
 
+/// A linear gain as the log shows it: the factor and its level in dB.
+struct Gain(f32);
+
+impl fmt::Display for Gain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 <= 0.0 {
+            write!(f, "0 (-inf dB)")
+        } else {
+            write!(f, "{:.3} ({:+.1} dB)", self.0, 20.0 * self.0.log10())
+        }
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -299,6 +354,17 @@ impl fmt::Display for EventKind {
                 f,
                 "Format changed packets={count}: {channels} channels, the stream has {expected} (not mixed)"
             ),
+            EventKind::Controls { controls, by } => write!(
+                f,
+                "Controls volume={} balance={:.2} mute={} solo={} by={by}",
+                Gain(controls.volume),
+                controls.balance,
+                on_off(controls.mute),
+                on_off(controls.solo)
+            ),
+            EventKind::MasterVolume { volume, by } => {
+                write!(f, "Master volume={} by={by}", Gain(volume))
+            }
             EventKind::Named { name, by } => {
                 write!(f, "Named name=\"{}\"", name.escaped())?;
                 match by {
@@ -499,6 +565,7 @@ impl EventKind {
             EventKind::Suppressed { .. } => EventClass::Suppressed,
             EventKind::FormatChanged { .. }
             | EventKind::Named { .. }
+            | EventKind::Controls { .. }
             | EventKind::RateMismatch { .. }
             | EventKind::NoSequenceNumbers { .. } => EventClass::New,
             EventKind::Malformed { .. }
@@ -507,6 +574,7 @@ impl EventKind {
             | EventKind::Stall { .. }
             | EventKind::SendFailed { .. }
             | EventKind::SendRecovered { .. }
+            | EventKind::MasterVolume { .. }
             | EventKind::OverBudget { .. } => EventClass::Node,
         }
     }
@@ -519,7 +587,9 @@ impl EventKind {
             | EventKind::Reanchored { .. }
             | EventKind::Dropped { .. }
             | EventKind::SizeChanged { .. }
-            | EventKind::Named { .. } => Mirror::Info,
+            | EventKind::Named { .. }
+            | EventKind::Controls { .. }
+            | EventKind::MasterVolume { .. } => Mirror::Info,
             EventKind::FormatChanged { .. }
             | EventKind::RtpRefused { .. }
             | EventKind::RateMismatch { .. }

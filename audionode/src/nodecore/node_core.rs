@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::budget::EventBudget;
 use super::engine::{Engine, EngineConfig, SourceControls};
-use super::event::{Event, Events, NODE};
+use super::event::{Event, EventKind, Events, LoggedSetting, Setting, NODE};
 use super::ingress::{Malformed, SourcePacket};
 use super::name::SourceName;
 use super::source::ReceiverReport;
@@ -64,6 +64,10 @@ pub enum ControlCommand {
         /// The operator's address.
         by: SocketAddr,
     },
+    /// Write an operator's change to the event log (the control surface
+    /// decides which changes are worth a line; the change itself came
+    /// before as `Master` or `Source`).
+    Log(LoggedSetting),
 }
 
 /// What the node takes from an RTCP packet of an RTP sender.
@@ -270,6 +274,29 @@ impl NodeCore {
             Input::Command(ControlCommand::Source(id, controls)) => {
                 // The source may have left meanwhile; then there is nothing to do.
                 self.engine.set_controls(id, controls);
+            }
+            Input::Command(ControlCommand::Log(logged)) => {
+                let (source, kind) = match logged.setting {
+                    Setting::Master(volume) => (
+                        NODE,
+                        EventKind::MasterVolume {
+                            volume,
+                            by: logged.by,
+                        },
+                    ),
+                    Setting::Source(id, controls) => (
+                        id,
+                        EventKind::Controls {
+                            controls,
+                            by: logged.by,
+                        },
+                    ),
+                };
+                self.events.push(Event {
+                    at: self.now,
+                    source,
+                    kind,
+                });
             }
             Input::Command(ControlCommand::Name { id, name, by }) => {
                 self.engine
