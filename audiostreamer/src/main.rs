@@ -6,6 +6,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Before any cpal call: alsa-lib's own stderr lines go to the log.
+    audiodev::install_quiet_alsa();
     let args = audiostreamer::Args::parse();
     match audiostreamer::run(args) {
         Ok(()) => ExitCode::SUCCESS,
