@@ -16,7 +16,24 @@ impair=false
 for arg in "$@"; do
   case "$arg" in
     --impair) impair=true ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help)
+      cat <<'USAGE'
+Usage: scripts/demo.sh [--impair]
+
+The demo: four generated stems streamed by four audiostreamers into one
+audionode (web mixing desk on http://127.0.0.1:8080/), mixed and sent to an
+audiorecorder that plays it (when this machine has a sound card) and records
+it to demo-out/mix.wav. Ctrl-C at any point stops everything it started.
+
+Options:
+  --impair    send the streams through audioimpair first (5 % loss,
+              5 % reorder, 1 % duplicates, 10 ms jitter)
+  -h, --help  print this help
+
+Environment: NODE_PORT (4030), REC_PORT (4040), HTTP_PORT (8080) and
+IMPAIR_PORT (4029) move the ports.
+USAGE
+      exit 0 ;;
     *) echo "demo.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done

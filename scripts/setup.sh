@@ -7,7 +7,7 @@
 #   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
 #   chromium, chromium-driver    the mixing desk's browser test (headless, driven over WebDriver)
 #   fonts-dejavu-core            the font scripts/bench.sh's PNG plots are labelled with
-#   ffmpeg                       third-party RTP sender in the RTP peer tests (ffmpeg -f rtp)
+#   ffmpeg                       third-party RTP sender in the RTP peer tests (ffmpeg -f rtp); FLAC/Ogg/MP3/AIFF fixtures of the streamer format tests
 #   gstreamer1.0-tools           gst-launch-1.0, third-party RTP sender/receiver in the RTP peer tests
 #   gstreamer1.0-plugins-base    GStreamer's wavparse/audioconvert/rawaudio elements for those tests
 #   gstreamer1.0-plugins-good    GStreamer's udpsrc/udpsink, rtpjitterbuffer, rtpL16pay/depay, wavenc

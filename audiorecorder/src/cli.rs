@@ -22,13 +22,15 @@ pub struct Args {
     /// WAV file to append to (created if missing; omit with --no-record).
     pub wav: Option<PathBuf>,
 
-    /// UDP port to receive the stereo stream on (0 picks a free port, which
-    /// is printed on stderr).
-    pub port: Option<u16>,
+    /// Where to receive the stereo stream: a UDP PORT (on --bind) or
+    /// ADDR:PORT (e.g. 127.0.0.1:4040, [::1]:4040). Port 0 picks a free
+    /// port, which is printed on stderr.
+    #[arg(value_name = "PORT|ADDR:PORT")]
+    pub port: Option<String>,
 
-    /// Local address to bind the UDP port on.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub bind: String,
+    /// Local address to bind a bare PORT (or --rtp PORT) on [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
 
     /// Accept datagrams only from this sender, IP or IP:PORT (default: lock
     /// onto the first sender whose datagram decodes).
@@ -102,6 +104,12 @@ pub struct Args {
     /// Start a fresh WAV instead of appending to an existing one.
     #[arg(long)]
     pub overwrite: bool,
+
+    /// Keep wall-clock time in the file: from the first frame on, record
+    /// silence while no stream arrives (after 250 ms without audio), so a
+    /// paused sender leaves a gap of silence instead of nothing.
+    #[arg(long)]
+    pub keep_time: bool,
 
     /// Write a line to FILE for every click onset (see `audiolatency`) that
     /// arrives (network thread) and that the audio callback hands to the
@@ -193,6 +201,8 @@ pub struct Config {
     pub sample_rate: u32,
     /// `--latency-probe`: file for click onsets and underruns.
     pub latency_probe: Option<PathBuf>,
+    /// `--keep-time`: fill gaps in the stream with silence in the file.
+    pub keep_time: bool,
 }
 
 impl Config {
@@ -200,20 +210,24 @@ impl Config {
     /// a one-line error.
     pub fn from_args(args: &Args) -> anyhow::Result<Self> {
         let mut wav = args.wav.clone();
-        let mut port = args.port;
+        let mut listen = args.port.as_deref().map(parse_listen).transpose()?;
         // `audiorecorder --no-record 4040`: the only positional is the port.
-        if args.no_record && port.is_none() {
-            if let Some(p) = wav
+        if args.no_record && listen.is_none() {
+            if let Some(l) = wav
                 .as_ref()
                 .and_then(|w| w.to_str())
-                .and_then(|w| w.parse::<u16>().ok())
+                .and_then(|w| parse_listen(w).ok())
             {
-                port = Some(p);
+                listen = Some(l);
                 wav = None;
             }
         }
+        let port = listen.as_ref().map(|l| l.port);
         if args.no_record && args.no_playback {
             anyhow::bail!("--no-record and --no-playback together leave nothing to do");
+        }
+        if args.no_record && args.keep_time {
+            anyhow::bail!("--keep-time applies to the recording, not with --no-record");
         }
         if args.no_record {
             wav = None;
@@ -262,7 +276,14 @@ impl Config {
             }
             (Some(_), Some(p)) => anyhow::bail!("give either a UDP port ({p}) or --tcp, not both"),
             (None, Some(port)) => Input::Udp {
-                bind: args.bind.clone(),
+                bind: match (listen.and_then(|l| l.host), &args.bind) {
+                    (Some(host), None) => host,
+                    (None, bind) => bind.clone().unwrap_or_else(|| DEFAULT_BIND.to_string()),
+                    (Some(host), Some(bind)) => anyhow::bail!(
+                        "the listening address {host} and --bind {bind} contradict each other; \
+                         give one"
+                    ),
+                },
                 port,
                 pin: args
                     .source
@@ -295,7 +316,43 @@ impl Config {
             max_files: args.max_files,
             sample_rate: args.sample_rate,
             latency_probe: args.latency_probe.clone(),
+            keep_time: args.keep_time,
         })
+    }
+}
+
+/// The address a bare PORT (and `--rtp PORT`) is bound on without `--bind`.
+pub const DEFAULT_BIND: &str = "0.0.0.0";
+
+/// Where to listen, from a `PORT` or `ADDR:PORT` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listen {
+    /// The address part (`None`: a bare port, bound on `--bind`).
+    host: Option<String>,
+    port: u16,
+}
+
+/// Parses `4040`, `127.0.0.1:4040`, `[::1]:4040` or `localhost:4040`.
+fn parse_listen(s: &str) -> anyhow::Result<Listen> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(Listen { host: None, port });
+    }
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        return Ok(Listen {
+            host: Some(addr.ip().to_string()),
+            port: addr.port(),
+        });
+    }
+    match s.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
+            Ok(Listen {
+                host: Some(host.to_string()),
+                port: port.parse()?,
+            })
+        }
+        _ => anyhow::bail!("{s:?} is not a PORT or ADDR:PORT to listen on"),
     }
 }
 
@@ -310,15 +367,18 @@ fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
         );
     }
     let rate = args.sample_rate;
+    let bind = args.bind.as_deref().unwrap_or(DEFAULT_BIND);
     let bind_ip = |what: &str| -> anyhow::Result<IpAddr> {
-        args.bind.parse().map_err(|_| {
-            anyhow::anyhow!("--bind {:?} is not an IP address (with {what})", args.bind)
-        })
+        bind.parse()
+            .map_err(|_| anyhow::anyhow!("--bind {bind:?} is not an IP address (with {what})"))
     };
     let mut map = RtpMap::defaults_for(rate);
     let (bind, group) = match (&args.rtp, &args.sdp) {
         (Some(spec), _) => {
             let bind = match spec.parse::<SocketAddr>() {
+                Ok(_) if args.bind.is_some() => anyhow::bail!(
+                    "--rtp {spec} already names the address; --bind applies to a bare port"
+                ),
                 Ok(addr) => addr,
                 Err(_) => match spec.parse::<u16>() {
                     Ok(port) => SocketAddr::new(bind_ip("--rtp")?, port),
@@ -441,6 +501,56 @@ mod tests {
     }
 
     #[test]
+    fn listen_on_port_or_address() {
+        let udp = |args: &[&str]| match config(args).unwrap().input {
+            Input::Udp { bind, port, .. } => (bind, port),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(udp(&["rec.wav", "4040"]), ("0.0.0.0".into(), 4040));
+        assert_eq!(
+            udp(&["rec.wav", "127.0.0.1:4040"]),
+            ("127.0.0.1".into(), 4040)
+        );
+        assert_eq!(udp(&["rec.wav", "[::1]:0"]), ("::1".into(), 0));
+        assert_eq!(udp(&["rec.wav", "localhost:9"]), ("localhost".into(), 9));
+        assert_eq!(
+            udp(&["rec.wav", "4040", "--bind", "127.0.0.1"]),
+            ("127.0.0.1".into(), 4040)
+        );
+        assert_eq!(
+            udp(&["--no-record", "127.0.0.1:4041"]),
+            ("127.0.0.1".into(), 4041)
+        );
+        let err = |args: &[&str]| format!("{:#}", config(args).unwrap_err());
+        assert_eq!(
+            err(&["rec.wav", "127.0.0.1:4040", "--bind", "0.0.0.0"]),
+            "the listening address 127.0.0.1 and --bind 0.0.0.0 contradict each other; give one"
+        );
+        assert_eq!(
+            err(&["rec.wav", "4o4o"]),
+            "\"4o4o\" is not a PORT or ADDR:PORT to listen on"
+        );
+        assert_eq!(
+            err(&["rec.wav", "127.0.0.1:70000"]),
+            "\"127.0.0.1:70000\" is not a PORT or ADDR:PORT to listen on"
+        );
+        // --rtp takes the same two forms.
+        let rtp = |args: &[&str]| match config(args).unwrap().input {
+            Input::Rtp(r) => r.bind,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            rtp(&["--rtp", "5004", "--bind", "127.0.0.1", "r.wav"]),
+            "127.0.0.1:5004".parse().unwrap()
+        );
+        assert_eq!(
+            rtp(&["--rtp", "[::1]:5004", "r.wav"]),
+            "[::1]:5004".parse().unwrap()
+        );
+        assert!(err(&["--rtp", "127.0.0.1:5004", "--bind", "::", "r.wav"]).contains("bare port"));
+    }
+
+    #[test]
     fn rtp_command_lines() {
         let c = config(&["--rtp", "5004", "rec.wav"]).unwrap();
         assert_eq!(c.wav.as_deref(), Some(std::path::Path::new("rec.wav")));
@@ -519,6 +629,7 @@ mod tests {
             &["rec.wav", "--rtp", "5004", "--rtcp-interval", "0"],
             &["rec.wav", "1", "--rtp-map", "96=L16/44100/2"],
             &["rec.wav", "--sdp", "/nonexistent.sdp"],
+            &["--no-record", "1", "--keep-time"],
         ] {
             assert!(config(bad).is_err(), "{bad:?}");
         }

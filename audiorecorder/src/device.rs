@@ -43,25 +43,6 @@ pub fn device_label(device: &Device) -> String {
     }
 }
 
-/// Lists output devices, one per line, marking the default.
-pub fn list_output_devices() -> anyhow::Result<Vec<String>> {
-    let host = host();
-    let default = host.default_output_device().and_then(|d| d.id().ok());
-    let devices = host
-        .output_devices()
-        .map_err(|e| anyhow::anyhow!("cannot list audio output devices: {e}"))?;
-    Ok(devices
-        .map(|d| {
-            let mark = if d.id().ok() == default {
-                " [default]"
-            } else {
-                ""
-            };
-            format!("{}{mark}", device_label(&d))
-        })
-        .collect())
-}
-
 /// The output device named `name` (matching its id, its name or a part of
 /// its description, case-insensitively), or the default output device.
 /// `Ok(None)`: the machine has no output device.

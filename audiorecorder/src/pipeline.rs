@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use crate::keep_time::WallClock;
 use crate::player::{PlaybackOptions, Player};
 use crate::probe::{ArriveTap, ProbeHandle};
 use crate::report::Reporter;
@@ -67,6 +68,10 @@ pub struct Pipeline {
     rt_reported: bool,
     /// `--latency-probe`: click onsets as they arrive.
     probe: Option<(ProbeHandle, ArriveTap)>,
+    /// `--keep-time`: whether gaps are filled with silence in the file.
+    keep_time: bool,
+    /// The current format's wall clock (with `--keep-time`).
+    clock: Option<WallClock>,
 }
 
 impl Pipeline {
@@ -91,7 +96,16 @@ impl Pipeline {
             reporter: Reporter::new(),
             rt_reported: false,
             probe: None,
+            keep_time: false,
+            clock: None,
         }
+    }
+
+    /// `--keep-time`: fills gaps in the stream with silence in the file
+    /// (see [`crate::keep_time`]).
+    pub fn with_keep_time(mut self, keep_time: bool) -> Self {
+        self.keep_time = keep_time;
+        self
     }
 
     /// Reports click onsets in received frames to the latency probe.
@@ -178,6 +192,8 @@ impl Pipeline {
         if let Some(w) = &mut self.writer {
             w.set_format(format);
         }
+        // A new format is a new file: its clock starts with its first frame.
+        self.clock = self.keep_time.then(|| WallClock::new(format.sample_rate));
         // The device stays open across format changes: the player
         // resamples from the new rate.
         if matches!(self.playback, Playback::Off) {
@@ -224,6 +240,7 @@ impl Pipeline {
             return;
         }
         Stats::add(&self.stats.received_frames, (whole / channels) as u64);
+        self.stats.note_peak(&samples);
         if let Some((handle, tap)) = &mut self.probe {
             tap.scan(&samples, channels, format.sample_rate, handle);
         }
@@ -231,9 +248,27 @@ impl Pipeline {
         if let Playback::On(player) = &mut self.playback {
             player.push(&samples, channels, format.sample_rate);
         }
+        if let Some(clock) = &mut self.clock {
+            clock.on_frames(Instant::now(), (whole / channels) as u64);
+        }
         if let Some(w) = &mut self.writer {
             w.write(samples, channels);
         }
+    }
+
+    /// `--keep-time`: records the silence due for a gap in the stream.
+    fn fill_gap(&mut self, now: Instant) {
+        let (Some(clock), Some(format), Some(w)) = (&mut self.clock, self.format, &mut self.writer)
+        else {
+            return;
+        };
+        let frames = clock.silence_due(now);
+        if frames == 0 {
+            return;
+        }
+        let channels = usize::from(format.channels).max(1);
+        Stats::add(&self.stats.gap_silence_frames, frames);
+        w.write(vec![0; frames as usize * channels], channels);
     }
 
     /// Logs playback trouble counted since the last report, if due, and
@@ -241,6 +276,7 @@ impl Pipeline {
     /// every datagram and every poll timeout.
     pub fn report(&mut self) {
         let now = Instant::now();
+        self.fill_gap(now);
         self.poll_opening();
         self.report_realtime();
         if let Some(line) = self.reporter.check(self.stats.snapshot(), now) {

@@ -67,7 +67,8 @@ pub fn start(mut config: Config) -> anyhow::Result<Recorder> {
         opts.probe = Some(p.handle());
     }
     let mut pipeline = Pipeline::new(writer, config.playback.clone(), Arc::clone(&stats))
-        .with_probe(probe.as_ref().map(ProbeWriter::handle));
+        .with_probe(probe.as_ref().map(ProbeWriter::handle))
+        .with_keep_time(config.keep_time);
     let thread_stats = Arc::clone(&stats);
     let thread_stop = Arc::clone(&stop);
     let (local_addr, body): (_, Box<dyn FnOnce() -> anyhow::Result<()> + Send>) = match config.input

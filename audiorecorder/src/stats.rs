@@ -91,6 +91,11 @@ pub struct Stats {
     pub rtp_resyncs: AtomicU64,
     /// RTCP datagrams received.
     pub rtcp_received: AtomicU64,
+    /// Frames of silence recorded for gaps in the stream (`--keep-time`).
+    pub gap_silence_frames: AtomicU64,
+    /// Largest absolute sample received since the progress line last
+    /// took it (see [`Stats::take_peak`]).
+    pub recent_peak: AtomicU64,
     /// RTCP receiver reports sent.
     pub rtcp_reports_sent: AtomicU64,
     /// The audio callback thread's real-time promotion (`--rt-priority`):
@@ -124,6 +129,18 @@ impl Stats {
             &self.latency_dropped_frames,
             now.latency_dropped_frames - before.latency_dropped_frames,
         );
+    }
+
+    /// Raises the recent peak to the largest absolute sample of `samples`.
+    pub fn note_peak(&self, samples: &[i16]) {
+        let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        self.recent_peak
+            .fetch_max(u64::from(peak), Ordering::Relaxed);
+    }
+
+    /// The peak since the last call, resetting it.
+    pub fn take_peak(&self) -> u16 {
+        self.recent_peak.swap(0, Ordering::Relaxed) as u16
     }
 
     /// A consistent-enough copy of every counter.
@@ -167,6 +184,7 @@ impl Stats {
             rtp_wrong_rate: g(&self.rtp_wrong_rate),
             rtp_resyncs: g(&self.rtp_resyncs),
             rtcp_received: g(&self.rtcp_received),
+            gap_silence_frames: g(&self.gap_silence_frames),
             rtcp_reports_sent: g(&self.rtcp_reports_sent),
         }
     }
@@ -214,6 +232,7 @@ pub struct Snapshot {
     pub rtp_resyncs: u64,
     pub rtcp_received: u64,
     pub rtcp_reports_sent: u64,
+    pub gap_silence_frames: u64,
 }
 
 /// The one-line summary printed when the recorder stops.
@@ -253,6 +272,13 @@ impl fmt::Display for Summary {
             s.record_dropped_frames,
             s.dropped_samples,
         )?;
+        if s.gap_silence_frames > 0 {
+            write!(
+                f,
+                ", {} frames of silence recorded for gaps (--keep-time)",
+                s.gap_silence_frames
+            )?;
+        }
         let rtp_seen = s.rtp_streams
             + s.rtp_foreign_ssrc
             + s.rtp_unknown_payload

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use proto::StereoDatagram;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::format_watch::FormatWatch;
 use crate::pipeline::Pipeline;
 use crate::source::{Pin, SourceFilter, Verdict};
 use crate::stats::Stats;
@@ -62,6 +63,7 @@ pub fn receive_loop(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut filter = SourceFilter::new(pin, source_timeout);
+    let mut watch = FormatWatch::new();
     // The largest UDP payload: any datagram fits, none is truncated.
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
@@ -112,7 +114,11 @@ pub fn receive_loop(
         // A datagram may end inside a frame (the original sender's 25 ms
         // datagrams hold 1102.5 frames): the pipeline completes that frame
         // with the next datagram from this sender.
-        match StereoDatagram::decode_samples(&buf[..len]) {
+        let decoded = StereoDatagram::decode_samples(&buf[..len]);
+        if let Some(warning) = watch.on_datagram(now, from, &buf[..len], decoded.is_ok()) {
+            log::warn!("{warning}");
+        }
+        match decoded {
             // A lone half frame carries no audio to lock on.
             Ok(datagram) if datagram.frame_count() == 0 && filter.sender().is_none() => {
                 Stats::add(&stats.bad_datagrams, 1);

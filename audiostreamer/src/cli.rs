@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Streams a WAV file or a microphone as paced, sequence-numbered mono UDP
+/// Streams an audio file or a microphone as paced, sequence-numbered mono UDP
 /// datagrams to an audionode (or as stereo to an audiorecorder).
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -13,6 +13,8 @@ use clap::Parser;
     long_about = None,
     after_help = "Examples:\n  \
         audiostreamer track.wav 127.0.0.1:4030\n  \
+        audiostreamer track.flac\n  \
+        ffmpeg -i in.m4a -f wav - | audiostreamer - 127.0.0.1:4030\n  \
         audiostreamer track.wav 127.0.0.1:4040 --stream-to-recorder\n  \
         audiostreamer --rtp --channels 2 --name bass track.wav 127.0.0.1:5004\n  \
         audiostreamer track.wav --tcp-listen 0.0.0.0:4031 --loop\n  \
@@ -21,13 +23,16 @@ use clap::Parser;
         audiostreamer --generate demo-stems --duration 24"
 )]
 pub struct Args {
-    /// WAV file to stream: 8/16/24/32-bit integer or 32-bit float, any channel
-    /// count (averaged to mono) and rate (resampled). With --mic, the first
-    /// positional argument is DEST instead.
+    /// Audio file to stream: WAV (8/16/24/32-bit integer or 32-bit float),
+    /// FLAC, MP3, Ogg/Vorbis or AIFF, or `-` for a WAV on standard input
+    /// (also one piped from sox or ffmpeg); any channel count (averaged to
+    /// mono, or see --channels) and rate (resampled to --sample-rate). With
+    /// --mic, the first positional argument is DEST instead.
     pub input: Option<PathBuf>,
 
-    /// Destination HOST:PORT of the audionode (or audiorecorder); optional
-    /// with --tcp-listen.
+    /// Destination HOST:PORT of the audionode (or audiorecorder). Default:
+    /// 127.0.0.1:4030 (a local audionode), 127.0.0.1:4040 with
+    /// --stream-to-recorder, none with --tcp-listen; --rtp needs one.
     pub dest: Option<String>,
 
     /// Sample rate on the wire; the input is resampled to it.

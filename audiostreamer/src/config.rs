@@ -14,11 +14,17 @@ use crate::rtp_out::RtpOptions;
 pub const MIN_SPEED: f64 = 0.001;
 /// Fastest `--speed`.
 pub const MAX_SPEED: f64 = 1000.0;
+/// Where the stream goes without a DEST: an audionode on this machine, at
+/// its default port.
+pub const DEFAULT_NODE_DEST: &str = "127.0.0.1:4030";
+/// Without a DEST, `--stream-to-recorder` goes to an audiorecorder on this
+/// machine at the port its documentation uses.
+pub const DEFAULT_RECORDER_DEST: &str = "127.0.0.1:4040";
 
 /// Where the samples come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// A WAV file.
+    /// An audio file, or `-` for a WAV on standard input.
     File(PathBuf),
     /// A cpal input device (`None`: the default one).
     Mic(Option<String>),
@@ -79,13 +85,22 @@ impl Config {
                 bail!("--device only applies with --mic");
             }
             let Some(path) = &args.input else {
-                bail!("no WAV file given (or use --mic to stream a microphone; see --help)");
+                bail!("no input file given (or use --mic to stream a microphone; see --help)");
             };
+            if path.as_os_str() == crate::decoder::STDIN && args.looping {
+                bail!("--loop needs a file: standard input cannot be read twice");
+            }
             (Input::File(path.clone()), args.dest.clone())
         };
-        if dest.is_none() && args.tcp_listen.is_none() {
-            bail!("no destination: give DEST (HOST:PORT) or --tcp-listen ADDR");
-        }
+        // Without DEST the stream goes to this machine's node (or recorder);
+        // with --tcp-listen alone it is served over TCP only. RTP has no
+        // conventional local receiver, so it keeps needing a DEST.
+        let dest = match dest {
+            Some(d) => Some(d),
+            None if args.tcp_listen.is_some() || args.rtp => None,
+            None if args.stream_to_recorder => Some(DEFAULT_RECORDER_DEST.to_string()),
+            None => Some(DEFAULT_NODE_DEST.to_string()),
+        };
         if args.sample_rate == 0 {
             bail!("--sample-rate must be above 0 Hz");
         }
@@ -183,6 +198,28 @@ impl Config {
         })
     }
 
+    /// The warning for a `--speed` other than 1 towards a receiver that
+    /// plays in real time: an audionode (mono datagrams) or an RTP
+    /// receiver takes a faster stream into a jitter buffer that holds a
+    /// few datagrams and discards the rest. Recorders (`--stream-to-recorder`
+    /// records every datagram) and TCP clients take any speed.
+    pub fn speed_warning(&self) -> Option<String> {
+        if self.speed == 1.0 || self.dest.is_none() {
+            return None;
+        }
+        let what = match (&self.rtp, self.layout) {
+            (Some(_), _) => "RTP",
+            (None, Layout::MonoSeq) => "UDP to an audionode",
+            (None, Layout::Stereo) => return None,
+        };
+        Some(format!(
+            "--speed {} sends {what} {} real time: a node's (or RTP receiver's) jitter buffer \
+             will discard most of it; --speed is for recorders (--stream-to-recorder) and TCP tests",
+            self.speed,
+            if self.speed > 1.0 { "faster than" } else { "slower than" }
+        ))
+    }
+
     /// Samples per frame the source delivers: 2 for `--rtp --channels 2`
     /// from a file, else 1 (a microphone is mono; a stereo stream
     /// duplicates it).
@@ -254,6 +291,41 @@ mod tests {
     }
 
     #[test]
+    fn without_dest_the_local_node_or_recorder() {
+        let node = Some("127.0.0.1:4030".parse().unwrap());
+        assert_eq!(cfg("a.wav").unwrap().dest, node);
+        assert_eq!(cfg("--mic").unwrap().dest, node);
+        assert_eq!(
+            cfg("a.wav --stream-to-recorder").unwrap().dest,
+            Some("127.0.0.1:4040".parse().unwrap())
+        );
+        assert_eq!(cfg("a.wav --tcp-listen 127.0.0.1:0").unwrap().dest, None);
+        assert!(err("a.wav --rtp").contains("--rtp needs a DEST"));
+    }
+
+    #[test]
+    fn speed_warning_only_towards_real_time_receivers() {
+        let warn = |line: &str| cfg(line).unwrap().speed_warning();
+        assert_eq!(warn("a.wav 127.0.0.1:1"), None);
+        assert_eq!(
+            warn("a.wav 127.0.0.1:1 --speed 20").as_deref(),
+            Some(
+                "--speed 20 sends UDP to an audionode faster than real time: a node's (or RTP \
+                 receiver's) jitter buffer will discard most of it; --speed is for recorders \
+                 (--stream-to-recorder) and TCP tests"
+            )
+        );
+        assert!(warn("a.wav 127.0.0.1:1 --rtp --speed 0.5")
+            .unwrap()
+            .starts_with("--speed 0.5 sends RTP slower than real time"));
+        assert_eq!(
+            warn("a.wav 127.0.0.1:1 --stream-to-recorder --speed 20"),
+            None
+        );
+        assert_eq!(warn("a.wav --tcp-listen 127.0.0.1:0 --speed 20"), None);
+    }
+
+    #[test]
     fn mic_takes_dest_as_first_positional() {
         let c = cfg("--mic --device pulse [::1]:9000").unwrap();
         assert_eq!(c.input, Input::Mic(Some("pulse".into())));
@@ -300,8 +372,9 @@ mod tests {
 
     #[test]
     fn user_mistakes_are_named() {
-        assert!(err("").contains("no WAV file"));
-        assert!(err("a.wav").contains("no destination"));
+        assert!(err("").contains("no input file"));
+        assert!(err("- 127.0.0.1:1 --loop").contains("standard input"));
+        assert_eq!(cfg("- 127.0.0.1:1").unwrap().input, Input::File("-".into()));
         assert!(err("a.wav 127.0.0.1")
             .contains("cannot resolve destination '127.0.0.1' (expected HOST:PORT)"));
         assert!(err("a.wav no-such-host.invalid:4030").contains("no-such-host.invalid"));

@@ -1,10 +1,11 @@
-//! audiostreamer: reads a WAV file (or a microphone) and sends it, paced in
+//! audiostreamer: reads an audio file (WAV, FLAC, MP3, Ogg/Vorbis, AIFF;
+//! a WAV also from standard input) or a microphone and sends it, paced in
 //! real time, as sequence-numbered mono UDP datagrams (or serves it over the
 //! TCP Spec/Samples fallback).
 //!
-//! Layout: a sans-IO core ([`sample`], [`wav`], [`resample`], [`chunk`],
+//! Layout: a sans-IO core ([`sample`], [`wav`], [`stream_wav`], [`resample`], [`chunk`],
 //! [`pacer`], [`burst`], [`refused`]) that is unit-tested with hand-computed inputs and a
-//! simulated clock, and thin IO edges ([`source`], [`mic`], [`udp_out`],
+//! simulated clock, and thin IO edges ([`decoder`] with [`media`], [`source`], [`mic`], [`udp_out`],
 //! [`tcp_out`], [`rtp_out`] for `--rtp`, [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
 //! writes the demo stems (`--generate DIR`) and sends nothing.
 
@@ -12,7 +13,9 @@ pub mod burst;
 pub mod chunk;
 pub mod cli;
 pub mod config;
+pub mod decoder;
 pub mod generate;
+pub mod media;
 pub mod mic;
 pub mod pacer;
 pub mod probe_out;
@@ -22,6 +25,7 @@ pub mod resample;
 pub mod rtp_out;
 pub mod sample;
 pub mod source;
+pub mod stream_wav;
 pub mod streamer;
 pub mod tcp_out;
 pub mod udp_out;
@@ -55,11 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.list_devices {
-        let devices = mic::list_input_devices()?;
-        if devices.is_empty() {
-            println!("no audio input devices found");
-        }
-        for line in devices {
+        let direction = audiodev::Direction::Input;
+        let devices = audiodev::list_devices(direction).map_err(anyhow::Error::msg)?;
+        for line in audiodev::list::format_lines(direction, &devices) {
             println!("{line}");
         }
         return Ok(());

@@ -20,26 +20,6 @@ use crate::resample::StreamResampler;
 use crate::sample::{to_i16, FLOAT_SCALE};
 use crate::source::SampleSource;
 
-/// One line per input device of the default host: its id, a tab, its name.
-pub fn list_input_devices() -> anyhow::Result<Vec<String>> {
-    let host = cpal::default_host();
-    let default_id = host.default_input_device().and_then(|d| d.id().ok());
-    let devices = host
-        .input_devices()
-        .with_context(|| format!("cannot list {} input devices", host.id().name()))?;
-    Ok(devices
-        .map(|d| {
-            let id = d.id().map(|i| i.to_string()).unwrap_or_else(|_| "?".into());
-            let mark = if d.id().ok() == default_id {
-                " (default)"
-            } else {
-                ""
-            };
-            format!("{id}\t{}{mark}", device_name(&d))
-        })
-        .collect())
-}
-
 fn device_name(d: &cpal::Device) -> String {
     d.description()
         .map(|desc| desc.name().to_string())

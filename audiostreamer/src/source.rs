@@ -1,6 +1,7 @@
-//! Where samples come from: the [`SampleSource`] interface and the WAV file
-//! source (decode → downmix, or keep stereo for `--rtp --channels 2` →
-//! resample when rates differ, each channel on its own → i16).
+//! Where samples come from: the [`SampleSource`] interface and the file
+//! source (decode any [`crate::decoder`] input → downmix, or keep stereo
+//! for `--rtp --channels 2` → resample when rates differ, each channel on
+//! its own → i16).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -8,9 +9,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
+use crate::decoder::{AudioInfo, FrameDecoder};
 use crate::resample::{resampled_len, StreamResampler};
 use crate::sample::to_i16;
-use crate::wav::{WavDecoder, WavInfo};
 
 /// A stream of i16 samples at the output sample rate: mono, or
 /// interleaved frames of [`SampleSource::channels`] samples.
@@ -38,9 +39,10 @@ pub trait SampleSource {
 /// Frames decoded per read from the file.
 const DECODE_BLOCK: usize = 1024;
 
-/// A WAV file as a [`SampleSource`], optionally repeated forever.
+/// An audio file (or standard input) as a [`SampleSource`], optionally
+/// repeated forever.
 pub struct FileSource {
-    decoder: WavDecoder,
+    decoder: Box<dyn FrameDecoder>,
     /// One resampler per output channel (none when the rates match).
     resamplers: Vec<StreamResampler>,
     out_rate: u32,
@@ -62,14 +64,14 @@ impl FileSource {
     }
 
     /// Opens `path` for streaming frames of `channels` (1 or 2) samples at
-    /// `out_rate` Hz (see [`WavDecoder::with_output_channels`]).
+    /// `out_rate` Hz (see [`crate::decoder`]); `-` is standard input.
     pub fn open_with_channels(
         path: &Path,
         out_rate: u32,
         looping: bool,
         channels: u16,
     ) -> anyhow::Result<Self> {
-        let decoder = WavDecoder::open(path)?.with_output_channels(channels);
+        let decoder = crate::decoder::open(path, channels)?;
         let ch = usize::from(decoder.output_channels());
         let in_rate = decoder.info().sample_rate;
         let resamplers = if in_rate == out_rate {
@@ -100,7 +102,7 @@ impl FileSource {
     }
 
     /// The file's format.
-    pub fn info(&self) -> &WavInfo {
+    pub fn info(&self) -> &AudioInfo {
         self.decoder.info()
     }
 
@@ -114,10 +116,12 @@ impl FileSource {
         self.passes
     }
 
-    /// Output frames of one pass through the file.
-    pub fn samples_per_pass(&self) -> u64 {
+    /// Output frames of one pass through the file, when its length is
+    /// known in advance.
+    pub fn samples_per_pass(&self) -> Option<u64> {
         let info = self.decoder.info();
-        resampled_len(info.frames, info.sample_rate, self.out_rate)
+        info.frames
+            .map(|frames| resampled_len(frames, info.sample_rate, self.out_rate))
     }
 
     /// Decodes the next block into `pending`; handles the end of a pass.
@@ -126,7 +130,7 @@ impl FileSource {
             Ok(n) => n,
             Err(e) => {
                 // A truncated file: stream what was decoded and end the pass.
-                log::warn!("{e}; treating it as the end of the file");
+                log::warn!("{e:#}; treating it as the end of the file");
                 0
             }
         };
@@ -172,7 +176,7 @@ impl FileSource {
         }
         log::debug!("end of pass {}; starting again", self.passes);
         if let Err(e) = self.decoder.rewind() {
-            log::warn!("{e}; cannot loop any more");
+            log::warn!("{e:#}; cannot loop any more");
             self.ended = true;
         }
     }
@@ -197,7 +201,11 @@ impl SampleSource for FileSource {
     }
 
     fn total_samples(&self) -> Option<u64> {
-        (!self.looping).then(|| self.samples_per_pass())
+        if self.looping {
+            None
+        } else {
+            self.samples_per_pass()
+        }
     }
 
     fn needs_pacing(&self) -> bool {

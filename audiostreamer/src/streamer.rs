@@ -81,6 +81,9 @@ impl Streamer {
             _ => None,
         };
         log_outputs(&config, &out);
+        if let Some(warning) = config.speed_warning() {
+            log::warn!("{warning}");
+        }
         Ok(Self {
             config,
             source,
@@ -292,14 +295,20 @@ fn log_file(path: &std::path::Path, file: &FileSource, out_rate: u32) {
     } else {
         String::new()
     };
+    let encoding = if i.encoding.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", i.encoding)
+    };
+    let duration = i
+        .duration_secs()
+        .map_or_else(|| ", length unknown".to_string(), |s| format!(", {s:.2} s"));
     log::info!(
-        "{}: {} ch, {} Hz, {}-bit {}, {:.2} s{resampling}",
+        "{}: {}, {} ch, {} Hz{encoding}{duration}{resampling}",
         path.display(),
+        i.format,
         i.channels,
         i.sample_rate,
-        i.bits_per_sample,
-        if i.float { "float" } else { "integer" },
-        i.duration_secs(),
     );
 }
 

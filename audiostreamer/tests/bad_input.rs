@@ -126,8 +126,8 @@ fn destination_and_flag_problems() {
         &[wav, "127.0.0.1:4030", "--chunk-ms", "1000"],
         "the maximum is 32767",
     );
-    assert_one_line_error(&[wav], "no destination");
-    assert_one_line_error(&[], "no WAV file given");
+    assert_one_line_error(&[wav, "--rtp"], "--rtp needs a DEST");
+    assert_one_line_error(&[], "no input file given");
     assert_one_line_error(
         &[wav, "127.0.0.1:4030", "--speed", "0"],
         "--speed must be a positive number",
