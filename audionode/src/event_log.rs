@@ -232,7 +232,7 @@ mod tests {
         for kind in [
             EventKind::Named {
                 name: SourceName::new(r#"bass "DI""#),
-                by: None,
+                by: crate::nodecore::event::NamedBy::Rtcp,
             },
             EventKind::Repeated { seq: 1 },
             EventKind::Dropped {

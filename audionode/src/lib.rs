@@ -23,6 +23,7 @@ pub mod rtp_io;
 /// Real-time scheduling of the mixing thread (shared with the recorder).
 pub use proto::realtime;
 pub mod tcp_source;
+pub mod web_source;
 
 pub use nodecore::{
     drift, engine, event, jitter_buffer, mixer, source, stats, throttle, tracker, wakeup,

@@ -34,6 +34,7 @@ use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
 use crate::realtime;
 use crate::rtp_io;
 use crate::tcp_source::{self, TcpPacket};
+use crate::web_source::{self, WebInput, WebSenders};
 use proto::{Spec, TcpServer, TcpServerConfig};
 
 pub use crate::outputs::FRAMES_PER_DATAGRAM;
@@ -231,20 +232,25 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             local: local_addr,
         },
     ));
+    let epoch = Instant::now();
+    let (senders, web_in) = WebSenders::new(rate, config.engine.max_sources, epoch);
     let http = match &config.http {
         Some(settings) => {
             let hub = Hub::new(commands_tx);
-            let server =
-                HttpServer::start(settings, hub, readers.stats.clone(), outputs, local_addr)
-                    .with_context(|| {
-                        format!("cannot serve the control surface on {}", settings.addr)
-                    })?;
+            let server = HttpServer::start(
+                settings,
+                hub,
+                readers.stats.clone(),
+                outputs,
+                local_addr,
+                Arc::clone(&senders),
+            )
+            .with_context(|| format!("cannot serve the control surface on {}", settings.addr))?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             Some(server)
         }
         None => None,
     };
-    let epoch = Instant::now();
     let mut tcp_in = Vec::new();
     for server in &config.tcp_sources {
         let (ring, rx) = rtrb::RingBuffer::new(tcp_source::RING_PACKETS);
@@ -279,6 +285,8 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         event_log,
         commands,
         tcp_in,
+        web_in,
+        senders,
         epoch,
         stop: Arc::clone(&stop),
     };
@@ -398,6 +406,10 @@ struct LoopParts {
     event_log: EventLog,
     commands: rtrb::Consumer<ControlCommand>,
     tcp_in: Vec<rtrb::Consumer<TcpPacket>>,
+    /// Browser senders' packets (`/ws/send`), from the control surface.
+    web_in: rtrb::Consumer<WebInput>,
+    /// How many browser senders are connected (one atomic load per wait).
+    senders: Arc<WebSenders>,
     epoch: Instant,
     stop: Arc<AtomicBool>,
 }
@@ -441,6 +453,8 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         event_log,
         mut commands,
         mut tcp_in,
+        mut web_in,
+        senders,
         epoch,
         stop,
     } = parts;
@@ -517,7 +531,12 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             pump.sender.apply(command, epoch.elapsed());
         }
         let wake = pump.drain(&mut core);
-        let wait = wake.at.saturating_sub(epoch.elapsed());
+        let mut wait = wake.at.saturating_sub(epoch.elapsed());
+        if senders.active() > 0 {
+            // Browser senders' packets come through a ring, not a socket:
+            // look at it as often as at the TCP sources'.
+            wait = wait.min(TCP_SOURCE_WAIT);
+        }
         batch_full = false;
         if all.len() == 1 {
             // One socket: the wait is the receive's own ppoll.
@@ -569,6 +588,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                 });
             }
         }
+        web_source::drain(&mut web_in, &mut core, now);
     }
     core.handle_input(Input::Shutdown {
         now: epoch.elapsed(),

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outputs;
 mod security;
+mod send;
 pub mod server;
 mod settings_log;
 pub mod state;

@@ -14,6 +14,8 @@
 //! | `DELETE /api/outputs/{kind}/{addr}` | stop sending there |
 //! | `GET /mix.sdp[?dest=IP:PORT]` | SDP of an RTP output (the first by default) |
 //! | `GET /ws` | WebSocket: state, then deltas and meters |
+//! | `GET /send` | the Send page: a browser's microphone as a source |
+//! | `GET /ws/send` | WebSocket: a browser sender's stream ([`super::send`]) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! With a token, every route but the page's assets needs it, as
@@ -44,7 +46,9 @@ use crate::config::HttpSettings;
 
 use super::connections;
 use super::hub::{Hub, Tick};
+use super::send;
 use crate::outbox::StatsReader;
+use crate::web_source::WebSenders;
 
 /// How often the mixer's latest stats frame is taken to the desk (20 Hz).
 const TICK: Duration = Duration::from_millis(50);
@@ -72,6 +76,14 @@ struct AppState {
     /// One permit per WebSocket client allowed (`--http-max-ws-clients`).
     ws_slots: Arc<Semaphore>,
     max_ws_clients: usize,
+    /// Browser senders' way into the mixer.
+    senders: Arc<WebSenders>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<WebSenders> {
+    fn from_ref(app: &AppState) -> Self {
+        Arc::clone(&app.senders)
+    }
 }
 
 /// A running control surface.
@@ -86,12 +98,14 @@ impl HttpServer {
     /// serves the control surface on its own thread; it polls the mixer's
     /// `stats` 20 times a second (the mixer never waits for or wakes it).
     /// `listen` is where the node receives sources; the desk shows it.
+    /// Browser senders' streams go into `senders`.
     pub fn start(
         settings: &HttpSettings,
         hub: Arc<Hub>,
         stats: StatsReader,
         outputs: Arc<OutputRegistry>,
         listen: SocketAddr,
+        senders: Arc<WebSenders>,
     ) -> std::io::Result<Self> {
         hub.set_listen(listen);
         let listener = TcpListener::bind(settings.addr)?;
@@ -112,6 +126,7 @@ impl HttpServer {
             token: settings.token.as_deref().map(Arc::from),
             ws_slots: Arc::new(Semaphore::new(limits.max_ws_clients)),
             max_ws_clients: limits.max_ws_clients,
+            senders,
         };
         let thread = thread::Builder::new()
             .name("control".into())
@@ -183,6 +198,7 @@ fn router(state: AppState) -> Router {
         .route("/mix.sdp", get(get_sdp))
         .route("/ws", get(websocket))
         .route("/metrics", get(get_metrics))
+        .merge(send::stream_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(
@@ -212,6 +228,7 @@ fn router(state: AppState) -> Router {
                 )
             }),
         )
+        .merge(send::page_routes())
         .merge(protected)
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::event::{DropReason, Event, EventKind, Events, NODE};
+use super::event::{DropReason, Event, EventKind, Events, NamedBy, NODE};
 use super::ingress::{Malformed, SourcePacket};
 use super::mixer::{Mixer, StereoGain};
 use super::name::SourceName;
@@ -276,7 +276,7 @@ impl Engine {
                 source: id,
                 kind: EventKind::Named {
                     name: remembered.name,
-                    by: None,
+                    by: NamedBy::Rtcp,
                 },
             });
         }
@@ -494,24 +494,24 @@ impl Engine {
         self.slots[index].as_ref().map(|s| s.controls)
     }
 
-    /// Names a source: `by` is the operator's address, `None` the sender's
-    /// own RTCP SDES (which no longer renames a source the operator named).
-    /// `false` if no such source is active.
+    /// Names a source: `by` the operator, or the sender itself (RTCP SDES,
+    /// a browser sender), whose names no longer rename a source the
+    /// operator named. `false` if no such source is active.
     pub fn set_name(
         &mut self,
         now: Duration,
         id: SourceId,
         name: SourceName,
-        by: Option<SocketAddr>,
+        by: NamedBy,
         events: &mut Events,
     ) -> bool {
         let Some(slot) = self.by_id.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
             return false;
         };
-        if by.is_none() && slot.named_by_operator {
+        if !by.is_operator() && slot.named_by_operator {
             return true;
         }
-        if by.is_some() {
+        if by.is_operator() {
             slot.named_by_operator = !name.is_empty();
         }
         if slot.name != name {
@@ -543,7 +543,7 @@ impl Engine {
             return;
         }
         slot.sdes_name |= !cname;
-        self.set_name(now, id, name, None, events);
+        self.set_name(now, id, name, NamedBy::Rtcp, events);
     }
 
     /// A source's name (empty: none), if it is active.
@@ -555,7 +555,14 @@ impl Engine {
     /// The sender of RTP stream `ssrc` said goodbye (RTCP BYE): the stream
     /// ends once what it sent has played, rather than at the timeout.
     pub fn on_bye(&mut self, ssrc: u32) {
-        if let Some(&index) = self.by_id.get(&SourceId::Ssrc(ssrc)) {
+        self.close(SourceId::Ssrc(ssrc));
+    }
+
+    /// Source `id`'s sender ended its stream (RTCP BYE, a browser sender's
+    /// closed WebSocket): it is dropped with `reason=closed` once what it
+    /// sent has played, rather than at the timeout.
+    pub fn close(&mut self, id: SourceId) {
+        if let Some(&index) = self.by_id.get(&id) {
             if let Some(slot) = self.slots[index].as_mut() {
                 slot.closing = true;
             }

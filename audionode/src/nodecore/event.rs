@@ -56,7 +56,8 @@ pub enum DropReason {
     Timeout,
     /// The node is shutting down.
     Shutdown,
-    /// The sender said goodbye (RTCP BYE).
+    /// The sender said goodbye (RTCP BYE, or a browser sender closed its
+    /// WebSocket).
     Closed,
 }
 
@@ -68,6 +69,25 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::Closed => "closed",
         }
+    }
+}
+
+/// Who named a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBy {
+    /// The operator, from this address (the desk or the REST API).
+    Operator(SocketAddr),
+    /// The sender's RTCP SDES (or the name remembered from its last stream).
+    Rtcp,
+    /// The sender itself, a browser on the Send page (`/ws/send`).
+    Browser,
+}
+
+impl NamedBy {
+    /// Whether the operator set the name (the sender's own names then no
+    /// longer replace it).
+    pub fn is_operator(self) -> bool {
+        matches!(self, NamedBy::Operator(_))
     }
 }
 
@@ -245,13 +265,13 @@ pub enum EventKind {
         /// The operator's address.
         by: SocketAddr,
     },
-    /// The source's name changed (RTCP SDES or the operator).
+    /// The source's name changed (RTCP SDES, a browser sender or the
+    /// operator).
     Named {
         /// The new name (empty: none).
         name: SourceName,
-        /// Who set it: `None` for the sender's RTCP SDES, else the
-        /// operator's address.
-        by: Option<SocketAddr>,
+        /// Who set it.
+        by: NamedBy,
     },
     /// RTP packets of a stream the node cannot mix (unknown payload type,
     /// another sample rate): said once per SSRC.
@@ -368,8 +388,9 @@ impl fmt::Display for EventKind {
             EventKind::Named { name, by } => {
                 write!(f, "Named name=\"{}\"", name.escaped())?;
                 match by {
-                    Some(by) => write!(f, " by={by}"),
-                    None => write!(f, " by=rtcp"),
+                    NamedBy::Operator(by) => write!(f, " by={by}"),
+                    NamedBy::Rtcp => write!(f, " by=rtcp"),
+                    NamedBy::Browser => write!(f, " by=browser"),
                 }
             }
             EventKind::RateMismatch { sender_hz: 0, node_hz } => {

@@ -174,6 +174,56 @@ pub enum Malformed {
         /// The longest accepted.
         max: usize,
     },
+    /// A browser sender's WebSocket frame that is not a packet of its stream.
+    WebFrame(WebFrameError),
+}
+
+/// Why a browser sender's WebSocket frame (`/ws/send`) is not a packet of
+/// its stream; the node closes the socket with this as the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebFrameError {
+    /// The first frame is not the JSON header `{"name", "rate", "channels"}`.
+    Header,
+    /// The header's rate is not the node's (the page resamples).
+    Rate {
+        /// The header's rate.
+        rate: u32,
+        /// The node's.
+        node: u32,
+    },
+    /// The header's channel count is not 1.
+    Channels(u32),
+    /// A binary frame of another length than one 10 ms packet.
+    Size {
+        /// Its length in bytes.
+        len: usize,
+        /// The one length accepted.
+        expected: usize,
+    },
+    /// A text frame after the header.
+    Text,
+    /// A frame longer than the WebSocket accepts.
+    TooLong,
+}
+
+impl std::fmt::Display for WebFrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            WebFrameError::Header => f.write_str(
+                "the first frame must be the JSON header {\"name\",\"rate\",\"channels\"}",
+            ),
+            WebFrameError::Rate { rate, node } => {
+                write!(f, "rate {rate} Hz is not the node's {node} Hz")
+            }
+            WebFrameError::Channels(n) => write!(f, "{n} channels; only mono is sent"),
+            WebFrameError::Size { len, expected } => write!(
+                f,
+                "binary frame of {len} bytes; a packet is {expected} bytes"
+            ),
+            WebFrameError::Text => f.write_str("a text frame after the header"),
+            WebFrameError::TooLong => f.write_str("a frame longer than the node accepts"),
+        }
+    }
 }
 
 impl std::fmt::Display for Malformed {
@@ -203,6 +253,7 @@ impl std::fmt::Display for Malformed {
             Malformed::TooLong { len, max } => {
                 write!(f, "datagram of {len} bytes is longer than {max} bytes")
             }
+            Malformed::WebFrame(e) => write!(f, "browser sender: {e}"),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::budget::EventBudget;
 use super::engine::{Engine, EngineConfig, SourceControls};
-use super::event::{Event, EventKind, Events, LoggedSetting, Setting, NODE};
+use super::event::{Event, EventKind, Events, LoggedSetting, NamedBy, Setting, NODE};
 use super::ingress::{Malformed, SourcePacket};
 use super::name::SourceName;
 use super::source::ReceiverReport;
@@ -134,6 +134,26 @@ pub enum Input<'a> {
         from: SocketAddr,
         /// What it says.
         info: RtcpInput,
+    },
+    /// A browser sender's own name, given when it opened its stream
+    /// (`/ws/send`): names the source `from` as RTCP SDES NAME names an
+    /// RTP source (an operator's name stays).
+    SenderName {
+        /// When it arrived.
+        arrived: Duration,
+        /// The sender's address (the source's key).
+        from: SocketAddr,
+        /// Its name.
+        name: SourceName,
+    },
+    /// The sender `from` ended its stream (a browser closed its WebSocket):
+    /// it is dropped with `reason=closed` once what it sent has played, as
+    /// after RTCP BYE.
+    Closed {
+        /// When it closed.
+        arrived: Duration,
+        /// The sender's address (the source's key).
+        from: SocketAddr,
     },
     /// Time passed: `now`, and the datagrams received since the last
     /// timeout input (`batch_full`: the last receive filled its batch).
@@ -300,7 +320,7 @@ impl NodeCore {
             }
             Input::Command(ControlCommand::Name { id, name, by }) => {
                 self.engine
-                    .set_name(self.now, id, name, Some(by), &mut self.events);
+                    .set_name(self.now, id, name, NamedBy::Operator(by), &mut self.events);
             }
             Input::Rtcp {
                 arrived,
@@ -318,6 +338,24 @@ impl NodeCore {
                     }
                     RtcpInput::Bye { ssrc } => self.engine.on_bye(ssrc),
                 }
+            }
+            Input::SenderName {
+                arrived,
+                from,
+                name,
+            } => {
+                self.advance(arrived);
+                self.engine.set_name(
+                    arrived,
+                    SourceId::Addr(from),
+                    name,
+                    NamedBy::Browser,
+                    &mut self.events,
+                );
+            }
+            Input::Closed { arrived, from } => {
+                self.advance(arrived);
+                self.engine.close(SourceId::Addr(from));
             }
             Input::Timeout {
                 now,

@@ -162,6 +162,13 @@ impl Sim {
         self.drain();
     }
 
+    /// Hands in `input` at `t` (a browser sender's packet, name or close).
+    pub(crate) fn input(&mut self, t: Duration, input: Input<'_>) {
+        self.advance_to(t);
+        self.core.handle_input(input);
+        self.drain();
+    }
+
     /// Output frames' right channel.
     pub(crate) fn right(&self) -> Vec<i16> {
         self.out.iter().skip(1).step_by(2).copied().collect()

@@ -333,3 +333,66 @@ fn rtp_at_another_rate_is_refused_once_per_stream() {
     assert!(refused[0].kind.to_string().contains("--rtp-map 98="));
     assert_eq!(sim.snapshot().node.malformed_unknown, 50);
 }
+
+#[test]
+fn a_browser_sender_is_named_by_itself_below_the_operator_and_closes() {
+    use super::ingress::{Samples, SourcePacket};
+    use super::Input;
+    let mut sim = Sim::new(config(20.0));
+    let from = addr(7501);
+    let chunk = signal(CHUNK, 5);
+    let name = |text| Input::SenderName {
+        arrived: at(0),
+        from,
+        name: SourceName::new(text),
+    };
+    // A name before the first packet names nothing (no such source yet).
+    sim.input(at(0), name("early"));
+    for k in 0..3u32 {
+        let t = at(k as usize * CHUNK);
+        let packet = SourcePacket::mono(k, Samples::Native(&chunk));
+        sim.input(
+            t,
+            Input::Packet {
+                arrived: t,
+                read_at: t,
+                from,
+                packet,
+            },
+        );
+        sim.input(t, name("Cello"));
+    }
+    assert_eq!(sim.stats().sources()[0].name.as_str(), "Cello");
+    let texts = sim.event_texts();
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with("Named")).count(),
+        1,
+        "one line for an unchanged name: {texts:?}"
+    );
+    assert!(texts.contains(&r#"Named name="Cello" by=browser"#.to_string()));
+    sim.command(ControlCommand::Name {
+        id: SourceId::Addr(from),
+        name: SourceName::new("Cello 2"),
+        by: addr(9999),
+    });
+    sim.input(at(3 * CHUNK), name("Cello"));
+    assert_eq!(sim.stats().sources()[0].name.as_str(), "Cello 2");
+    sim.input(
+        at(3 * CHUNK),
+        Input::Closed {
+            arrived: at(3 * CHUNK),
+            from,
+        },
+    );
+    // What it sent plays out first, then it is dropped as closed.
+    assert_eq!(sim.core.engine().active_streams(), 1);
+    sim.advance_to(at(3 * CHUNK + 1102 + 2 * BLOCK));
+    assert_eq!(sim.core.engine().active_streams(), 0);
+    assert!(matches!(
+        sim.events.last().unwrap().kind,
+        EventKind::Dropped {
+            reason: DropReason::Closed,
+            ..
+        }
+    ));
+}
