@@ -22,6 +22,7 @@ use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
+use super::listen::ListenCounts;
 use super::state::{
     ApiError, Change, ControlState, MasterPatch, MasterView, ServerMessage, SourceInfo,
     SourcePatch, SourceView,
@@ -45,6 +46,8 @@ pub struct Tick {
     pub sources: Vec<SourceInfo>,
     /// The mixer's master volume.
     pub master: f32,
+    /// Listeners of the mix (counted by the control surface, not the mixer).
+    pub listeners: ListenCounts,
 }
 
 impl Tick {
@@ -61,6 +64,7 @@ impl Tick {
                 .collect(),
             sources: frame.source_infos(),
             master: frame.master,
+            listeners: ListenCounts::default(),
         }
     }
 }
@@ -157,6 +161,7 @@ impl Hub {
     pub fn on_tick(&self, tick: Tick) {
         let mut state = self.lock();
         state.set_time(tick.at);
+        state.set_listen_counts(tick.listeners);
         let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);
