@@ -37,7 +37,8 @@ class ListenProcessor extends AudioWorkletProcessor {
     this.drops = 0;
     this.repeats = 0;
     this.overflows = 0;
-    this.pending = 0;       // +1: drop a frame soon, -1: repeat one
+    this.pending = 0;       // > 0: frames to drop soon, < 0: frames to repeat
+    this.skips = 0;
     this.pendingAge = 0;
     this.levelSum = 0;
     this.levelCount = 0;
@@ -74,12 +75,16 @@ class ListenProcessor extends AudioWorkletProcessor {
     const r = out[1] || out[0];
     const n = l.length;
     if (!this.playing && this.buffered() >= this.frames(this.target)) {
+      // Start (again) with the target buffered, not with whatever piled up
+      // while the player was starting or waiting.
+      this.pos = Math.max(this.pos, this.written - this.frames(this.target));
       this.playing = true;
       this.levelSum = 0;
       this.levelCount = 0;
     }
     let k = 0;
     if (this.playing) {
+      let corrected = false; // at most one dropped or repeated frame a quantum
       for (; k < n; k++) {
         const i = Math.floor(this.pos);
         if (i + 1 >= this.written) {
@@ -94,10 +99,16 @@ class ListenProcessor extends AudioWorkletProcessor {
         l[k] = lv;
         if (r !== l) r[k] = rv;
         let advance = this.step;
-        if (this.pending !== 0 && (Math.abs(lv) + Math.abs(rv) < QUIET || this.pendingAge > 4 * n)) {
+        if (this.pending !== 0 && !corrected &&
+            (Math.abs(lv) + Math.abs(rv) < QUIET || this.pendingAge > 4 * n)) {
           // Drop: skip a frame. Repeat: stay on this one for one more frame.
-          if (this.pending > 0) { advance += 1; this.drops++; } else { advance = 0; this.repeats++; }
-          this.pending = 0;
+          if (this.pending > 0) {
+            advance += 1; this.drops++; this.pending--;
+          } else {
+            advance = 0; this.repeats++; this.pending++;
+          }
+          corrected = true;
+          this.pendingAge = 0;
         }
         this.pos += advance;
       }
@@ -120,6 +131,9 @@ class ListenProcessor extends AudioWorkletProcessor {
         drops: this.drops,
         repeats: this.repeats,
         overflows: this.overflows,
+        skips: this.skips,
+        received_frames: this.written,
+        rendered_frames: currentFrame,
         playing: this.playing,
       });
     }
@@ -152,14 +166,22 @@ class ListenProcessor extends AudioWorkletProcessor {
     this.lastLevel = level;
     this.levelSum = 0;
     this.levelCount = 0;
-    // A band wide enough that arrival jitter alone never triggers a correction.
+    // A band wide enough that arrival jitter alone never triggers a
+    // correction; one frame per ms off, at most 30 in a window (0.6 %).
     const band = Math.max(10, this.target / 2);
-    if (level > this.target + band) {
-      this.pending = 1;
+    if (level > this.target + Math.max(200, 2 * this.target)) {
+      // Far too much (a burst after a stall): jump to the newest audio.
+      this.pos = this.written - this.frames(this.target);
+      this.pending = 0;
+      this.skips++;
+    } else if (level > this.target + band) {
+      this.pending = Math.min(30, Math.ceil(level - this.target - band));
       this.pendingAge = 0;
     } else if (level < this.target - band / 2 && level > 0) {
-      this.pending = -1;
+      this.pending = -Math.min(30, Math.ceil(this.target - band / 2 - level));
       this.pendingAge = 0;
+    } else {
+      this.pending = 0;
     }
   }
 }
