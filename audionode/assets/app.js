@@ -233,6 +233,7 @@ const NODE_ROWS = [
   ["clipped", "clipped"], ["skipped_blocks", "skipped blocks"], ["streams_started", "started"],
   ["streams_dropped", "dropped"], ["refused", "refused"], ["malformed_unknown", "malformed, unknown"],
   ["blocks_dropped", "blocks dropped"], ["events_dropped", "events dropped"],
+  ["listeners", "listeners"], ["listeners_dropped", "listeners dropped"],
 ];
 function fillStats(dl, rows, values) {
   if (!dl.cells) {
@@ -732,6 +733,24 @@ function connect() {
     setOnline(false, `Node unreachable — reconnecting (attempt ${attempt}, next in ${(wait / 1000).toFixed(1)} s)…`);
     setTimeout(connect, wait);
   };
+}
+
+// ---- Listen: the mix played in this page (player.js, the Listen page's player).
+{
+  const button = $("#listen-toggle");
+  const info = $("#listen-info");
+  const player = new MixPlayer({
+    onstats(s) { info.textContent = `${Math.round(s.latency_ms)} ms · ${s.underruns} underruns`; },
+    onstate(text, error) {
+      const on = player.active;
+      button.setAttribute("aria-pressed", String(on));
+      button.textContent = on ? "Stop listening" : "Listen";
+      if (error || !on) info.textContent = error ? text : "";
+      info.classList.toggle("error", error);
+    },
+  });
+  button.addEventListener("click", () => { if (player.active) player.stop(); else player.start(); });
+  window.deskListener = player;
 }
 
 setOnline(false, "connecting…");

@@ -86,6 +86,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub http_max_ws_clients: Option<usize>,
 
+    /// Most listeners of the mix (GET /ws/listen, the Listen page) at once;
+    /// more get 503. Each is also an HTTP connection (--http-max-connections)
+    /// [default: 100].
+    #[arg(long, value_name = "N", env = "AUDIONODE_MAX_LISTENERS")]
+    pub max_listeners: Option<usize>,
+
     /// Pull a source from a TCP Spec/Samples server such as
     /// `audiostreamer --tcp-listen` (for networks that block UDP); repeatable.
     #[arg(long, value_name = "HOST:PORT")]

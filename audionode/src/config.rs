@@ -221,6 +221,12 @@ fn parse_http(
         }
         limits.max_ws_clients = n;
     }
+    if let Some(n) = args.max_listeners {
+        if n == 0 {
+            anyhow::bail!("--max-listeners must be at least 1");
+        }
+        limits.max_listeners = n;
+    }
     Ok(Some(HttpSettings {
         addr,
         token,
@@ -530,5 +536,21 @@ mod tests {
         let port_err = Config::from_args(&base, |k| (k == "LISTEN_PORT").then(|| "x".to_string()))
             .unwrap_err();
         assert!(port_err.to_string().contains("LISTEN_PORT"));
+        assert!(err(Args {
+            max_listeners: Some(0),
+            ..base.clone()
+        })
+        .contains("--max-listeners must be at least 1"));
+    }
+
+    #[test]
+    fn max_listeners_flag_and_environment() {
+        use clap::Parser;
+        let c = Config::from_args(&cli_defaults(), no_env).unwrap();
+        assert_eq!(c.http.unwrap().limits.max_listeners, 100);
+        let args = Args::parse_from(["audionode", "--max-listeners", "7"]);
+        let c = Config::from_args(&args, no_env).unwrap();
+        assert_eq!(c.http.unwrap().limits.max_listeners, 7);
+        assert!(Args::try_parse_from(["audionode", "--max-listeners", "many"]).is_err());
     }
 }

@@ -7,7 +7,8 @@
 //! whole node in one state machine) takes time as a parameter; [`node`] is
 //! the thin run loop that owns sockets, threads and the clock and pumps the
 //! core, and [`outbox`] carries what the core produces off the mixing
-//! thread without locks.
+//! thread without locks; [`tap`] hands the mix on to TCP clients and
+//! WebSocket listeners.
 
 pub mod batch_recv;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod nodecore;
 pub mod outbox;
 pub mod outputs;
 pub mod rtp_io;
+pub mod tap;
 /// Real-time scheduling of the mixing thread (shared with the recorder).
 pub use proto::realtime;
 pub mod tcp_source;

@@ -22,6 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::batch_recv::{self, BatchReceiver};
 use crate::config::Config;
+use crate::control::listen::Listeners;
 use crate::control::outputs::{MixFormat, OutputRegistry};
 use crate::control::{HttpServer, Hub};
 use crate::event_log::{self, EventLog};
@@ -33,6 +34,7 @@ use crate::outbox::{self, Outbox, StatsReader};
 use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
 use crate::realtime;
 use crate::rtp_io;
+use crate::tap::{self, TapSinks};
 use crate::tcp_source::{self, TcpPacket};
 use crate::web_source::{self, WebInput, WebSenders};
 use proto::{Spec, TcpServer, TcpServerConfig};
@@ -180,8 +182,17 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         None => None,
     };
     let tcp_listen_addr = tcp_out.as_ref().map(TcpServer::local_addr);
-    // Half a second of stereo for the TCP fan-out.
-    let block_ring = if tcp_out.is_some() { rate as usize } else { 0 };
+    // The tap hands the mix to TCP clients and WebSocket listeners.
+    let listeners = config
+        .http
+        .as_ref()
+        .map(|settings| Listeners::new(rate, settings.limits.max_listeners));
+    // Half a second of stereo for the tap.
+    let block_ring = if tcp_out.is_some() || listeners.is_some() {
+        rate as usize
+    } else {
+        0
+    };
     let (outbox, readers) = outbox::outbox(config.engine.max_sources, block_ring);
     let stop = Arc::new(AtomicBool::new(false));
     let mut helpers = Vec::new();
@@ -211,15 +222,14 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     }
     let event_log = EventLog::start(log_file, &config.log_file, readers.events)
         .context("cannot start the event-log thread")?;
-    if let (Some(server), Some(blocks)) = (tcp_out, readers.blocks) {
+    if let Some(blocks) = readers.blocks {
         let block_time =
             Duration::from_secs_f64(config.engine.source.block_frames as f64 / f64::from(rate));
-        helpers.push(outbox::spawn_tcp_fanout(
-            blocks,
-            server,
-            block_time,
-            Arc::clone(&stop),
-        )?);
+        let sinks = TapSinks {
+            tcp: tcp_out,
+            listeners: listeners.clone(),
+        };
+        helpers.push(tap::spawn(blocks, sinks, block_time, Arc::clone(&stop))?);
     }
     let (commands_tx, commands) = rtrb::RingBuffer::new(COMMAND_RING);
     let (output_tx, output_commands) = rtrb::RingBuffer::<OutputCommand>::new(OUTPUT_RING);
@@ -234,8 +244,8 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     ));
     let epoch = Instant::now();
     let (senders, web_in) = WebSenders::new(rate, config.engine.max_sources, epoch);
-    let http = match &config.http {
-        Some(settings) => {
+    let http = match (&config.http, listeners) {
+        (Some(settings), Some(listeners)) => {
             let hub = Hub::new(commands_tx);
             let server = HttpServer::start(
                 settings,
@@ -244,12 +254,13 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
                 outputs,
                 local_addr,
                 Arc::clone(&senders),
+                listeners,
             )
             .with_context(|| format!("cannot serve the control surface on {}", settings.addr))?;
             log::info!("mixing desk on http://{}/", server.local_addr());
             Some(server)
         }
-        None => None,
+        _ => None,
     };
     let mut tcp_in = Vec::new();
     for server in &config.tcp_sources {

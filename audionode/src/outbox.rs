@@ -3,8 +3,9 @@
 //!
 //! - events: an SPSC ring (rtrb) to the event-log thread, which writes the
 //!   file and mirrors the important lines to the program log;
-//! - blocks: an SPSC ring of interleaved samples to the TCP fan-out thread
-//!   (`--tcp-listen`), the tap any further consumer of the mix reads;
+//! - blocks: an SPSC ring of interleaved samples to the tap thread
+//!   ([`crate::tap`]), which hands the mix to the TCP clients
+//!   (`--tcp-listen`) and the WebSocket listeners;
 //! - stats: a triple-buffered [`StatsFrame`] that the control surface and
 //!   [`crate::NodeHandle::snapshot`] read whenever they like.
 //!
@@ -13,13 +14,7 @@
 //! in the stats), and nothing here can wake another thread with a system
 //! call; the consumers poll.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
-
-use proto::message::encode_samples;
-use proto::TcpServer;
 
 use crate::nodecore::event::Event;
 use crate::nodecore::stats::StatsFrame;
@@ -41,7 +36,8 @@ pub struct Outbox {
 pub struct OutboxReaders {
     /// Events, for the event-log thread.
     pub events: rtrb::Consumer<Event>,
-    /// Mixed samples, with `--tcp-listen`.
+    /// Mixed samples, for the tap (with `--tcp-listen` or the control
+    /// surface).
     pub blocks: Option<rtrb::Consumer<i16>>,
     /// The latest stats frame.
     pub stats: StatsReader,
@@ -83,7 +79,7 @@ impl Outbox {
         }
     }
 
-    /// Queues a mixed block for the TCP fan-out, whole or not at all.
+    /// Queues a mixed block for the tap, whole or not at all.
     pub fn push_block(&mut self, block: &[i16]) {
         let Some(ring) = self.blocks.as_mut() else {
             return;
@@ -116,40 +112,4 @@ impl StatsReader {
         let mut output = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f(output.read())
     }
-}
-
-/// Starts the thread that sends the mix to TCP clients (`--tcp-listen`):
-/// every `interval` it takes what the block ring holds and broadcasts it
-/// as one Samples message. It ends when `stop` is set and the ring is
-/// empty.
-pub fn spawn_tcp_fanout(
-    mut blocks: rtrb::Consumer<i16>,
-    server: TcpServer,
-    interval: Duration,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name("tcp-fanout".into())
-        .spawn(move || {
-            let mut samples: Vec<i16> = Vec::with_capacity(blocks.buffer().capacity());
-            let mut message = Vec::new();
-            loop {
-                let stopping = stop.load(Ordering::Relaxed);
-                // Whole stereo frames only: a block is always pushed whole.
-                let n = blocks.slots() & !1;
-                if n > 0 {
-                    if let Ok(chunk) = blocks.read_chunk(n) {
-                        samples.clear();
-                        samples.extend(chunk);
-                        message.clear();
-                        encode_samples(&samples, &mut message);
-                        // Never blocks: a client that falls behind is disconnected.
-                        let _ = server.broadcast(&message);
-                    }
-                } else if stopping {
-                    break;
-                }
-                thread::sleep(interval);
-            }
-        })
 }

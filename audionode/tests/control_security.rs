@@ -263,6 +263,7 @@ fn connections_over_the_cap_are_refused_at_once() {
     let limits = HttpLimits {
         max_connections: 4,
         max_ws_clients: 4,
+        max_listeners: 4,
         // Long enough that only the cap can explain what happens here.
         header_timeout: Duration::from_secs(120),
         idle_timeout: Duration::from_secs(120),
@@ -290,6 +291,7 @@ fn idle_and_slow_connections_are_closed_and_the_api_stays_answerable() {
     let limits = HttpLimits {
         max_connections: 8,
         max_ws_clients: 4,
+        max_listeners: 4,
         header_timeout: Duration::from_millis(300),
         idle_timeout: Duration::from_millis(600),
     };

@@ -13,11 +13,14 @@
 //!   request (its body included) may take no longer than that;
 //! - an accept error such as `EMFILE` is logged at most once a second and
 //!   followed by a short pause, so the loop neither spins nor stops;
-//! - every request passes the [`Guard`] before the router sees it.
+//! - every request passes the [`Guard`] before the router sees it;
+//! - a request carries its connection's socket ([`ConnectionSocket`]) for
+//!   the handlers that tune it (a listener's send buffer).
 
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -130,6 +133,7 @@ async fn serve_connection(
     shared: Arc<Shared>,
 ) {
     let _ = stream.set_nodelay(true);
+    let socket = ConnectionSocket(stream.as_raw_fd());
     let activity = Arc::new(AtomicU64::new(shared.now_ms()));
     let io = Tracked {
         stream,
@@ -143,6 +147,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         // Who asks: changes are logged with the operator's address.
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(socket);
         let checked = guard
             .guard
             .check(request.method(), request.uri(), request.headers());
@@ -185,6 +190,25 @@ async fn serve_connection(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The socket of the connection a request came on, valid while the
+/// request is handled (the connection outlives its requests' handlers).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionSocket(RawFd);
+
+impl ConnectionSocket {
+    /// Caps the kernel's send buffer at about `bytes` (the kernel doubles
+    /// it), instead of letting it grow to megabytes: data that waits there
+    /// is as late as data that waits in the server's queues.
+    pub(crate) fn limit_send_buffer(&self, bytes: usize) {
+        // SAFETY: the descriptor belongs to the connection whose request is
+        // being handled, so it is open for the whole borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
+        if let Err(e) = socket2::SockRef::from(&fd).set_send_buffer_size(bytes) {
+            log::debug!("control surface: cannot set a send buffer: {e}");
         }
     }
 }

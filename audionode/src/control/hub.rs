@@ -24,6 +24,7 @@ use crate::nodecore::source_id::SourceId;
 pub use crate::nodecore::ControlCommand;
 use crate::stats::{Meters, NodeSnapshot, StatsFrame};
 
+use super::listen::ListenCounts;
 use super::settings_log::SettingsLog;
 use super::state::{
     ApiError, Change, ControlState, MasterPatch, MasterView, ServerMessage, SourceInfo,
@@ -49,6 +50,8 @@ pub struct Tick {
     pub sources: Vec<SourceInfo>,
     /// The mixer's master volume.
     pub master: f32,
+    /// Listeners of the mix (counted by the control surface, not the mixer).
+    pub listeners: ListenCounts,
 }
 
 impl Tick {
@@ -65,6 +68,7 @@ impl Tick {
                 .collect(),
             sources: frame.source_infos(),
             master: frame.master,
+            listeners: ListenCounts::default(),
         }
     }
 }
@@ -183,6 +187,7 @@ impl Hub {
                 settled,
             );
         }
+        state.set_listen_counts(tick.listeners);
         let (joined, left) = state.diff_sources(&tick.sources);
         for addr in left {
             let message = state.left(addr);

@@ -28,6 +28,9 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Most WebSocket clients at once; more get 503 before the upgrade.
     pub max_ws_clients: usize,
+    /// Most listeners of the mix (`/ws/listen`) at once, counted apart
+    /// from `max_ws_clients`; more get 503 before the upgrade.
+    pub max_listeners: usize,
     /// Time allowed for a request head (idle keep-alive connections close
     /// after this too).
     pub header_timeout: Duration,
@@ -41,6 +44,7 @@ impl Default for HttpLimits {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_ws_clients: DEFAULT_MAX_WS_CLIENTS,
+            max_listeners: super::listen::DEFAULT_MAX_LISTENERS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
@@ -105,6 +109,9 @@ mod tests {
     fn defaults_fit_under_a_1024_descriptor_limit() {
         let limits = HttpLimits::default();
         assert!(limits.max_ws_clients <= limits.max_connections);
+        // Desk clients and listeners at their caps together still fit
+        // under the connection cap.
+        assert!(limits.max_ws_clients + limits.max_listeners <= limits.max_connections);
         // Every WebSocket is also a connection, so the connection cap is
         // the control surface's whole share of descriptors.
         assert!(limits.max_connections + 64 < 1024);

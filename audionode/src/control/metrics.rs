@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+use super::listen::ListenCounts;
 use crate::nodecore::source_id::SourceId;
 use crate::stats::{NodeSnapshot, SourceStats};
 
@@ -31,9 +32,13 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-/// Renders `snapshot` as a Prometheus text exposition; `name_of` gives a
-/// source's display name.
-pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> String {
+/// Renders `snapshot` and the `listen` counts as a Prometheus text
+/// exposition; `name_of` gives a source's display name.
+pub fn render(
+    snapshot: &NodeSnapshot,
+    listen: ListenCounts,
+    name_of: impl Fn(SourceId) -> String,
+) -> String {
     let label = |id: SourceId| SourceLabel {
         source: id.to_string(),
         name: name_of(id),
@@ -107,6 +112,19 @@ pub fn render(snapshot: &NodeSnapshot, name_of: impl Fn(SourceId) -> String) -> 
         "tcp_blocks_dropped",
         "Mixed blocks not handed to the TCP fan-out (its ring was full)",
         n.blocks_dropped,
+    );
+    counter(
+        &mut registry,
+        "listeners_dropped",
+        "Listeners of the mix (/ws/listen) dropped because they fell behind",
+        listen.dropped,
+    );
+    let listeners = Gauge::<i64>::default();
+    listeners.set(i64::try_from(listen.listeners).unwrap_or(i64::MAX));
+    registry.register(
+        "listeners",
+        "Listeners of the mix (/ws/listen) connected",
+        listeners,
     );
     let active = Gauge::<i64>::default();
     active.set(snapshot.sources.len() as i64);
@@ -240,10 +258,16 @@ mod tests {
                 },
             )],
         };
-        let text = render(&snapshot, |_| r#"bass "DI""#.to_string());
+        let listen = ListenCounts {
+            listeners: 3,
+            dropped: 2,
+        };
+        let text = render(&snapshot, listen, |_| r#"bass "DI""#.to_string());
         assert!(text.contains("audionode_packets_total 42\n"), "{text}");
         assert!(text.contains("audionode_deadline_misses_total 1\n"));
         assert!(text.contains("audionode_active_sources 1\n"));
+        assert!(text.contains("audionode_listeners 3\n"), "{text}");
+        assert!(text.contains("audionode_listeners_dropped_total 2\n"));
         assert!(text.contains(
             r#"audionode_source_lost_total{source="127.0.0.1:5000",name="bass \"DI\""} 2"#
         ));

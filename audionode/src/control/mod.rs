@@ -6,6 +6,7 @@ mod connections;
 pub mod health;
 pub mod hub;
 pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod outputs;
 mod security;

@@ -16,6 +16,8 @@
 //! | `GET /ws` | WebSocket: state, then deltas and meters |
 //! | `GET /send` | the Send page: a browser's microphone as a source |
 //! | `GET /ws/send` | WebSocket: a browser sender's stream ([`super::send`]) |
+//! | `GET /listen`, `/player.js`, `/listen.js`, `/listen-worklet.js` | the Listen page (embedded) |
+//! | `GET /ws/listen` | WebSocket: the live mix as PCM ([`super::listen`]) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! With a token, every route but the page's assets needs it, as
@@ -46,6 +48,7 @@ use crate::config::HttpSettings;
 
 use super::connections;
 use super::hub::{Hub, Tick};
+use super::listen::{self, Listeners};
 use super::send;
 use crate::outbox::StatsReader;
 use crate::web_source::WebSenders;
@@ -76,6 +79,7 @@ struct AppState {
     /// One permit per WebSocket client allowed (`--http-max-ws-clients`).
     ws_slots: Arc<Semaphore>,
     max_ws_clients: usize,
+    listeners: Arc<Listeners>,
     /// Browser senders' way into the mixer.
     senders: Arc<WebSenders>,
 }
@@ -99,6 +103,8 @@ impl HttpServer {
     /// `stats` 20 times a second (the mixer never waits for or wakes it).
     /// `listen` is where the node receives sources; the desk shows it.
     /// Browser senders' streams go into `senders`.
+    /// `listeners` are fed the mix by the tap thread and served on
+    /// `/ws/listen`.
     pub fn start(
         settings: &HttpSettings,
         hub: Arc<Hub>,
@@ -106,6 +112,7 @@ impl HttpServer {
         outputs: Arc<OutputRegistry>,
         listen: SocketAddr,
         senders: Arc<WebSenders>,
+        listeners: Arc<Listeners>,
     ) -> std::io::Result<Self> {
         hub.set_listen(listen);
         let listener = TcpListener::bind(settings.addr)?;
@@ -127,6 +134,7 @@ impl HttpServer {
             ws_slots: Arc::new(Semaphore::new(limits.max_ws_clients)),
             max_ws_clients: limits.max_ws_clients,
             senders,
+            listeners: Arc::clone(&listeners),
         };
         let thread = thread::Builder::new()
             .name("control".into())
@@ -150,7 +158,8 @@ impl HttpServer {
                                     Tick::from_frame(frame)
                                 })
                             });
-                            if let Some(tick) = tick {
+                            if let Some(mut tick) = tick {
+                                tick.listeners = listeners.counts();
                                 hub.on_tick(tick);
                             }
                         }
@@ -197,6 +206,7 @@ fn router(state: AppState) -> Router {
         .route("/api/outputs/{kind}/{addr}", delete(delete_output))
         .route("/mix.sdp", get(get_sdp))
         .route("/ws", get(websocket))
+        .route("/ws/listen", get(listen_websocket))
         .route("/metrics", get(get_metrics))
         .merge(send::stream_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -229,6 +239,19 @@ fn router(state: AppState) -> Router {
             }),
         )
         .merge(send::page_routes())
+        .route("/listen", get(|| asset("text/html", listen::LISTEN_HTML)))
+        .route(
+            "/listen.js",
+            get(|| asset("text/javascript", listen::LISTEN_JS)),
+        )
+        .route(
+            "/player.js",
+            get(|| asset("text/javascript", listen::PLAYER_JS)),
+        )
+        .route(
+            "/listen-worklet.js",
+            get(|| asset("text/javascript", listen::WORKLET_JS)),
+        )
         .merge(protected)
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -239,6 +262,15 @@ fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// An embedded page asset of type `kind` (UTF-8 text).
+async fn asset(kind: &str, body: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, format!("{kind}; charset=utf-8"))],
+        body,
+    )
+        .into_response()
 }
 
 fn error_response(status: StatusCode, message: String) -> Response {
@@ -350,7 +382,9 @@ async fn get_sdp(
 
 async fn get_metrics(State(app): State<AppState>) -> Response {
     let (snapshot, names) = app.hub.snapshot_and_names();
-    let text = metrics::render(&snapshot, |id| names.get(&id).cloned().unwrap_or_default());
+    let text = metrics::render(&snapshot, app.listeners.counts(), |id| {
+        names.get(&id).cloned().unwrap_or_default()
+    });
     (
         [(
             header::CONTENT_TYPE,
@@ -420,6 +454,29 @@ async fn websocket(
             serve_client(socket, app.hub, peer).await;
             drop(slot);
         })
+}
+
+/// A listener of the mix: refused with 503 and the reason before the
+/// upgrade when `--max-listeners` are connected.
+async fn listen_websocket(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    socket: Option<axum::Extension<connections::ConnectionSocket>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let slot = match app.listeners.try_slot() {
+        Ok(slot) => slot,
+        Err(full) => return error_response(StatusCode::SERVICE_UNAVAILABLE, full.to_string()),
+    };
+    if let Some(axum::Extension(socket)) = socket {
+        socket.limit_send_buffer(listen::SEND_BUFFER);
+    }
+    upgrade
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| app.listeners.serve(socket, peer, slot))
 }
 
 /// One WebSocket client: the state, then every broadcast message; changes

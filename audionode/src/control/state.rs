@@ -17,6 +17,7 @@ use crate::stats::Meters;
 use crate::stats::{NodeSnapshot, SourceStats};
 
 use super::health::{Health, History};
+use super::listen::ListenCounts;
 
 /// Largest linear volume (master or source): +6 dB.
 pub const MAX_VOLUME: f32 = 2.0;
@@ -302,6 +303,10 @@ pub struct NodeView {
     pub blocks_dropped: u64,
     /// Events the event log fell behind on.
     pub events_dropped: u64,
+    /// Listeners of the mix connected (`/ws/listen`).
+    pub listeners: usize,
+    /// Listeners dropped because they fell behind.
+    pub listeners_dropped: u64,
 }
 
 impl From<&NodeSnapshot> for NodeView {
@@ -320,6 +325,9 @@ impl From<&NodeSnapshot> for NodeView {
             malformed_unknown: n.malformed_unknown,
             blocks_dropped: n.blocks_dropped,
             events_dropped: n.events_dropped,
+            // Not the mixer's: the control state adds them.
+            listeners: 0,
+            listeners_dropped: 0,
         }
     }
 }
@@ -458,6 +466,8 @@ pub struct ControlState {
     listen: Option<String>,
     sources: BTreeMap<SourceId, Entry>,
     snapshot: NodeSnapshot,
+    /// Listeners of the mix, as of the latest tick.
+    listen_counts: ListenCounts,
     /// Node time of the latest tick.
     at: Duration,
     out: (f32, f32, bool),
@@ -470,6 +480,7 @@ impl Default for ControlState {
             listen: None,
             sources: BTreeMap::new(),
             snapshot: NodeSnapshot::default(),
+            listen_counts: ListenCounts::default(),
             at: Duration::ZERO,
             out: (0.0, 0.0, false),
         }
@@ -482,9 +493,23 @@ impl ControlState {
         ServerMessage::State {
             master: self.master,
             listen: self.listen.clone(),
-            node: NodeView::from(&self.snapshot),
+            node: self.node_view(),
             sources: self.sources.iter().map(|(a, e)| view(*a, e)).collect(),
         }
+    }
+
+    /// The node counters with the listeners'.
+    fn node_view(&self) -> NodeView {
+        NodeView {
+            listeners: self.listen_counts.listeners,
+            listeners_dropped: self.listen_counts.dropped,
+            ..NodeView::from(&self.snapshot)
+        }
+    }
+
+    /// Records the listener counts of the latest tick.
+    pub fn set_listen_counts(&mut self, counts: ListenCounts) {
+        self.listen_counts = counts;
     }
 
     /// Records the address the node receives sources on.
@@ -506,7 +531,7 @@ impl ControlState {
             left: self.out.0,
             right: self.out.1,
             clipped: self.out.2,
-            node: NodeView::from(&self.snapshot),
+            node: self.node_view(),
         }
     }
 
@@ -742,7 +767,7 @@ impl ControlState {
             left: meters.left,
             right: meters.right,
             clipped: meters.clipped,
-            node: NodeView::from(&self.snapshot),
+            node: self.node_view(),
             sources: meters
                 .sources
                 .iter()
@@ -929,7 +954,7 @@ mod tests {
         assert_eq!(left.to_json(), r#"{"type":"left","id":"127.0.0.1:5000"}"#);
         assert_eq!(
             s.full().to_json(),
-            r#"{"type":"state","master":0.5,"listen":null,"node":{"streams":0,"packets":0,"blocks":0,"deadline_misses":0,"clipped":0,"skipped_blocks":0,"streams_started":0,"streams_dropped":0,"refused":0,"malformed_unknown":0,"blocks_dropped":0,"events_dropped":0},"sources":[]}"#
+            r#"{"type":"state","master":0.5,"listen":null,"node":{"streams":0,"packets":0,"blocks":0,"deadline_misses":0,"clipped":0,"skipped_blocks":0,"streams_started":0,"streams_dropped":0,"refused":0,"malformed_unknown":0,"blocks_dropped":0,"events_dropped":0,"listeners":0,"listeners_dropped":0},"sources":[]}"#
         );
     }
 

@@ -1,0 +1,189 @@
+// The Listen player's audio end, an AudioWorkletProcessor: a ring of the
+// node's stereo frames with its own adaptive jitter buffer, a linear
+// resampler for a browser that runs at another rate than the node, and
+// drift held by dropping or repeating single frames where the signal is
+// quiet. Used by the Listen page and the desk's Listen button.
+//
+// The main thread posts each binary WebSocket message (s16le stereo) as an
+// ArrayBuffer; the processor posts its state back about five times a second.
+"use strict";
+
+const START_TARGET_MS = 40;  // the jitter buffer's first target
+const MIN_TARGET_MS = 20;
+const MAX_TARGET_MS = 1000;
+const GROW_MS = 20;          // added on each underrun
+const SHRINK_MS = 5;         // taken off after a stable spell
+const STABLE_S = 10;         // how long without an underrun before shrinking
+const QUIET = 0.02;          // |sample| below which a frame may be dropped or repeated
+const LEVEL_WINDOW_S = 0.1;  // buffer level averaged over this for drift (up to 10 corrections a second)
+const REPORT_S = 0.2;
+
+class ListenProcessor extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    const rate = options.processorOptions.rate;
+    this.inRate = rate;
+    // Input frames per output frame (1 when the browser runs at the node's rate).
+    this.step = rate / sampleRate;
+    this.capacity = 1 << Math.ceil(Math.log2(rate * 4)); // 4 s of frames
+    this.mask = this.capacity - 1;
+    this.left = new Float32Array(this.capacity);
+    this.right = new Float32Array(this.capacity);
+    this.written = 0;       // input frames written, ever
+    this.pos = 0;           // read position in input frames (fractional)
+    this.target = START_TARGET_MS;
+    this.playing = false;
+    this.underruns = 0;
+    this.drops = 0;
+    this.repeats = 0;
+    this.overflows = 0;
+    this.pending = 0;       // > 0: frames to drop soon, < 0: frames to repeat
+    this.skips = 0;
+    this.pendingAge = 0;
+    this.levelSum = 0;
+    this.levelCount = 0;
+    this.stableFrames = 0;
+    this.sinceReport = 0;
+    this.lastLevel = 0;
+    this.port.onmessage = (e) => this.receive(e.data);
+  }
+
+  ms(frames) { return frames * 1000 / this.inRate; }
+  frames(ms) { return ms * this.inRate / 1000; }
+  buffered() { return this.written - this.pos; }
+
+  receive(buffer) {
+    if (!(buffer instanceof ArrayBuffer)) return;
+    const pcm = new Int16Array(buffer);
+    const n = pcm.length >> 1;
+    for (let k = 0; k < n; k++) {
+      const i = (this.written + k) & this.mask;
+      this.left[i] = pcm[2 * k] / 32768;
+      this.right[i] = pcm[2 * k + 1] / 32768;
+    }
+    this.written += n;
+    // Far more than the ring holds (the tab slept): keep the newest.
+    if (this.buffered() > this.capacity - 1024) {
+      this.pos = this.written - this.frames(this.target);
+      this.overflows++;
+    }
+  }
+
+  process(_inputs, outputs) {
+    const out = outputs[0];
+    const l = out[0];
+    const r = out[1] || out[0];
+    const n = l.length;
+    if (!this.playing && this.buffered() >= this.frames(this.target)) {
+      // Start (again) with the target buffered, not with whatever piled up
+      // while the player was starting or waiting.
+      this.pos = Math.max(this.pos, this.written - this.frames(this.target));
+      this.playing = true;
+      this.levelSum = 0;
+      this.levelCount = 0;
+    }
+    let k = 0;
+    if (this.playing) {
+      let corrected = false; // at most one dropped or repeated frame a quantum
+      for (; k < n; k++) {
+        const i = Math.floor(this.pos);
+        if (i + 1 >= this.written) {
+          this.underrun();
+          break;
+        }
+        const f = this.pos - i;
+        const a = i & this.mask;
+        const b = (i + 1) & this.mask;
+        const lv = f === 0 ? this.left[a] : this.left[a] + (this.left[b] - this.left[a]) * f;
+        const rv = f === 0 ? this.right[a] : this.right[a] + (this.right[b] - this.right[a]) * f;
+        l[k] = lv;
+        if (r !== l) r[k] = rv;
+        let advance = this.step;
+        if (this.pending !== 0 && !corrected &&
+            (Math.abs(lv) + Math.abs(rv) < QUIET || this.pendingAge > 4 * n)) {
+          // Drop: skip a frame. Repeat: stay on this one for one more frame.
+          if (this.pending > 0) {
+            advance += 1; this.drops++; this.pending--;
+          } else {
+            advance = 0; this.repeats++; this.pending++;
+          }
+          corrected = true;
+          this.pendingAge = 0;
+        }
+        this.pos += advance;
+      }
+      if (this.pending !== 0) this.pendingAge += n;
+    }
+    for (; k < n; k++) {
+      l[k] = 0;
+      if (r !== l) r[k] = 0;
+    }
+    if (this.playing) this.steer(n);
+    this.sinceReport += n;
+    if (this.sinceReport >= REPORT_S * sampleRate) {
+      this.sinceReport = 0;
+      this.port.postMessage({
+        type: "stats",
+        buffered_ms: this.ms(Math.max(0, this.buffered())),
+        level_ms: this.lastLevel,
+        target_ms: this.target,
+        underruns: this.underruns,
+        drops: this.drops,
+        repeats: this.repeats,
+        overflows: this.overflows,
+        skips: this.skips,
+        received_frames: this.written,
+        rendered_frames: currentFrame,
+        playing: this.playing,
+      });
+    }
+    return true;
+  }
+
+  // Out of frames: silence until the buffer holds the (larger) target again.
+  underrun() {
+    this.underruns++;
+    this.playing = false;
+    this.pending = 0;
+    this.target = Math.min(MAX_TARGET_MS, this.target + GROW_MS);
+    this.stableFrames = 0;
+    // Start again from the last whole frame received.
+    this.pos = Math.max(Math.floor(this.pos), this.written - 1);
+  }
+
+  // Holds the average level near the target (drift between the node's and
+  // the sound card's clocks), and lowers the target after a stable spell.
+  steer(n) {
+    this.levelSum += this.buffered();
+    this.levelCount++;
+    this.stableFrames += n;
+    if (this.stableFrames >= STABLE_S * sampleRate && this.target > MIN_TARGET_MS) {
+      this.target = Math.max(MIN_TARGET_MS, this.target - SHRINK_MS);
+      this.stableFrames = 0;
+    }
+    if (this.levelCount * n < LEVEL_WINDOW_S * sampleRate) return;
+    const level = this.ms(this.levelSum / this.levelCount);
+    this.lastLevel = level;
+    this.levelSum = 0;
+    this.levelCount = 0;
+    // A band wide enough that arrival jitter alone never triggers a
+    // correction; one frame per ms off, at most 30 in a window (0.6 %).
+    const band = Math.max(10, this.target / 2);
+    if (level > this.target + Math.max(200, 2 * this.target)) {
+      // Far too much (a burst after a stall): jump to the newest audio.
+      this.pos = this.written - this.frames(this.target);
+      this.pending = 0;
+      this.skips++;
+    } else if (level > this.target + band) {
+      this.pending = Math.min(30, Math.ceil(level - this.target - band));
+      this.pendingAge = 0;
+    } else if (level < this.target - band / 2 && level > 0) {
+      this.pending = -Math.min(30, Math.ceil(this.target - band / 2 - level));
+      this.pendingAge = 0;
+    } else {
+      this.pending = 0;
+    }
+  }
+}
+
+registerProcessor("audiomix-listener", ListenProcessor);

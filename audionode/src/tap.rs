@@ -1,0 +1,65 @@
+//! The tap: the one thread that reads the mixing thread's block ring and
+//! hands the mix to everyone else who consumes it as a stream of samples:
+//! the TCP clients of `--tcp-listen` and the WebSocket listeners of the
+//! control surface ([`Listeners`]).
+//!
+//! It polls the ring once a block, so the mixing thread never wakes it
+//! with a system call; it never waits on a consumer either (the TCP server
+//! disconnects a client that falls behind, listeners are dropped), so the
+//! ring drains at the mix's pace whatever the consumers do.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use proto::message::encode_samples;
+use proto::TcpServer;
+
+use crate::control::listen::Listeners;
+
+/// Who the tap hands the mix to.
+pub struct TapSinks {
+    /// The TCP clients, with `--tcp-listen`: one Samples message per poll.
+    pub tcp: Option<TcpServer>,
+    /// The WebSocket listeners, with the control surface.
+    pub listeners: Option<Arc<Listeners>>,
+}
+
+/// Starts the tap thread: every `interval` it takes what the block ring
+/// holds and hands it to `sinks`. It ends when `stop` is set and the ring
+/// is empty.
+pub fn spawn(
+    mut blocks: rtrb::Consumer<i16>,
+    sinks: TapSinks,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new().name("tap".into()).spawn(move || {
+        let mut samples: Vec<i16> = Vec::with_capacity(blocks.buffer().capacity());
+        let mut message = Vec::new();
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            // Whole stereo frames only: a block is always pushed whole.
+            let n = blocks.slots() & !1;
+            if n > 0 {
+                if let Ok(chunk) = blocks.read_chunk(n) {
+                    samples.clear();
+                    samples.extend(chunk);
+                    if let Some(server) = &sinks.tcp {
+                        message.clear();
+                        encode_samples(&samples, &mut message);
+                        // Never blocks: a client that falls behind is disconnected.
+                        let _ = server.broadcast(&message);
+                    }
+                    if let Some(listeners) = &sinks.listeners {
+                        listeners.publish(&samples);
+                    }
+                }
+            } else if stopping {
+                break;
+            }
+            thread::sleep(interval);
+        }
+    })
+}
