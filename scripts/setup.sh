@@ -5,7 +5,9 @@
 #   libasound2-dev, pkg-config   cpal's ALSA backend (build)
 #   pulseaudio, pulseaudio-utils headless playback/capture tests (null sink, parec)
 #   libasound2-plugins           ALSA "pulse" plugin so cpal's ALSA default reaches PulseAudio
-#   chromium, chromium-driver    the mixing desk's browser test (headless, driven over WebDriver)
+#   chromium, chromium-driver    the browser tests (desk, Listen and Send pages; driven over WebDriver)
+#   xvfb                         a virtual display for the browser tests that play or capture audio
+#                                (headless Chromium does not play through PulseAudio)
 #   fonts-dejavu-core            the font scripts/bench.sh's PNG plots are labelled with
 #   ffmpeg                       third-party RTP sender in the RTP peer tests (ffmpeg -f rtp); FLAC/Ogg/MP3/AIFF fixtures of the streamer format tests
 #   gstreamer1.0-tools           gst-launch-1.0, third-party RTP sender/receiver in the RTP peer tests
@@ -21,6 +23,7 @@ packages=(
   libasound2-plugins
   chromium
   chromium-driver
+  xvfb
   fonts-dejavu-core
   ffmpeg
   gstreamer1.0-tools

@@ -221,7 +221,7 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
         .build()
         .unwrap();
     let mark = runtime.block_on(async {
-        let driver = Driver::start();
+        let driver = Driver::start_audible();
         let extra = ["--autoplay-policy=no-user-gesture-required".to_string()];
         let page = open_browser_with(&driver, &dir.join("profile"), &extra).await;
         page.goto(&format!("http://{api}/listen")).await.unwrap();

@@ -93,9 +93,11 @@ fn fft(re: &mut [f64], im: &mut [f64], inverse: bool) {
 }
 
 /// The lag `d` that best lines `file[n]` up with `rec[n + d]` (by
-/// cross-correlation), and the part of the file the recording holds (its
-/// ends, where the stream started and stopped, left out).
-fn align(rec: &[f64], file: &[f64]) -> (usize, usize, usize) {
+/// cross-correlation; negative when the mix holds the file from past its
+/// start, as when the fake microphone started before the page sent), and
+/// the part of the file the recording holds (its ends, where the stream
+/// started and stopped, left out).
+fn align(rec: &[f64], file: &[f64]) -> (i64, usize, usize) {
     let n = (rec.len() + file.len()).next_power_of_two();
     let (mut ar, mut ai) = (vec![0.0; n], vec![0.0; n]);
     let (mut br, mut bi) = (vec![0.0; n], vec![0.0; n]);
@@ -110,12 +112,25 @@ fn align(rec: &[f64], file: &[f64]) -> (usize, usize, usize) {
         ai[k] = i;
     }
     fft(&mut ar, &mut ai, true);
-    let lag = (0..rec.len())
+    // Index x of the circular correlation is lag x, or x − n past the middle.
+    let lag = (0..n)
         .max_by(|&x, &y| ar[x].total_cmp(&ar[y]))
+        .map(|x| {
+            if x > n / 2 {
+                x as i64 - n as i64
+            } else {
+                x as i64
+            }
+        })
         .unwrap();
+    let at = |k: usize| usize::try_from(k as i64 + lag).ok();
     // Where the aligned recording is not silent: the file's part that was sent.
     let loud: Vec<usize> = (0..file.len())
-        .filter(|&k| rec.get(k + lag).is_some_and(|x| x.abs() > 1.0))
+        .filter(|&k| {
+            at(k)
+                .and_then(|i| rec.get(i))
+                .is_some_and(|x| x.abs() > 1.0)
+        })
         .collect();
     let margin = (RATE / 20) as usize; // 50 ms
     let (first, last) = (loud[0] + margin, loud[loud.len() - 1] - margin);
@@ -140,13 +155,7 @@ fn correlation(x: &[f64], y: &[f64]) -> f64 {
 /// the mix within 300 samples of the overall `lag` (drift control moves
 /// the audio by single samples; a piece it moved is found a few samples
 /// off), with that piece's own lag.
-fn pieces_found(
-    rec: &[f64],
-    file: &[f64],
-    lag: usize,
-    first: usize,
-    last: usize,
-) -> Vec<(i64, f64)> {
+fn pieces_found(rec: &[f64], file: &[f64], lag: i64, first: usize, last: usize) -> Vec<(i64, f64)> {
     const PIECE: usize = (RATE / 20) as usize;
     (first..last.saturating_sub(PIECE))
         .step_by(PIECE)
@@ -154,10 +163,9 @@ fn pieces_found(
             let piece = &file[k..k + PIECE];
             (-300i64..=300)
                 .filter_map(|d| {
-                    let at = (k + lag) as i64 + d;
-                    let at = usize::try_from(at).ok()?;
+                    let at = usize::try_from(k as i64 + lag + d).ok()?;
                     let mixed = rec.get(at..at + PIECE)?;
-                    Some((lag as i64 + d, correlation(piece, mixed)))
+                    Some((lag + d, correlation(piece, mixed)))
                 })
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .unwrap_or((0, f64::NAN))
@@ -193,7 +201,7 @@ async fn a_browser_microphone_is_mixed_named_and_closed() {
     let node = audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap();
     let api = node.http_addr().unwrap();
 
-    let driver = Driver::start();
+    let driver = Driver::start_audible();
     let extra = [
         "--use-fake-ui-for-media-stream".to_string(),
         "--use-fake-device-for-media-stream".to_string(),
@@ -223,6 +231,10 @@ async fn a_browser_microphone_is_mixed_named_and_closed() {
         .as_str()
         .unwrap()
         .to_string();
+    eprintln!(
+        "page: {}",
+        js(&page, "return JSON.stringify(document.body.dataset)").await
+    );
     let level = js(&page, "return Number(document.body.dataset.peak)").await;
     assert!(level.as_f64().unwrap() > 0.01, "the meter moves: {level}");
 
@@ -238,6 +250,10 @@ async fn a_browser_microphone_is_mixed_named_and_closed() {
         .unwrap_or_else(|| panic!("{id} in {state}"))
         .clone();
     assert_eq!(source["name"], "Cello <b>&</b>");
+
+    // The whole file first: a new window busies the browser, and its
+    // capture then loses audio (measured: 100 ms at once).
+    tokio::time::sleep(Duration::from_secs_f64(SECONDS + 0.5)).await;
     let sender = page.window().await.unwrap();
     let desk = page.new_window(false).await.unwrap();
     page.switch_to_window(desk.handle).await.unwrap();
@@ -253,9 +269,7 @@ async fn a_browser_microphone_is_mixed_named_and_closed() {
     .await;
     page.close_window().await.unwrap();
     page.switch_to_window(sender).await.unwrap();
-
-    // The whole file, then close the page.
-    tokio::time::sleep(Duration::from_secs_f64(SECONDS + 0.5)).await;
+    // Close the page.
     page.close_window().await.unwrap();
     let log2 = log.clone();
     let id2 = id.clone();

@@ -33,28 +33,98 @@ pub fn browser_available() -> bool {
     present
 }
 
-/// A chromedriver on an ephemeral port, killed on drop.
+pub const XVFB: &str = "/usr/bin/Xvfb";
+
+/// A chromedriver on an ephemeral port, killed on drop; with an X display
+/// of its own for browsers that must make sound.
 pub struct Driver {
     child: Child,
     pub url: String,
+    display: Option<Xvfb>,
+}
+
+/// A virtual X server on a free display, killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    /// Headless Chromium renders audio into a fake output device whose
+    /// clock runs slow and unevenly on a loaded machine; a browser with a
+    /// (virtual) display plays through PulseAudio like a desktop one.
+    fn start() -> Self {
+        use std::io::BufRead;
+        if !Path::new(XVFB).exists() {
+            let why = format!("{XVFB} is missing (scripts/setup.sh installs xvfb)");
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}");
+            }
+            panic!("{why}; the audible browser tests need it");
+        }
+        // -displayfd: Xvfb picks a free display and prints its number.
+        let mut child = Command::new(XVFB)
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("Xvfb prints its display");
+        let display = format!(":{}", line.trim());
+        assert!(display.len() > 1, "Xvfb printed no display number");
+        Self { child, display }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Driver {
+    /// For browsers without a display (`--headless=new`).
     pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// For browsers that play or capture audio: on a virtual display, so
+    /// their audio goes through PulseAudio in real time.
+    pub fn start_audible() -> Self {
+        Self::start_on(Some(Xvfb::start()))
+    }
+
+    fn start_on(display: Option<Xvfb>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(CHROMEDRIVER)
+        let mut command = Command::new(CHROMEDRIVER);
+        command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+            .stderr(Stdio::null());
+        if let Some(x) = &display {
+            command.env("DISPLAY", &x.display);
+        }
+        let child = command.spawn().expect("start chromedriver");
         let driver = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            display,
         };
         let status = SocketAddr::from(([127, 0, 0, 1], port));
         wait_for("chromedriver to listen", || {
@@ -102,22 +172,23 @@ pub async fn open_browser(driver: &Driver, profile: &Path) -> Client {
 
 /// Like `open_browser`, with more command-line switches for chromium.
 pub async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]) -> Client {
-    let mut args = vec![
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--window-size=1000,760",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
+    let headless = driver.display.is_none().then_some("--headless=new");
+    let mut args = headless
+        .into_iter()
+        .chain([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--window-size=1000,760",
+        ])
+        .map(String::from)
+        .collect::<Vec<_>>();
     args.push(format!("--user-data-dir={}", profile.display()));
     args.extend(extra.iter().cloned());
     let mut caps = serde_json::Map::new();
