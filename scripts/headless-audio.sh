@@ -64,10 +64,14 @@ if ! running; then
   # Not answering: a stale socket or pid file (a killed daemon, possibly
   # still a zombie) must not block the new one.
   rm -f "$socket" "$dir/pulse/pid"
+  # The server's default rate is the sink's: clients that open a stream at
+  # the server's default (Chromium does) then play without resampling.
+  mkdir -p "$dir/config/pulse"
+  printf 'default-sample-rate = %s\n' "$rate" > "$dir/config/pulse/daemon.conf"
   # -n: no default.pa (no hardware probing, nothing else loaded).
   # --exit-idle-time=-1: stay up between test runs.
   # Its exit status is not trusted; whether the server answers is.
-  (cd "$dir" && "${pulse_env[@]}" pulseaudio -n --daemonize=yes --exit-idle-time=-1 \
+  (cd "$dir" && "${pulse_env[@]}" PULSE_CONFIG="$dir/config/pulse/daemon.conf" pulseaudio -n --daemonize=yes --exit-idle-time=-1 \
     --use-pid-file=yes --log-target="file:$dir/pulse.log" \
     --load="module-null-sink sink_name=$sink rate=$rate channels=2 sink_properties=device.description=audiomix-null" \
     --load="module-native-protocol-unix socket=$socket auth-anonymous=1") || true
