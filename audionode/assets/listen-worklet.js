@@ -15,7 +15,12 @@ const GROW_MS = 20;          // added on each underrun
 const SHRINK_MS = 5;         // taken off after a stable spell
 const STABLE_S = 10;         // how long without an underrun before shrinking
 const QUIET = 0.02;          // |sample| below which a frame may be dropped or repeated
-const LEVEL_WINDOW_S = 0.1;  // buffer level averaged over this for drift (up to 10 corrections a second)
+// Drift is steered on the buffer's low-water mark over a second: WebSocket
+// messages arrive in bursts, which raise the average level but not the
+// margin the buffer really has, and two clocks on one machine (or two
+// crystals) differ by well under 0.1 %.
+const LEVEL_WINDOW_S = 1.0;
+const MAX_CORRECTIONS = 20;  // frames dropped or repeated per window (0.04 % at 48 kHz)
 const REPORT_S = 0.2;
 
 class ListenProcessor extends AudioWorkletProcessor {
@@ -40,8 +45,9 @@ class ListenProcessor extends AudioWorkletProcessor {
     this.pending = 0;       // > 0: frames to drop soon, < 0: frames to repeat
     this.skips = 0;
     this.pendingAge = 0;
-    this.levelSum = 0;
+    this.levelMin = 0;
     this.levelCount = 0;
+    this.window = LEVEL_WINDOW_S;
     this.stableFrames = 0;
     this.sinceReport = 0;
     this.lastLevel = 0;
@@ -79,8 +85,10 @@ class ListenProcessor extends AudioWorkletProcessor {
       // while the player was starting or waiting.
       this.pos = Math.max(this.pos, this.written - this.frames(this.target));
       this.playing = true;
-      this.levelSum = 0;
       this.levelCount = 0;
+      // The first look comes soon: messages queued while the player was
+      // starting may still be arriving, and are best jumped over at once.
+      this.window = 0.1;
     }
     let k = 0;
     if (this.playing) {
@@ -154,31 +162,34 @@ class ListenProcessor extends AudioWorkletProcessor {
   // Holds the average level near the target (drift between the node's and
   // the sound card's clocks), and lowers the target after a stable spell.
   steer(n) {
-    this.levelSum += this.buffered();
+    const now = this.buffered();
+    this.levelMin = this.levelCount === 0 ? now : Math.min(this.levelMin, now);
     this.levelCount++;
     this.stableFrames += n;
     if (this.stableFrames >= STABLE_S * sampleRate && this.target > MIN_TARGET_MS) {
       this.target = Math.max(MIN_TARGET_MS, this.target - SHRINK_MS);
       this.stableFrames = 0;
     }
-    if (this.levelCount * n < LEVEL_WINDOW_S * sampleRate) return;
-    const level = this.ms(this.levelSum / this.levelCount);
+    if (this.levelCount * n < this.window * sampleRate) return;
+    this.window = LEVEL_WINDOW_S;
+    const level = this.ms(this.levelMin);
     this.lastLevel = level;
-    this.levelSum = 0;
     this.levelCount = 0;
-    // A band wide enough that arrival jitter alone never triggers a
-    // correction; one frame per ms off, at most 30 in a window (0.6 %).
     const band = Math.max(10, this.target / 2);
-    if (level > this.target + Math.max(200, 2 * this.target)) {
-      // Far too much (a burst after a stall): jump to the newest audio.
+    if (level > this.target + Math.max(50, this.target)) {
+      // Far too much even at its lowest (what piled up while starting, a
+      // burst after a stall): one jump to the newest audio, rather than
+      // minutes of extra latency worked off a frame at a time.
       this.pos = this.written - this.frames(this.target);
       this.pending = 0;
       this.skips++;
     } else if (level > this.target + band) {
-      this.pending = Math.min(30, Math.ceil(level - this.target - band));
+      this.pending = Math.min(MAX_CORRECTIONS, Math.ceil(this.frames(level - this.target - band)));
       this.pendingAge = 0;
-    } else if (level < this.target - band / 2 && level > 0) {
-      this.pending = -Math.min(30, Math.ceil(this.target - band / 2 - level));
+    } else if (level < this.target / 2 && level > 0) {
+      // The low-water mark sits below the start level by the arrival
+      // jitter; only a margin under half the target is worth a correction.
+      this.pending = -Math.min(MAX_CORRECTIONS, Math.ceil(this.frames(this.target / 2 - level)));
       this.pendingAge = 0;
     } else {
       this.pending = 0;
