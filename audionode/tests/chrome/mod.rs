@@ -196,11 +196,25 @@ pub async fn open_browser_with(driver: &Driver, profile: &Path, extra: &[String]
         "goog:chromeOptions".into(),
         json!({ "binary": CHROMIUM, "args": args }),
     );
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a chromium session")
+    // chromedriver now and then resets the connection of a new session
+    // while it starts a browser (seen once in CI with three tests starting
+    // theirs at once); that is the harness, not the page under test.
+    let mut attempt = 1;
+    loop {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&driver.url)
+            .await
+        {
+            Ok(client) => return client,
+            Err(e) if attempt < 3 => {
+                eprintln!("chromium session, attempt {attempt}: {e}; trying again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("a chromium session: {e}"),
+        }
+    }
 }
 
 /// Runs `script` in `page` and returns its value.
