@@ -508,7 +508,8 @@ async fn the_desk_an_operator_can_trust() {
     wait_js(
         &page,
         "the named strip",
-        &format!("return !!{named} && {named}.parentElement.lastElementChild === {named}"),
+        // With its name drawn: the strip can appear a tick before its name.
+        &format!("return !!{named} && {named}.parentElement.lastElementChild === {named} && {named}.querySelector('.name').innerText.trim() !== ''"),
     )
     .await;
     let labels = js(
