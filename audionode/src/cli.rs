@@ -125,7 +125,7 @@ pub struct Args {
     pub sdp_file: Option<PathBuf>,
 
     /// Real-time (SCHED_FIFO) priority of the mixing thread, 1-99, or 0 for
-    /// normal scheduling. Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; when
+    /// normal scheduling (--tcp-source threads run one step below it). Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; when
     /// not permitted the node says so once and mixes at normal priority.
     #[arg(long, value_name = "PRIORITY", default_value_t = 10,
           value_parser = clap::value_parser!(u8).range(0..=99))]

@@ -271,6 +271,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             ring,
             epoch,
             Arc::clone(&stop),
+            config.rt_priority,
         )?);
         tcp_in.push(rx);
     }

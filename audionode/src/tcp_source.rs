@@ -197,16 +197,30 @@ pub fn check_spec(spec: &Spec, rate: u32) -> Result<(), String> {
 
 /// Starts the thread that pulls `server` until `stop` is set, handing
 /// packets to `ring`; `epoch` is the node's time zero.
+///
+/// With `rt_priority` (the mixing thread's, when it has one) the thread
+/// runs under `SCHED_FIFO` one step below the mixing thread: its handover
+/// is on a deadline schedule, and a normal thread on a busy machine can be
+/// held off the CPU for longer than the jitter target (measured on a
+/// loaded 2-core machine: packets late and the source re-anchored). It
+/// sleeps or blocks on its socket between packets, so it cannot starve
+/// anything.
 pub fn spawn(
     server: String,
     rate: u32,
     ring: rtrb::Producer<TcpPacket>,
     epoch: Instant,
     stop: Arc<AtomicBool>,
+    rt_priority: Option<u8>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("tcp-source-{server}"))
         .spawn(move || {
+            if let Some(priority) = rt_priority {
+                // Refused without the privilege: the mixing thread's own
+                // promotion already said so once.
+                let _ = crate::realtime::promote_current_thread(priority.saturating_sub(1).max(1));
+            }
             let mut handover = Handover {
                 ring,
                 epoch,

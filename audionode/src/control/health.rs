@@ -120,8 +120,11 @@ impl History {
         Self { checkpoints }
     }
 
-    /// Takes the counters at node time `at` and judges the window ending there.
-    pub(crate) fn update(&mut self, at: Duration, stats: &SourceStats) -> Health {
+    /// Takes the counters at node time `at` and returns what the window
+    /// ending there holds. Only counters are compared here (20 times a
+    /// second for every source); the verdict's words are written when a
+    /// client asks for them ([`Verdict::health`]).
+    pub(crate) fn update(&mut self, at: Duration, stats: &SourceStats) -> Verdict {
         let now = Counts::of(stats);
         let newest = self.checkpoints.back().map_or(Duration::ZERO, |c| c.0);
         if at.saturating_sub(newest) >= CHECKPOINT {
@@ -133,15 +136,32 @@ impl History {
             self.checkpoints.pop_front();
         }
         let base = self.checkpoints.front().map_or(Counts::default(), |c| c.1);
-        let mut health = assess(&now.since(&base));
-        if stats.rate_mismatch_hz > 0 {
+        Verdict {
+            window: now.since(&base),
+            rate_mismatch_hz: stats.rate_mismatch_hz,
+        }
+    }
+}
+
+/// What one source's window holds: the counters behind its health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    window: Counts,
+    rate_mismatch_hz: u32,
+}
+
+impl Verdict {
+    /// The health these counters make, with one reason per counter.
+    pub(crate) fn health(&self) -> Health {
+        let mut health = assess(&self.window);
+        if self.rate_mismatch_hz > 0 {
             // Not a window's count: a wrong setting, bad for as long as it lasts.
             health.level = Level::Bad;
             health.reasons.insert(
                 0,
                 format!(
                     "rate mismatch: the sender runs at ~{} Hz (set the same --sample-rate on both)",
-                    stats.rate_mismatch_hz
+                    self.rate_mismatch_hz
                 ),
             );
         }
@@ -212,7 +232,7 @@ mod tests {
         let mut t = 0;
         // 3 s of clean audio, 100 packets a second.
         while t <= 3_000 {
-            assert_eq!(h.update(at(t), &clean(t / 10)).level, Level::Good);
+            assert_eq!(h.update(at(t), &clean(t / 10)).health().level, Level::Good);
             t += 50;
         }
         // A burst: 312 packets overflow.
@@ -221,7 +241,7 @@ mod tests {
             overflow: 312,
             ..Default::default()
         };
-        let health = h.update(at(3_050), &burst);
+        let health = h.update(at(3_050), &burst).health();
         assert_eq!(health.level, Level::Bad);
         assert_eq!(health.reasons, ["overflow: 312 packets in the last 10 s"]);
         // Still bad 9.5 s later, good by 10.5 s later.
@@ -230,7 +250,7 @@ mod tests {
         let mut good_at = None;
         while t <= 15_000 {
             after.received += 5;
-            let level = h.update(at(t), &after).level;
+            let level = h.update(at(t), &after).health().level;
             if t <= 12_550 {
                 assert_eq!(level, Level::Bad, "at {t} ms");
             }

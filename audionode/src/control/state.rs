@@ -16,7 +16,7 @@ use crate::nodecore::source_id::SourceId;
 use crate::stats::Meters;
 use crate::stats::{NodeSnapshot, SourceStats};
 
-use super::health::{Health, History};
+use super::health::{Health, History, Verdict};
 use super::listen::ListenCounts;
 
 /// Largest linear volume (master or source): +6 dB.
@@ -438,7 +438,7 @@ struct Entry {
     peak: f32,
     input_peak: f32,
     history: History,
-    health: Health,
+    verdict: Verdict,
     name: SourceName,
     channels: u8,
     from: SocketAddr,
@@ -710,7 +710,7 @@ impl ControlState {
             peak: 0.0,
             input_peak: 0.0,
             history: History::new(self.at),
-            health: Health::default(),
+            verdict: Verdict::default(),
         };
         let source = view(info.id, &entry);
         self.sources.insert(info.id, entry);
@@ -743,12 +743,12 @@ impl ControlState {
         snapshot: NodeSnapshot,
         meters: &Meters,
         input_peaks: &[(SourceId, f32)],
-    ) -> ServerMessage {
+    ) {
         self.at = at;
         for (addr, stats) in &snapshot.sources {
             if let Some(e) = self.sources.get_mut(addr) {
                 e.stats = *stats;
-                e.health = e.history.update(at, stats);
+                e.verdict = e.history.update(at, stats);
             }
         }
         for (addr, peak) in &meters.sources {
@@ -763,6 +763,12 @@ impl ControlState {
         }
         self.snapshot = snapshot;
         self.out = (meters.left, meters.right, meters.clipped);
+    }
+
+    /// The meters message of the latest tick: every source of `meters`
+    /// with its levels, health and counters. Built only when a client
+    /// listens (hundreds of KB at 2000 sources).
+    pub fn meters_message(&self, meters: &Meters) -> ServerMessage {
         ServerMessage::Meters {
             left: meters.left,
             right: meters.right,
@@ -777,7 +783,7 @@ impl ControlState {
                         id: addr.to_string(),
                         peak: e.peak,
                         input_peak: e.input_peak,
-                        health: e.health.clone(),
+                        health: e.verdict.health(),
                         stats: StatsView::from(&e.stats),
                     })
                 })
@@ -802,7 +808,7 @@ fn view(addr: SourceId, e: &Entry) -> SourceView {
         solo: e.controls.solo,
         peak: e.peak,
         input_peak: e.input_peak,
-        health: e.health.clone(),
+        health: e.verdict.health(),
         stats: StatsView::from(&e.stats),
     }
 }
@@ -1040,9 +1046,8 @@ mod tests {
             sources: vec![(addr, 0.0)],
             ..Default::default()
         };
-        let json = s
-            .tick(Duration::from_secs(1), snapshot, &meters, &[(addr, 0.25)])
-            .to_json();
+        s.tick(Duration::from_secs(1), snapshot, &meters, &[(addr, 0.25)]);
+        let json = s.meters_message(&meters).to_json();
         assert!(json.contains(r#""peak":0.0,"input_peak":0.25,"health":{"level":"bad","reasons":["overflow: 312 packets in the last 10 s"]}"#), "{json}");
         assert!(
             json.contains(r#""overflow":312"#) && json.contains(r#""drift_drops":3"#),

@@ -201,6 +201,16 @@ impl JitterBuffer {
         peak
     }
 
+    /// Starts loading the next `frames` samples the reader will take into
+    /// the CPU's cache (see [`super::prefetch`]); changes nothing.
+    #[inline]
+    pub fn prefetch_next(&self, frames: usize) {
+        let start = ((self.read_pos + self.skew) & self.mask) as usize;
+        let first = frames.min(self.ring.len() - start);
+        super::prefetch::prefetch(&self.ring[start..start + first]);
+        super::prefetch::prefetch(&self.ring[..(frames - first).min(self.ring.len())]);
+    }
+
     /// Moves `out.len()` samples from timeline position `pos` into `out`,
     /// leaving silence behind for the ring's next lap; returns their peak
     /// magnitude. At most two contiguous runs of the ring, each a plain

@@ -27,6 +27,7 @@ pub mod name;
 mod node_core;
 pub mod pool;
 pub mod positions;
+mod prefetch;
 pub mod source;
 pub mod source_id;
 pub mod stats;

@@ -722,6 +722,17 @@ impl Source {
         self.drift = new_drift_control(&self.params, self.target_frames);
     }
 
+    /// Starts loading the samples the next [`Source::read_block`] of
+    /// `frames` frames will read (two more, for drift corrections) into
+    /// the CPU's cache.
+    #[inline]
+    pub fn prefetch_block(&self, frames: usize) {
+        self.buffer.prefetch_next(frames + 2);
+        if let Some(right) = &self.right {
+            right.prefetch_next(frames + 2);
+        }
+    }
+
     /// Plays the next block of this source into `out`; returns the block's
     /// peak magnitude (0..=32768).
     ///
