@@ -722,6 +722,19 @@ impl Source {
         self.drift = new_drift_control(&self.params, self.target_frames);
     }
 
+    /// Starts loading what [`Source::read_block`] reads of this source's
+    /// state (the drift controller and the buffers' positions) into the
+    /// CPU's cache.
+    #[inline]
+    pub fn prefetch_state(&self) {
+        use super::prefetch::prefetch;
+        prefetch(std::slice::from_ref(&self.drift));
+        prefetch(std::slice::from_ref(&self.buffer));
+        prefetch(std::slice::from_ref(&self.right));
+        prefetch(std::slice::from_ref(&self.frame_offset));
+        prefetch(std::slice::from_ref(&self.channels));
+    }
+
     /// Starts loading the samples the next [`Source::read_block`] of
     /// `frames` frames will read (two more, for drift corrections) into
     /// the CPU's cache.
