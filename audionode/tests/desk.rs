@@ -646,7 +646,7 @@ async fn the_desk_an_operator_can_trust() {
         &page,
         "const strips = [...document.querySelectorAll('.strip')]; \
          const wide = strips.filter(s => s.getBoundingClientRect().right > innerWidth + 0.5).map(s => s.dataset.id || 'master'); \
-         const small = [...document.querySelectorAll('.strip button, .strip input, .strip .fader, #filter, #sort')] \
+         const small = [...document.querySelectorAll('.strip button, .strip input, .strip .fader, #filter, #sort, #listen-toggle')] \
            .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.width < 44 || r.height < 44); }) \
            .map(e => e.className || e.id); \
          const broken = [...document.querySelectorAll('.strip .name span')].filter(s => s.getClientRects().length !== 1).map(s => s.textContent); \
