@@ -2,13 +2,24 @@
 // 16-bit packets of 10 ms at the node's rate out (to the page, which sends
 // them). When the browser runs the context at another rate than the
 // node's, the samples are resampled here by linear interpolation.
+//
+// Packets travel to the page in buffers that the page hands back once it
+// has sent them, so in steady state the audio thread allocates nothing
+// (a buffer is made only while all of the pool is with the page).
+const POOL = 8;
+
 class SendCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const o = options.processorOptions;
     this.step = o.inRate / o.outRate; // input samples per output sample
     this.size = o.samples;
-    this.packet = new Int16Array(this.size);
+    this.free = [];
+    for (let i = 0; i < POOL; i++) this.free.push(new Int16Array(this.size));
+    this.packet = this.free.pop();
+    this.port.onmessage = (e) => {
+      if (e.data instanceof Int16Array && e.data.length === this.size) this.free.push(e.data);
+    };
     this.fill = 0;
     this.pos = 0; // next output's position in the current block (-1: the last block's last sample)
     this.prev = 0;
@@ -22,9 +33,10 @@ class SendCapture extends AudioWorkletProcessor {
     this.packet[this.fill++] = Math.round(s < 0 ? s * 32768 : s * 32767);
     if (this.fill === this.size) {
       const samples = this.packet;
-      // The buffer moves to the page (and is empty here afterwards).
+      // The buffer moves to the page (and is empty here afterwards); the
+      // page sends it back.
       this.port.postMessage({ samples, peak: this.peak }, [samples.buffer]);
-      this.packet = new Int16Array(this.size);
+      this.packet = this.free.pop() || new Int16Array(this.size);
       this.fill = 0;
       this.peak = 0;
     }

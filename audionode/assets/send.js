@@ -98,7 +98,11 @@ async function start() {
       numberOfOutputs: 1,
       processorOptions: { inRate: s.ctx.sampleRate, outRate: nodeRate, samples: s.packetSamples },
     });
-    capture.port.onmessage = (e) => sendPacket(s, e.data);
+    capture.port.onmessage = (e) => {
+      sendPacket(s, e.data);
+      // The buffer goes back to the worklet's pool.
+      capture.port.postMessage(e.data.samples, [e.data.samples.buffer]);
+    };
     source.connect(capture);
     // Pulled by the destination; it outputs silence.
     capture.connect(s.ctx.destination);
