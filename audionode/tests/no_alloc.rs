@@ -85,6 +85,7 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
                 drift_warmup: 100,
                 drift_band_ms: 3.0,
                 events_per_second: 20,
+                plc: proto::plc::PlcMode::Predict,
             },
             timeout: Duration::from_secs(1),
             max_sources: SOURCES,

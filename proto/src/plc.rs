@@ -176,8 +176,10 @@ impl Concealer {
             PlcMode::Off => {}
             PlcMode::Repeat => {
                 let p = packet.clamp(1, n);
-                self.cycle[..p].copy_from_slice(&h[n - p..]);
-                self.period = p;
+                if h[n - p..].iter().any(|&x| x != 0.0) {
+                    self.cycle[..p].copy_from_slice(&h[n - p..]);
+                    self.period = p;
+                }
             }
             PlcMode::Predict => {
                 let Some(p) = self.pitch() else { return };
@@ -248,18 +250,16 @@ impl Concealer {
     }
 
     /// Plays the next `out.len()` samples of the gap; returns how many of
-    /// them were concealed (played before the gap's silence began).
+    /// them were concealed (played before the gap's silence began; none
+    /// when off or when the history was silent).
     pub fn fill(&mut self, out: &mut [f32]) -> usize {
         let run = self.run.get_or_insert(0);
         let start = *run;
         *run += out.len();
         if self.period == 0 {
+            // Off, or nothing to continue: silence, not concealment.
             out.fill(0.0);
-            return if self.mode == PlcMode::Off {
-                0
-            } else {
-                out.len().min(self.fade_end.saturating_sub(start))
-            };
+            return 0;
         }
         let span = (self.fade_end - self.hold) as f32;
         for (i, o) in out.iter_mut().enumerate() {
@@ -294,7 +294,9 @@ mod tests {
 
     fn tone(n: usize, hz: f32, amp: f32) -> Vec<f32> {
         (0..n)
-            .map(|i| (amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin()).round())
+            .map(|i| {
+                (amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin()).round()
+            })
             .collect()
     }
 
@@ -341,7 +343,8 @@ mod tests {
             let (out, counted) = conceal(mode, &signal, 8_000, 4_410);
             assert_eq!(counted, 2_205, "{mode}");
             // Loud over the first 10 ms, quieter towards 50 ms, then silent.
-            let peak = |r: std::ops::Range<usize>| out[r].iter().fold(0.0f32, |a, x| a.max(x.abs()));
+            let peak =
+                |r: std::ops::Range<usize>| out[r].iter().fold(0.0f32, |a, x| a.max(x.abs()));
             assert!(peak(0..441) > 9_000.0, "{mode}");
             assert!(peak(1_323..1_764) < peak(441..882), "{mode}");
             assert!(peak(1_764..2_205) < 2_600.0, "{mode}");
@@ -362,10 +365,12 @@ mod tests {
         let (out, counted) = conceal(PlcMode::Off, &signal, 3_000, 500);
         assert!(out.iter().all(|&x| x == 0.0));
         assert_eq!(counted, 0);
-        let (out, counted) = conceal(PlcMode::Predict, &[0.0; 4_000], 3_000, 500);
-        assert!(out.iter().all(|&x| x == 0.0));
-        // Filled (with silence: there was nothing to continue).
-        assert_eq!(counted, 500);
+        for mode in [PlcMode::Predict, PlcMode::Repeat] {
+            let (out, counted) = conceal(mode, &[0.0; 4_000], 3_000, 500);
+            assert!(out.iter().all(|&x| x == 0.0));
+            // Nothing to continue: silence, not counted as concealed.
+            assert_eq!(counted, 0);
+        }
     }
 
     #[test]

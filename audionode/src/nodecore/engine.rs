@@ -365,7 +365,8 @@ impl Engine {
         for slot in self.slots.iter_mut().flatten() {
             let loudest =
                 slot.source
-                    .read_block(&mut self.block, &mut self.block_right) as f32;
+                    .read_block(now, &mut self.block, &mut self.block_right, events)
+                    as f32;
             let c = slot.controls;
             let audible = !c.mute && (!any_solo || c.solo);
             let target = if audible {
