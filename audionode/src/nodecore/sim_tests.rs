@@ -58,13 +58,13 @@ pub(super) fn assert_same(got: &[i16], want: &[i16]) {
     assert_eq!(got.len(), want.len(), "lengths differ");
 }
 
-fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
+pub(super) fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
     let mut buf = vec![0; mono_datagram_len(samples.len())];
     encode_mono(seq, samples, &mut buf).unwrap();
     buf
 }
 
-fn chunk_time(k: usize) -> Duration {
+pub(super) fn chunk_time(k: usize) -> Duration {
     Duration::from_nanos((k * CHUNK) as u64 * 1_000_000_000 / u64::from(RATE))
 }
 
@@ -752,7 +752,7 @@ fn two_injected_old_packets_change_nothing() {
 }
 
 /// The counters in the stream's `Dropped` event.
-fn final_stats(sim: &Sim) -> crate::stats::SourceStats {
+pub(super) fn final_stats(sim: &Sim) -> crate::stats::SourceStats {
     sim.events
         .iter()
         .rev()
