@@ -71,6 +71,7 @@ impl GapFiller {
                         }
                     },
                     self.last_packet,
+                    true,
                 );
             }
             let filled = concealer.fill(&mut self.scratch) as u64;

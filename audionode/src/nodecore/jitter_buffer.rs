@@ -111,6 +111,9 @@ pub struct JitterBuffer {
     finished_len: usize,
     /// Frames filled by concealment since the buffer was made.
     concealed: u64,
+    /// Pitch searches the current read may still start (see
+    /// [`JitterBuffer::read_budgeted`]).
+    searches: u32,
     mask: i64,
     /// Added to positions before they wrap: sources at the same timeline
     /// position then read different cache sets of their rings.
@@ -151,6 +154,7 @@ impl JitterBuffer {
             finished: [Gap { pos: 0, frames: 0 }; GAPS],
             finished_len: 0,
             concealed: 0,
+            searches: 0,
             read_pos,
             write_end: read_pos,
         }
@@ -282,12 +286,27 @@ impl JitterBuffer {
         WriteOutcome::Stored
     }
 
+    /// [`JitterBuffer::read_budgeted`] with no limit on pitch searches.
+    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
+        let mut unlimited = u32::MAX;
+        self.read_budgeted(out, adjust, &mut unlimited)
+    }
+
     /// Plays one block into `out` (as f32 sample values), consuming
-    /// `adjust.consumed(out.len())` samples; gaps are concealed.
+    /// `adjust.consumed(out.len())` samples; gaps are concealed. A gap
+    /// that begins takes one of `searches` (the node's budget per block)
+    /// for its pitch search; when none is left it repeats the last packet.
     /// Returns the block's peak magnitude (0..=32768), for the meters.
     ///
     /// A `Drop` skips the block's middle sample, a `Repeat` plays it twice.
-    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
+    pub fn read_budgeted(&mut self, out: &mut [f32], adjust: Adjust, searches: &mut u32) -> u32 {
+        self.searches = *searches;
+        let peak = self.read_adjusted(out, adjust);
+        *searches = self.searches;
+        peak
+    }
+
+    fn read_adjusted(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
         let frames = out.len();
         let mid = frames / 2;
         let pos = self.read_pos;
@@ -395,7 +414,7 @@ impl JitterBuffer {
             // a write a lap ahead reused it (a source running far ahead).
             let reused_below = self.write_end - self.ring.len() as i64;
             let (ring, skew, mask) = (&self.ring, self.skew, self.mask);
-            self.concealer.start(
+            let searched = self.concealer.start(
                 |history| {
                     for (k, h) in history.iter_mut().enumerate() {
                         let p = pos - n + k as i64;
@@ -407,7 +426,11 @@ impl JitterBuffer {
                     }
                 },
                 self.last_packet,
+                self.searches > 0,
             );
+            if searched {
+                self.searches -= 1;
+            }
             self.gap = Some(Gap { pos, frames: 0 });
         }
         let filled = self.concealer.fill(out) as u64;

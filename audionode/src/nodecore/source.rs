@@ -727,8 +727,10 @@ impl Source {
     }
 
     /// Plays the next block of this source into `out`; returns the block's
-    /// peak magnitude (0..=32768). Gaps are concealed (`--plc`); each
-    /// concealed gap that ended is reported as a `Concealed` event at `now`.
+    /// peak magnitude (0..=32768). Gaps are concealed (`--plc`), a gap that
+    /// begins taking one of `searches`, the pitch searches left in this
+    /// block; each concealed gap that ended is reported as a `Concealed`
+    /// event at `now`.
     ///
     /// A stereo source plays its right channel into `out_right` with the
     /// same corrections; a mono source leaves it untouched.
@@ -737,9 +739,10 @@ impl Source {
         now: Duration,
         out: &mut [f32],
         out_right: &mut [f32],
+        searches: &mut u32,
         events: &mut Events,
     ) -> u32 {
-        let peak = self.read_channels(out, out_right);
+        let peak = self.read_channels(out, out_right, searches);
         self.report_gaps(now, events);
         peak
     }
@@ -774,12 +777,12 @@ impl Source {
         }
     }
 
-    fn read_channels(&mut self, out: &mut [f32], out_right: &mut [f32]) -> u32 {
+    fn read_channels(&mut self, out: &mut [f32], out_right: &mut [f32], searches: &mut u32) -> u32 {
         let (adjust, n) = self.drift.next_correction();
         if n <= 1 {
-            let mut peak = self.buffer.read(out, adjust);
+            let mut peak = self.buffer.read_budgeted(out, adjust, searches);
             if let Some(right) = self.right.as_mut() {
-                peak = peak.max(right.read(out_right, adjust));
+                peak = peak.max(right.read_budgeted(out_right, adjust, searches));
             }
             self.shift(adjust, 1);
             return peak;
@@ -790,9 +793,12 @@ impl Source {
         let mut peak = 0;
         for k in 0..parts {
             let range = k * len / parts..(k + 1) * len / parts;
-            peak = peak.max(self.buffer.read(&mut out[range.clone()], adjust));
+            peak = peak.max(
+                self.buffer
+                    .read_budgeted(&mut out[range.clone()], adjust, searches),
+            );
             if let Some(right) = self.right.as_mut() {
-                peak = peak.max(right.read(&mut out_right[range], adjust));
+                peak = peak.max(right.read_budgeted(&mut out_right[range], adjust, searches));
             }
         }
         self.shift(adjust, n);
