@@ -80,6 +80,7 @@ fn config(max_sources: usize) -> EngineConfig {
             drift_warmup: 100,
             drift_band_ms: 3.0,
             events_per_second: 20,
+            plc: proto::plc::PlcMode::Predict,
         },
         timeout: Duration::from_secs(3600),
         max_sources,

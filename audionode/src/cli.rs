@@ -34,6 +34,18 @@ pub struct Args {
     #[arg(long, value_name = "MS|auto")]
     pub jitter_ms: Option<String>,
 
+    /// Packet-loss concealment: how audio nobody sent in time is filled.
+    /// "predict" repeats the last pitch period, "repeat" the last packet,
+    /// both fading to silence over 50 ms; "off" plays silence. Received
+    /// audio is never changed.
+    #[arg(
+        long,
+        value_name = "off|repeat|predict",
+        default_value = "predict",
+        env = "AUDIONODE_PLC"
+    )]
+    pub plc: proto::plc::PlcMode,
+
     /// Sample rate of sources and of the mix.
     #[arg(long, default_value_t = 44_100)]
     pub sample_rate: u32,

@@ -171,6 +171,7 @@ impl Config {
                     drift_warmup: 25,
                     drift_band_ms: 3.0,
                     events_per_second: 20,
+                    plc: args.plc,
                 },
                 timeout: Duration::from_millis(args.timeout_ms),
                 max_sources: args.max_sources,

@@ -23,6 +23,9 @@ fn node(dir: &Path, name: &str, args: Args) -> (NodeHandle, std::path::PathBuf) 
         max_sources: 8,
         timeout_ms: 500,
         http: "off".into(),
+        // The recording is checked against the stems frame by frame, the
+        // end of each stream silent: no concealed fade-out tails.
+        plc: proto::plc::PlcMode::Off,
         ..args
     };
     (

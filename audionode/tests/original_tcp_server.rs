@@ -63,6 +63,8 @@ fn the_original_tcp_servers_pattern_is_mixed_exactly() {
         log_lines_per_second: 200,
         http: "off".into(),
         tcp_source: vec![server_addr.to_string()],
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();

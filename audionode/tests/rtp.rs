@@ -183,6 +183,8 @@ fn a_stereo_rtp_source_is_mixed_named_and_sent_as_rtp_exactly() {
         max_sources: 4,
         timeout_ms: 1000,
         http: "127.0.0.1:0".into(),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node = audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap();
@@ -378,6 +380,8 @@ fn start_rtp_node(
         max_sources: 4,
         timeout_ms: 500,
         http: "off".into(),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node = audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap();

@@ -333,6 +333,8 @@ fn senders_past_the_cap_are_refused_with_a_reason() {
         timeout_ms: 1000,
         http: "127.0.0.1:0".into(),
         rt_priority: 0,
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node: NodeHandle = audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap();

@@ -31,6 +31,8 @@ fn tcp_source_to_tcp_listener_is_bit_exact() {
         http: "off".into(),
         tcp_source: vec![upstream.local_addr().to_string()],
         tcp_listen: Some("127.0.0.1:0".into()),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();

@@ -219,6 +219,8 @@ fn every_destination_receives_the_same_mix() {
         max_sources: 4,
         timeout_ms: 300,
         http: "off".into(),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();

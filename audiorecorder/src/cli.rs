@@ -105,6 +105,18 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// Packet-loss concealment of lost RTP audio (--rtp, --sdp): "predict"
+    /// repeats the last pitch period, "repeat" the last packet, both
+    /// fading to silence over 50 ms; "off" records silence. Received
+    /// frames are never changed.
+    #[arg(
+        long,
+        value_name = "off|repeat|predict",
+        default_value = "predict",
+        env = "AUDIORECORDER_PLC"
+    )]
+    pub plc: proto::plc::PlcMode,
+
     /// Keep wall-clock time in the file: from the first frame on, record
     /// silence while no stream arrives (after 250 ms without audio), so a
     /// paused sender leaves a gap of silence instead of nothing.
@@ -452,6 +464,7 @@ fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
         rtcp_interval: std::time::Duration::from_secs_f64(args.rtcp_interval),
         reorder_frames: (u64::from(args.jitter_backoff) * u64::from(rate) / 1000) as usize,
         sample_rate: rate,
+        plc: args.plc,
     })
 }
 

@@ -37,6 +37,7 @@ pub mod level_control;
 pub mod output;
 pub mod pipeline;
 pub mod player;
+pub mod plc;
 pub mod probe;
 pub mod progress;
 pub mod recorder;

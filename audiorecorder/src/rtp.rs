@@ -34,10 +34,12 @@ use proto::rtp_map::{RtpFormat, RtpMap};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::pipeline::Pipeline;
+use crate::plc::GapFiller;
 use crate::rtp_place::{Placed, Placer, Pushed};
 use crate::rtp_stats::{SeqClass, SourceStats};
 use crate::source::{Pin, WARN_EVERY};
 use crate::stats::Stats;
+use proto::plc::PlcMode;
 
 /// How long a receive call waits: short, so held audio and RTCP timers
 /// are served promptly.
@@ -71,6 +73,8 @@ pub struct RtpSettings {
     pub reorder_frames: usize,
     /// The recorder's sample rate: other rates are refused.
     pub sample_rate: u32,
+    /// How lost audio is filled.
+    pub plc: PlcMode,
 }
 
 /// The two sockets of an RTP session.
@@ -224,6 +228,7 @@ struct Receiver<'a> {
     stats: &'a Stats,
     sockets: &'a Sockets,
     placer: Placer,
+    filler: GapFiller,
     followed: Option<Followed>,
     own_ssrc: u32,
     cname: String,
@@ -244,13 +249,18 @@ fn saturating_sub(counter: &AtomicU64, n: u64) {
     });
 }
 
-/// Hands placed audio to the pipeline (lost audio as silence).
-fn deliver(pipeline: &mut Pipeline, stats: &Stats, placed: Placed) {
+/// Hands placed audio to the pipeline (lost audio concealed, `--plc`).
+fn deliver(pipeline: &mut Pipeline, stats: &Stats, filler: &mut GapFiller, placed: Placed) {
     match placed {
-        Placed::Audio(frames) => pipeline.push(frames),
+        Placed::Audio(frames) => {
+            filler.on_audio(&frames);
+            pipeline.push(frames);
+        }
         Placed::Silence(n) => {
             Stats::add(&stats.rtp_concealed_frames, n as u64);
-            pipeline.push(vec![0; 2 * n]);
+            let (frames, concealed) = filler.fill(n);
+            Stats::add(&stats.concealed_frames, concealed);
+            pipeline.push(frames);
         }
     }
 }
@@ -266,6 +276,7 @@ impl<'a> Receiver<'a> {
             stats,
             sockets,
             placer: Placer::new(settings.reorder_frames, max_fill),
+            filler: GapFiller::new(settings.plc, settings.sample_rate),
             followed: None,
             own_ssrc,
             cname: cname(),
@@ -435,9 +446,9 @@ impl<'a> Receiver<'a> {
         } else {
             samples.collect()
         };
-        let stats = self.stats;
+        let (stats, filler) = (self.stats, &mut self.filler);
         match self.placer.push(packet.timestamp, frames, &mut |p| {
-            deliver(pipeline, stats, p)
+            deliver(pipeline, stats, filler, p)
         }) {
             Pushed::Taken => {}
             Pushed::Late => Stats::add(&self.stats.rtp_late, 1),
@@ -527,9 +538,11 @@ impl<'a> Receiver<'a> {
     /// Stops following the current stream, placing what is held.
     fn release(&mut self, pipeline: &mut Pipeline) {
         self.bye = false;
-        let stats = self.stats;
-        self.placer.flush(&mut |p| deliver(pipeline, stats, p));
+        let (stats, filler) = (self.stats, &mut self.filler);
+        self.placer
+            .flush(&mut |p| deliver(pipeline, stats, filler, p));
         self.placer.reset();
+        self.filler.reset();
         if self.followed.take().is_some() {
             Stats::add(&self.stats.source_releases, 1);
         }
@@ -555,8 +568,9 @@ impl<'a> Receiver<'a> {
         );
         if self.placer.held_frames() > 0 && now.saturating_duration_since(self.last_packet) > window
         {
-            let stats = self.stats;
-            self.placer.flush(&mut |p| deliver(pipeline, stats, p));
+            let (stats, filler) = (self.stats, &mut self.filler);
+            self.placer
+                .flush(&mut |p| deliver(pipeline, stats, filler, p));
         }
         if now >= f.next_report {
             self.send_report(now, false);
@@ -675,6 +689,7 @@ fn receive_packets(
         rx.send_report(Instant::now(), true);
     }
     let stats_ref = rx.stats;
-    rx.placer.flush(&mut |p| deliver(pipeline, stats_ref, p));
+    rx.placer
+        .flush(&mut |p| deliver(pipeline, stats_ref, &mut rx.filler, p));
     Ok(())
 }

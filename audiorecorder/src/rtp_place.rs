@@ -1,8 +1,9 @@
 //! Placing RTP audio by its timestamps: frames come out in timeline order,
 //! a packet that arrives out of order within the reorder window is put
 //! where it belongs, and a gap in the timestamps that no packet filled in
-//! time (lost audio) comes out as silence of the same length, so the
-//! recording and the playback keep the sender's timeline.
+//! time (lost audio) comes out as a gap of the same length (filled by
+//! [`crate::plc`]), so the recording and the playback keep the sender's
+//! timeline.
 //!
 //! Sans-IO and counted in frames (stereo, interleaved, after the mono →
 //! stereo step). Held audio waits only while a gap is open: the frames
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 pub enum Placed {
     /// Received frames (interleaved stereo).
     Audio(Vec<i16>),
-    /// Frames of lost audio, to be replaced by silence.
+    /// Frames of lost audio, to be filled (concealed, or silence).
     Silence(usize),
 }
 

@@ -79,8 +79,11 @@ pub struct Stats {
     /// RTP packets whose place in the timeline was already given up
     /// (filled with silence) or taken: dropped.
     pub rtp_late: AtomicU64,
-    /// Frames of silence put in place of lost RTP audio.
+    /// Frames put in place of lost RTP audio (concealed or silence).
     pub rtp_concealed_frames: AtomicU64,
+    /// Of those, frames filled by packet-loss concealment (`--plc`; at
+    /// most 50 ms per gap, the rest of a longer gap is silence).
+    pub concealed_frames: AtomicU64,
     /// RTP packets of other streams (SSRCs or senders) than the followed one.
     pub rtp_foreign_ssrc: AtomicU64,
     /// RTP packets of a payload type that is not known L16.
@@ -179,6 +182,7 @@ impl Stats {
             rtp_duplicates: g(&self.rtp_duplicates),
             rtp_late: g(&self.rtp_late),
             rtp_concealed_frames: g(&self.rtp_concealed_frames),
+            concealed_frames: g(&self.concealed_frames),
             rtp_foreign_ssrc: g(&self.rtp_foreign_ssrc),
             rtp_unknown_payload: g(&self.rtp_unknown_payload),
             rtp_wrong_rate: g(&self.rtp_wrong_rate),
@@ -226,6 +230,7 @@ pub struct Snapshot {
     pub rtp_duplicates: u64,
     pub rtp_late: u64,
     pub rtp_concealed_frames: u64,
+    pub concealed_frames: u64,
     pub rtp_foreign_ssrc: u64,
     pub rtp_unknown_payload: u64,
     pub rtp_wrong_rate: u64,
@@ -287,13 +292,14 @@ impl fmt::Display for Summary {
         if rtp_seen > 0 {
             write!(
                 f,
-                "; RTP: {} stream(s) followed, {} packets lost ({} frames of silence in their \
-                 place), {} reordered, {} duplicate, {} too late, {} timeline restarts, \
+                "; RTP: {} stream(s) followed, {} packets lost ({} frames in their place, {} of \
+                 them concealed), {} reordered, {} duplicate, {} too late, {} timeline restarts, \
                  dropped {} of other streams, {} of unknown payload type, {} at another rate; \
                  RTCP: {} received, {} receiver reports sent",
                 s.rtp_streams,
                 s.rtp_lost_packets,
                 s.rtp_concealed_frames,
+                s.concealed_frames,
                 s.rtp_reordered,
                 s.rtp_duplicates,
                 s.rtp_late,

@@ -15,6 +15,7 @@
 //! - [`probe`]: not a wire format but a cross-program contract too: the
 //!   self-identifying click onsets and the probe-file lines of the latency
 //!   probe (`--latency-probe` in the streamer and the recorder).
+//! - [`plc`]: packet-loss concealment, the same in the node and the recorder.
 //! - [`realtime`]: not a wire format either: `SCHED_FIFO` for the node's
 //!   mixing thread and the recorder's audio callback (`--rt-priority`).
 //!
@@ -25,6 +26,7 @@
 pub mod civil;
 pub mod framing;
 pub mod message;
+pub mod plc;
 pub mod probe;
 pub mod realtime;
 pub mod rtcp;

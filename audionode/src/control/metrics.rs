@@ -130,7 +130,7 @@ pub fn render(
     active.set(snapshot.sources.len() as i64);
     registry.register("active_sources", "Streams being mixed", active);
 
-    let per_source_counters: [Metric<u64>; 13] = [
+    let per_source_counters: [Metric<u64>; 14] = [
         (
             "source_received",
             "Datagrams received from the source",
@@ -191,6 +191,11 @@ pub fn render(
             "source_drift_repeats",
             "Samples repeated to hold the delay",
             |s| s.drift_repeats,
+        ),
+        (
+            "source_concealed_frames",
+            "Frames nobody sent in time that packet-loss concealment filled",
+            |s| s.concealed_frames,
         ),
     ];
     for (name, help, get) in per_source_counters {

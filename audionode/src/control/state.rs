@@ -229,6 +229,8 @@ pub struct StatsView {
     pub drift_drops: u64,
     /// Samples repeated to lengthen the delay.
     pub drift_repeats: u64,
+    /// Frames nobody sent in time that concealment filled (`--plc`).
+    pub concealed_frames: u64,
     /// Interarrival jitter.
     pub jitter_ms: f64,
     /// Audio buffered ahead of playout.
@@ -259,6 +261,7 @@ impl From<&SourceStats> for StatsView {
             stray: s.stray,
             drift_drops: s.drift_drops,
             drift_repeats: s.drift_repeats,
+            concealed_frames: s.concealed_frames,
             jitter_ms: round2(s.jitter_ms),
             buffered_ms: round2(s.buffered_ms),
             target_ms: round2(s.target_ms),

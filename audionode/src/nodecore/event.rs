@@ -169,6 +169,17 @@ pub enum EventKind {
         /// Last missing sequence number.
         last: u32,
     },
+    /// A gap (positions nobody wrote by their playout) was filled by
+    /// packet-loss concealment; reported when it ended.
+    Concealed {
+        /// Output frame of its first concealed frame.
+        first_frame: u64,
+        /// Frames concealed (at most the 50 ms fade; the rest of a longer
+        /// gap was silence).
+        frames: u64,
+        /// The concealment mode.
+        mode: proto::plc::PlcMode,
+    },
     /// A packet that arrived after its playout time (not mixed).
     Late {
         /// Its sequence number.
@@ -414,6 +425,14 @@ impl fmt::Display for EventKind {
             EventKind::Missing { count, first, last } => {
                 write!(f, "Missing packets count={count} seq={first}..={last}")
             }
+            EventKind::Concealed {
+                first_frame,
+                frames,
+                mode,
+            } => write!(
+                f,
+                "Concealed frames first_frame={first_frame} frames={frames} plc={mode}"
+            ),
             EventKind::Late { seq, late_by_ms } => {
                 write!(f, "Late packet seq={seq} late_by_ms={late_by_ms:.1}")
             }
@@ -579,7 +598,7 @@ impl EventKind {
             EventKind::Dropped { .. } => EventClass::Drop,
             EventKind::Repeated { .. } => EventClass::Repeated,
             EventKind::OutOfOrder { .. } => EventClass::OutOfOrder,
-            EventKind::Missing { .. } => EventClass::Missing,
+            EventKind::Missing { .. } | EventKind::Concealed { .. } => EventClass::Missing,
             EventKind::Late { .. } => EventClass::Late,
             EventKind::Overflow { .. } => EventClass::Overflow,
             EventKind::SizeChanged { .. } => EventClass::Size,

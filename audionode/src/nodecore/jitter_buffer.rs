@@ -3,8 +3,14 @@
 //!
 //! Positions are `i64` sample indexes of the source's timeline; the read
 //! position starts negative (the target delay) so the first packet waits.
-//! The ring is zeroed behind the reader, so a position nobody wrote plays as
-//! silence: that is the gap concealment (documented in docs/operations.md).
+//! A bitmap records which positions were written in the ring's current
+//! lap; a position nobody wrote by the time it is read is a gap, filled by
+//! the concealer ([`proto::plc`]: silence with `--plc off`) once the
+//! stream has played audio (before that it is the start-up wait, silent
+//! and not a gap). The ring keeps what was played (received or concealed)
+//! behind the reader: that is the concealer's history.
+
+use proto::plc::Concealer;
 
 /// What happened to a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +55,65 @@ pub fn new_ring(capacity: usize) -> Box<[i16]> {
     vec![0; capacity.next_power_of_two()].into_boxed_slice()
 }
 
+/// The memory of one channel's buffer, allocated before the node starts
+/// and reused by the sources that join it.
+#[derive(Debug, Clone)]
+pub struct ChannelMemory {
+    /// The ring (zeroed, its length a power of two).
+    ring: Box<[i16]>,
+    /// One bit per ring slot: written in the current lap (all clear).
+    written: Box<[u64]>,
+    /// The gap concealer.
+    concealer: Concealer,
+}
+
+impl ChannelMemory {
+    /// Memory for a buffer of at least `capacity` samples with `concealer`.
+    pub fn new(capacity: usize, concealer: Concealer) -> Self {
+        let ring = new_ring(capacity);
+        let words = ring.len().div_ceil(64);
+        Self {
+            ring,
+            written: vec![0; words].into_boxed_slice(),
+            concealer,
+        }
+    }
+}
+
+/// Most finished gaps held between two [`JitterBuffer::take_gaps`].
+pub const GAPS: usize = 8;
+
+/// A gap that was concealed: where it began and how many frames were
+/// filled (at most the concealer's fade length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Timeline position of its first frame.
+    pub pos: i64,
+    /// Frames filled by concealment.
+    pub frames: u64,
+}
+
 /// Bounded timeline of one source's samples.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     ring: Box<[i16]>,
+    written: Box<[u64]>,
+    concealer: Concealer,
+    /// Whether the stream has played received audio (a gap before that is
+    /// the start-up wait, not a loss).
+    played: bool,
+    /// Size of the latest packet written (what `--plc repeat` repeats).
+    last_packet: usize,
+    /// The gap being concealed: its first position and frames filled.
+    gap: Option<Gap>,
+    /// Gaps finished since the last [`JitterBuffer::take_gaps`].
+    finished: [Gap; GAPS],
+    finished_len: usize,
+    /// Frames filled by concealment since the buffer was made.
+    concealed: u64,
+    /// Pitch searches the current read may still start (see
+    /// [`JitterBuffer::read_budgeted`]).
+    searches: u32,
     mask: i64,
     /// Added to positions before they wrap: sources at the same timeline
     /// position then read different cache sets of their rings.
@@ -63,22 +124,37 @@ pub struct JitterBuffer {
 
 impl JitterBuffer {
     /// A buffer holding `capacity` samples (rounded up to a power of two)
-    /// whose next sample to play is at `read_pos`.
+    /// whose next sample to play is at `read_pos`, gaps silent.
     pub fn new(capacity: usize, read_pos: i64) -> Self {
-        Self::from_ring(new_ring(capacity), read_pos)
+        let off = Concealer::new(proto::plc::PlcMode::Off, 1);
+        Self::from_memory(ChannelMemory::new(capacity, off), read_pos)
     }
 
-    /// A buffer over `ring` (all zeros, its length a power of two, as
-    /// [`new_ring`] makes and [`JitterBuffer::into_ring`] returns), so
-    /// sources joining a running node reuse memory allocated before it
-    /// started.
-    pub fn from_ring(ring: Box<[i16]>, read_pos: i64) -> Self {
+    /// A buffer over `memory` (cleared, as [`ChannelMemory::new`] makes and
+    /// [`JitterBuffer::into_memory`] returns), so sources joining a running
+    /// node reuse memory allocated before it started.
+    pub fn from_memory(memory: ChannelMemory, read_pos: i64) -> Self {
+        let ChannelMemory {
+            ring,
+            written,
+            concealer,
+        } = memory;
         debug_assert!(ring.len().is_power_of_two());
         debug_assert!(ring.iter().all(|&s| s == 0));
+        debug_assert!(written.iter().all(|&w| w == 0));
         Self {
             mask: ring.len() as i64 - 1,
             skew: 0,
             ring,
+            written,
+            concealer,
+            played: false,
+            last_packet: 0,
+            gap: None,
+            finished: [Gap { pos: 0, frames: 0 }; GAPS],
+            finished_len: 0,
+            concealed: 0,
+            searches: 0,
             read_pos,
             write_end: read_pos,
         }
@@ -90,21 +166,61 @@ impl JitterBuffer {
         self
     }
 
-    /// The ring, cleared, for the next source.
-    pub fn into_ring(mut self) -> Box<[i16]> {
+    /// The memory, cleared, for the next source.
+    pub fn into_memory(mut self) -> ChannelMemory {
         self.ring.fill(0);
-        self.ring
+        self.written.fill(0);
+        self.concealer.end();
+        ChannelMemory {
+            ring: self.ring,
+            written: self.written,
+            concealer: self.concealer,
+        }
     }
 
     /// Skips `samples` samples without playing them (the node skipped
-    /// blocks after a stall), clearing them for the ring's next lap.
+    /// blocks after a stall), clearing them for the ring's next lap (and
+    /// as the concealer's history: silence was heard there).
     pub fn skip(&mut self, samples: usize) {
         let n = samples.min(self.ring.len());
         let start = ((self.read_pos + self.skew) & self.mask) as usize;
         let first = n.min(self.ring.len() - start);
         self.ring[start..start + first].fill(0);
         self.ring[..n - first].fill(0);
+        update_bits(&mut self.written, start, first, |w, m| *w &= !m);
+        update_bits(&mut self.written, 0, n - first, |w, m| *w &= !m);
+        self.finish_gap();
         self.read_pos += samples as i64;
+    }
+
+    /// Frames filled by concealment so far (0 with `--plc off`).
+    pub fn concealed(&self) -> u64 {
+        self.concealed
+    }
+
+    /// Hands the gaps concealed since the last call to `f`, oldest first.
+    pub fn take_gaps(&mut self, mut f: impl FnMut(Gap)) {
+        for &gap in &self.finished[..self.finished_len] {
+            f(gap);
+        }
+        self.finished_len = 0;
+    }
+
+    /// The gap being concealed is over (audio resumed, it faded out or the
+    /// timeline moved): it joins the finished ones.
+    fn finish_gap(&mut self) {
+        self.concealer.end();
+        self.close_gap();
+    }
+
+    /// The gap being concealed joins the finished ones (if it filled any).
+    fn close_gap(&mut self) {
+        if let Some(gap) = self.gap.take() {
+            if gap.frames > 0 && self.finished_len < GAPS {
+                self.finished[self.finished_len] = gap;
+                self.finished_len += 1;
+            }
+        }
     }
 
     /// Samples the buffer can hold ahead of the reader.
@@ -160,19 +276,37 @@ impl JitterBuffer {
         let start = ((pos + self.skew) & self.mask) as usize;
         let first = len.min(self.ring.len() - start);
         fill(0, &mut self.ring[start..start + first]);
+        update_bits(&mut self.written, start, first, |w, m| *w |= m);
         if first < len {
             fill(first, &mut self.ring[..len - first]);
+            update_bits(&mut self.written, 0, len - first, |w, m| *w |= m);
         }
         self.write_end = self.write_end.max(end);
+        self.last_packet = len;
         WriteOutcome::Stored
     }
 
+    /// [`JitterBuffer::read_budgeted`] with no limit on pitch searches.
+    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
+        let mut unlimited = u32::MAX;
+        self.read_budgeted(out, adjust, &mut unlimited)
+    }
+
     /// Plays one block into `out` (as f32 sample values), consuming
-    /// `adjust.consumed(out.len())` samples, and clears what it consumed.
+    /// `adjust.consumed(out.len())` samples; gaps are concealed. A gap
+    /// that begins takes one of `searches` (the node's budget per block)
+    /// for its pitch search; when none is left it repeats the last packet.
     /// Returns the block's peak magnitude (0..=32768), for the meters.
     ///
     /// A `Drop` skips the block's middle sample, a `Repeat` plays it twice.
-    pub fn read(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
+    pub fn read_budgeted(&mut self, out: &mut [f32], adjust: Adjust, searches: &mut u32) -> u32 {
+        self.searches = *searches;
+        let peak = self.read_adjusted(out, adjust);
+        *searches = self.searches;
+        peak
+    }
+
+    fn read_adjusted(&mut self, out: &mut [f32], adjust: Adjust) -> u32 {
         let frames = out.len();
         let mid = frames / 2;
         let pos = self.read_pos;
@@ -207,27 +341,177 @@ impl JitterBuffer {
     pub fn prefetch_next(&self, frames: usize) {
         let start = ((self.read_pos + self.skew) & self.mask) as usize;
         let first = frames.min(self.ring.len() - start);
+        let rest = (frames - first).min(self.ring.len());
         super::prefetch::prefetch(&self.ring[start..start + first]);
-        super::prefetch::prefetch(&self.ring[..(frames - first).min(self.ring.len())]);
+        super::prefetch::prefetch(&self.ring[..rest]);
+        // And the bits that say which of them were written.
+        let words = self.written.len();
+        super::prefetch::prefetch(
+            &self.written[(start / 64).min(words)..(start + first).div_ceil(64).min(words)],
+        );
+        super::prefetch::prefetch(&self.written[..rest.div_ceil(64).min(words)]);
     }
 
     /// Moves `out.len()` samples from timeline position `pos` into `out`,
-    /// leaving silence behind for the ring's next lap; returns their peak
-    /// magnitude. At most two contiguous runs of the ring, each a plain
-    /// slice loop the compiler vectorises (convert, clear, integer max).
+    /// marking their slots unwritten for the ring's next lap, and
+    /// conceals what nobody wrote; returns their peak magnitude.
     fn take(&mut self, pos: i64, out: &mut [f32]) -> u32 {
         let start = ((pos + self.skew) & self.mask) as usize;
         let first = out.len().min(self.ring.len() - start);
+        let complete =
+            all_bits(&self.written, start, first) && all_bits(&self.written, 0, out.len() - first);
+        if !complete {
+            return self.take_with_gaps(pos, out);
+        }
+        update_bits(&mut self.written, start, first, |w, m| *w &= !m);
+        update_bits(&mut self.written, 0, out.len() - first, |w, m| *w &= !m);
+        if !out.is_empty() {
+            self.played = true;
+            self.finish_gap();
+        }
+        // Everything was written: at most two contiguous runs of the ring,
+        // each a plain slice loop the compiler vectorises (convert,
+        // integer max).
         let (out_head, out_tail) = out.split_at_mut(first);
         let mut peak = 0u32;
         for (run, out) in [(start, out_head), (0, out_tail)] {
-            for (o, slot) in out.iter_mut().zip(&mut self.ring[run..]) {
-                let s = std::mem::take(slot);
+            for (o, &s) in out.iter_mut().zip(&self.ring[run..]) {
                 *o = f32::from(s);
                 peak = peak.max(s.unsigned_abs().into());
             }
         }
         peak
+    }
+
+    /// [`JitterBuffer::take`] of a stretch with unwritten positions: runs
+    /// of received samples play as they are, runs of gap are concealed
+    /// (and kept in the ring as what was played, the next gap's history).
+    fn take_with_gaps(&mut self, pos: i64, out: &mut [f32]) -> u32 {
+        let mut peak = 0u32;
+        let mut i = 0;
+        while i < out.len() {
+            let written = self.is_written(pos + i as i64);
+            let mut j = i + 1;
+            while j < out.len() && self.is_written(pos + j as i64) == written {
+                j += 1;
+            }
+            let run_pos = pos + i as i64;
+            if written {
+                self.played = true;
+                self.finish_gap();
+            } else {
+                self.conceal(run_pos, &mut out[i..j]);
+            }
+            for (k, o) in out[i..j].iter_mut().enumerate() {
+                let slot = self.slot(run_pos + k as i64);
+                if written {
+                    *o = f32::from(self.ring[slot]);
+                    self.written[slot / 64] &= !(1 << (slot % 64));
+                } else {
+                    self.ring[slot] = *o as i16;
+                }
+                peak = peak.max(u32::from(self.ring[slot].unsigned_abs()));
+            }
+            i = j;
+        }
+        peak
+    }
+
+    /// Fills `out`, the unwritten positions from `pos` on, with the
+    /// concealment (whole sample values); silence before the stream
+    /// played any audio.
+    fn conceal(&mut self, pos: i64, out: &mut [f32]) {
+        if !self.played {
+            out.fill(0.0);
+            return;
+        }
+        if !self.concealer.in_gap() {
+            let n = self.concealer.history_len() as i64;
+            // A slot behind the reader holds what was played there unless
+            // a write a lap ahead reused it (a source running far ahead).
+            let reused_below = self.write_end - self.ring.len() as i64;
+            let (ring, skew, mask) = (&self.ring, self.skew, self.mask);
+            let searched = self.concealer.start(
+                |history| {
+                    for (k, h) in history.iter_mut().enumerate() {
+                        let p = pos - n + k as i64;
+                        *h = if p < reused_below {
+                            0.0
+                        } else {
+                            f32::from(ring[((p + skew) & mask) as usize])
+                        };
+                    }
+                },
+                self.last_packet,
+                self.searches > 0,
+            );
+            if searched {
+                self.searches -= 1;
+            }
+            self.gap = Some(Gap { pos, frames: 0 });
+        }
+        let filled = self.concealer.fill(out) as u64;
+        for o in out.iter_mut() {
+            *o = o.round().clamp(-32768.0, 32767.0);
+        }
+        self.concealed += filled;
+        if let Some(gap) = self.gap.as_mut() {
+            gap.frames += filled;
+        }
+        if filled < out.len() as u64 {
+            // Faded out (or nothing to continue): the rest of the gap is
+            // silence, not counted; the concealer stays in the gap until
+            // audio resumes.
+            self.close_gap();
+        }
+    }
+
+    fn slot(&self, pos: i64) -> usize {
+        ((pos + self.skew) & self.mask) as usize
+    }
+
+    fn is_written(&self, pos: i64) -> bool {
+        let slot = self.slot(pos);
+        self.written[slot / 64] & (1 << (slot % 64)) != 0
+    }
+}
+
+/// Applies `f(word, mask)` to the bitmap words covering bits
+/// `start..start + len` (one run, no wrap).
+fn update_bits(bits: &mut [u64], start: usize, len: usize, mut f: impl FnMut(&mut u64, u64)) {
+    let end = start + len;
+    let mut i = start;
+    while i < end {
+        let word = i / 64;
+        let (lo, hi) = (i % 64, (end - word * 64).min(64));
+        f(&mut bits[word], run_mask(lo, hi));
+        i = word * 64 + hi;
+    }
+}
+
+/// Whether every bit of `start..start + len` is set (one run, no wrap).
+fn all_bits(bits: &[u64], start: usize, len: usize) -> bool {
+    let end = start + len;
+    let mut i = start;
+    while i < end {
+        let word = i / 64;
+        let (lo, hi) = (i % 64, (end - word * 64).min(64));
+        let mask = run_mask(lo, hi);
+        if bits[word] & mask != mask {
+            return false;
+        }
+        i = word * 64 + hi;
+    }
+    true
+}
+
+/// Bits `lo..hi` of a word.
+fn run_mask(lo: usize, hi: usize) -> u64 {
+    let len = hi - lo;
+    if len == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << lo
     }
 }
 
@@ -316,7 +600,7 @@ mod tests {
         );
         assert_eq!(buf.write(6, &[7, 8, 9]), WriteOutcome::Stored);
         assert_eq!(read(&mut buf, 4, Adjust::None), vec![7.0, 8.0, 9.0, 0.0]);
-        assert!(buf.into_ring().iter().all(|&s| s == 0));
+        assert!(buf.into_memory().ring.iter().all(|&s| s == 0));
     }
 
     #[test]
@@ -328,8 +612,9 @@ mod tests {
         // The skipped slots were cleared: a lap later they play silence.
         buf.skip(2);
         assert_eq!(read(&mut buf, 4, Adjust::None), vec![0.0; 4]);
-        let ring = buf.into_ring();
-        assert!(ring.iter().all(|&s| s == 0));
+        let memory = buf.into_memory();
+        assert!(memory.ring.iter().all(|&s| s == 0));
+        assert!(memory.written.iter().all(|&w| w == 0));
     }
 
     #[test]
@@ -345,5 +630,85 @@ mod tests {
         let mut b = JitterBuffer::new(16, 0);
         b.write(0, &[i16::MIN]);
         assert_eq!(b.read(&mut [0.0f32; 2], Adjust::None), 32768);
+    }
+
+    fn tone(from: usize, len: usize) -> Vec<i16> {
+        (from..from + len)
+            .map(|i| (8000.0 * (i as f32 * 0.0627).sin()).round() as i16)
+            .collect()
+    }
+
+    fn concealing(capacity: usize, mode: proto::plc::PlcMode) -> JitterBuffer {
+        let memory = ChannelMemory::new(capacity, Concealer::new(mode, 44_100));
+        JitterBuffer::from_memory(memory, -100)
+    }
+
+    #[test]
+    fn a_gap_is_concealed_and_received_samples_stay_exact() {
+        use proto::plc::PlcMode;
+        for mode in [PlcMode::Predict, PlcMode::Repeat] {
+            let mut b = concealing(8192, mode).with_skew(3);
+            // 2000 samples, then 441 lost, then 2000 more.
+            b.write(0, &tone(0, 2000));
+            b.write(2441, &tone(2441, 2000));
+            let out = read(&mut b, 4541, Adjust::None);
+            // The start-up wait is silence, not concealment.
+            assert!(out[..100].iter().all(|&x| x == 0.0));
+            let played: Vec<i16> = out[100..].iter().map(|&x| x as i16).collect();
+            assert_eq!(played[..2000], tone(0, 2000)[..], "{mode}");
+            assert_eq!(played[2441..], tone(2441, 2000)[..], "{mode}");
+            let gap = &played[2000..2441];
+            assert!(
+                gap.iter().filter(|&&x| x.abs() > 2000).count() > 200,
+                "{mode}"
+            );
+            assert_eq!(b.concealed(), 441);
+            let mut gaps = Vec::new();
+            b.take_gaps(|g| gaps.push(g));
+            assert_eq!(
+                gaps,
+                [Gap {
+                    pos: 2000,
+                    frames: 441
+                }]
+            );
+            // The concealed samples are the history of the next gap and
+            // nothing is left marked written.
+            let memory = b.into_memory();
+            assert!(memory.written.iter().all(|&w| w == 0));
+        }
+    }
+
+    #[test]
+    fn a_long_gap_fades_to_silence_and_counts_50_ms() {
+        let mut b = concealing(8192, proto::plc::PlcMode::Predict);
+        b.write(0, &tone(0, 3000));
+        let out = read(&mut b, 100 + 3000 + 4000, Adjust::None);
+        let tail = &out[3100..];
+        assert!(tail[..441].iter().any(|&x| x.abs() > 4000.0));
+        assert!(tail[2205..].iter().all(|&x| x == 0.0));
+        assert_eq!(b.concealed(), 2205);
+        let mut gaps = Vec::new();
+        b.take_gaps(|g| gaps.push(g));
+        assert_eq!(
+            gaps,
+            [Gap {
+                pos: 3000,
+                frames: 2205
+            }]
+        );
+    }
+
+    #[test]
+    fn off_plays_gaps_as_silence() {
+        let mut b = concealing(64, proto::plc::PlcMode::Off);
+        b.read(&mut [0.0; 100], Adjust::None);
+        b.write(0, &[5, 6]);
+        b.write(4, &[7, 8]);
+        assert_eq!(
+            read(&mut b, 8, Adjust::None),
+            vec![5.0, 6.0, 0.0, 0.0, 7.0, 8.0, 0.0, 0.0]
+        );
+        assert_eq!(b.concealed(), 0);
     }
 }

@@ -40,6 +40,8 @@ mod sim;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
+mod sim_tests_plc;
+#[cfg(test)]
 mod sim_tests_rtp;
 
 pub use node_core::{

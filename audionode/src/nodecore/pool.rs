@@ -3,7 +3,9 @@
 //! returned (cleared) when it leaves, so joins and leaves on a running node
 //! allocate nothing.
 
-use super::jitter_buffer::new_ring;
+use proto::plc::Concealer;
+
+use super::jitter_buffer::ChannelMemory;
 use super::positions::Positions;
 use super::source::SourceParams;
 use super::tracker::RESTART_RUN;
@@ -11,12 +13,12 @@ use super::tracker::RESTART_RUN;
 /// The memory one source uses.
 #[derive(Debug)]
 pub struct SourceMemory {
-    /// The jitter buffer's ring (zeroed).
-    pub ring: Box<[i16]>,
-    /// The right channel's ring, for a stereo source (zeroed). Its pages
+    /// The jitter buffer's ring, coverage bitmap and concealer (cleared).
+    pub ring: ChannelMemory,
+    /// The right channel's, for a stereo source (cleared). Its pages
     /// are only touched, and so only cost memory, once a stereo source
-    /// uses the slot.
-    pub ring_right: Box<[i16]>,
+    /// uses the slot (the concealers' once a gap needs them).
+    pub ring_right: ChannelMemory,
     /// Recent packets' positions.
     pub positions: Positions,
     /// Packets held while a restart is on probation (empty).
@@ -33,8 +35,14 @@ impl SourceMemory {
             // position: without a skew, every source's read lands in the
             // same cache sets. 67 samples (134 bytes) apart spreads them.
             skew: slot * 67,
-            ring: new_ring(ring_capacity(params)),
-            ring_right: new_ring(ring_capacity(params)),
+            ring: ChannelMemory::new(
+                ring_capacity(params),
+                Concealer::new(params.plc, params.rate),
+            ),
+            ring_right: ChannelMemory::new(
+                ring_capacity(params),
+                Concealer::new(params.plc, params.rate),
+            ),
             positions: Positions::new(),
             // A restart's run of 20 ms packets; a run of longer packets
             // grows it (a restart, not the steady state).

@@ -27,6 +27,7 @@ pub(super) fn config(target_ms: f64) -> EngineConfig {
             drift_warmup: 100,
             drift_band_ms: 3.0,
             events_per_second: 20,
+            plc: proto::plc::PlcMode::Off,
         },
         timeout: Duration::from_millis(1000),
         max_sources: 4,
@@ -57,13 +58,13 @@ pub(super) fn assert_same(got: &[i16], want: &[i16]) {
     assert_eq!(got.len(), want.len(), "lengths differ");
 }
 
-fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
+pub(super) fn packet(seq: u32, samples: &[i16]) -> Vec<u8> {
     let mut buf = vec![0; mono_datagram_len(samples.len())];
     encode_mono(seq, samples, &mut buf).unwrap();
     buf
 }
 
-fn chunk_time(k: usize) -> Duration {
+pub(super) fn chunk_time(k: usize) -> Duration {
     Duration::from_nanos((k * CHUNK) as u64 * 1_000_000_000 / u64::from(RATE))
 }
 
@@ -142,7 +143,7 @@ fn reorder_goes_back_in_place_and_duplicates_are_dropped() {
             "Repeated packet seq=7",
             "Missing packets count=1 seq=11..=11",
             "Out of order packet seq=11 highest=13",
-            "Dropped stream reason=timeout received=21 lost=0 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0 reanchors=0 size_changes=0 stray=0 jitter_ms=0.00 drift_drops=0 drift_repeats=0",
+            "Dropped stream reason=timeout received=21 lost=0 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0 reanchors=0 size_changes=0 stray=0 jitter_ms=0.00 drift_drops=0 drift_repeats=0 concealed_frames=0",
         ]
     );
 }
@@ -751,7 +752,7 @@ fn two_injected_old_packets_change_nothing() {
 }
 
 /// The counters in the stream's `Dropped` event.
-fn final_stats(sim: &Sim) -> crate::stats::SourceStats {
+pub(super) fn final_stats(sim: &Sim) -> crate::stats::SourceStats {
     sim.events
         .iter()
         .rev()

@@ -21,10 +21,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use proto::plc::PlcMode;
+
 use super::drift::DriftControl;
 use super::event::{Burstable, DropReason, Event, EventKind, Events};
 use super::ingress::{Samples, SourcePacket};
-use super::jitter_buffer::{Adjust, JitterBuffer, WriteOutcome};
+use super::jitter_buffer::{Adjust, ChannelMemory, JitterBuffer, WriteOutcome, GAPS};
 use super::pool::SourceMemory;
 use super::positions::Positions;
 use super::source_id::SourceId;
@@ -75,6 +77,8 @@ pub struct SourceParams {
     pub drift_band_ms: f64,
     /// Event lines per class per second before bursts are summarised.
     pub events_per_second: u32,
+    /// How gaps (positions nobody wrote by their playout) are filled.
+    pub plc: PlcMode,
 }
 
 /// Where the mixer is, passed in with every call that needs the clock.
@@ -110,7 +114,7 @@ pub struct Source {
     /// The ring's skew, handed back with the memory.
     skew: usize,
     /// A mono source's unused right-channel ring, handed back with it.
-    spare_right: Option<Box<[i16]>>,
+    spare_right: Option<ChannelMemory>,
     positions: Positions,
     drift: DriftControl,
     /// Corrections of earlier instances' controllers.
@@ -289,11 +293,11 @@ impl Source {
         // The next block to mix is output frame `frames_mixed`, i.e. timeline
         // position `frames_mixed − frame_offset` (negative: the wait).
         let read_pos = clock.frames_mixed as i64 - frame_offset;
-        let buffer = JitterBuffer::from_ring(memory.ring, read_pos).with_skew(memory.skew);
+        let buffer = JitterBuffer::from_memory(memory.ring, read_pos).with_skew(memory.skew);
         let stereo = first.channels == 2;
         let (right, spare_right) = if stereo {
             (
-                Some(JitterBuffer::from_ring(memory.ring_right, read_pos).with_skew(memory.skew)),
+                Some(JitterBuffer::from_memory(memory.ring_right, read_pos).with_skew(memory.skew)),
                 None,
             )
         } else {
@@ -370,13 +374,13 @@ impl Source {
         let mut stash = self.stash;
         stash.clear();
         let ring_right = match (self.right, self.spare_right) {
-            (Some(right), _) => right.into_ring(),
+            (Some(right), _) => right.into_memory(),
             (None, Some(spare)) => spare,
             (None, None) => unreachable!("a source holds its right ring or its spare"),
         };
         SourceMemory {
             skew: self.skew,
-            ring: self.buffer.into_ring(),
+            ring: self.buffer.into_memory(),
             ring_right,
             positions,
             stash,
@@ -747,16 +751,62 @@ impl Source {
     }
 
     /// Plays the next block of this source into `out`; returns the block's
-    /// peak magnitude (0..=32768).
+    /// peak magnitude (0..=32768). Gaps are concealed (`--plc`), a gap that
+    /// begins taking one of `searches`, the pitch searches left in this
+    /// block; each concealed gap that ended is reported as a `Concealed`
+    /// event at `now`.
     ///
     /// A stereo source plays its right channel into `out_right` with the
     /// same corrections; a mono source leaves it untouched.
-    pub fn read_block(&mut self, out: &mut [f32], out_right: &mut [f32]) -> u32 {
+    pub fn read_block(
+        &mut self,
+        now: Duration,
+        out: &mut [f32],
+        out_right: &mut [f32],
+        searches: &mut u32,
+        events: &mut Events,
+    ) -> u32 {
+        let peak = self.read_channels(out, out_right, searches);
+        self.report_gaps(now, events);
+        peak
+    }
+
+    /// Says which output frames were concealed, for the gaps that ended.
+    /// The left (or only) channel's gaps: the right one's are the same
+    /// positions.
+    fn report_gaps(&mut self, now: Duration, events: &mut Events) {
+        let mut gaps = [None; GAPS];
+        let mut n = 0;
+        self.buffer.take_gaps(|gap| {
+            if n < gaps.len() {
+                gaps[n] = Some(gap);
+                n += 1;
+            }
+        });
+        if let Some(right) = self.right.as_mut() {
+            right.take_gaps(|_| {});
+        }
+        for gap in gaps.into_iter().flatten() {
+            let first_frame = (gap.pos + self.frame_offset).max(0) as u64;
+            self.push_burstable(
+                Burstable::Missing,
+                now,
+                events,
+                EventKind::Concealed {
+                    first_frame,
+                    frames: gap.frames,
+                    mode: self.params.plc,
+                },
+            );
+        }
+    }
+
+    fn read_channels(&mut self, out: &mut [f32], out_right: &mut [f32], searches: &mut u32) -> u32 {
         let (adjust, n) = self.drift.next_correction();
         if n <= 1 {
-            let mut peak = self.buffer.read(out, adjust);
+            let mut peak = self.buffer.read_budgeted(out, adjust, searches);
             if let Some(right) = self.right.as_mut() {
-                peak = peak.max(right.read(out_right, adjust));
+                peak = peak.max(right.read_budgeted(out_right, adjust, searches));
             }
             self.shift(adjust, 1);
             return peak;
@@ -767,9 +817,12 @@ impl Source {
         let mut peak = 0;
         for k in 0..parts {
             let range = k * len / parts..(k + 1) * len / parts;
-            peak = peak.max(self.buffer.read(&mut out[range.clone()], adjust));
+            peak = peak.max(
+                self.buffer
+                    .read_budgeted(&mut out[range.clone()], adjust, searches),
+            );
             if let Some(right) = self.right.as_mut() {
-                peak = peak.max(right.read(&mut out_right[range], adjust));
+                peak = peak.max(right.read_budgeted(&mut out_right[range], adjust, searches));
             }
         }
         self.shift(adjust, n);
@@ -848,6 +901,7 @@ impl Source {
             drift_drops: drops + self.past_corrections.0,
             drift_repeats: repeats + self.past_corrections.1,
             rate_mismatch_hz: self.rate.mismatch_hz,
+            concealed_frames: self.buffer.concealed(),
         }
     }
 

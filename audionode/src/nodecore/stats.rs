@@ -51,13 +51,17 @@ pub struct SourceStats {
     /// node's sample rate (a sender at another `--sample-rate`); 0 when it
     /// fits or is not measured yet.
     pub rate_mismatch_hz: u32,
+    /// Frames of the stream's timeline that nobody wrote by their playout
+    /// and that concealment filled (`--plc`; at most 50 ms per gap, the
+    /// rest of a longer gap is silence; 0 with `--plc off`).
+    pub concealed_frames: u64,
 }
 
 impl fmt::Display for SourceStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "received={} lost={} duplicates={} reordered={} late={} malformed={} overflow={} restarts={} reanchors={} size_changes={} stray={} jitter_ms={:.2} drift_drops={} drift_repeats={}",
+            "received={} lost={} duplicates={} reordered={} late={} malformed={} overflow={} restarts={} reanchors={} size_changes={} stray={} jitter_ms={:.2} drift_drops={} drift_repeats={} concealed_frames={}",
             self.received,
             self.lost,
             self.duplicates,
@@ -71,7 +75,8 @@ impl fmt::Display for SourceStats {
             self.stray,
             self.jitter_ms,
             self.drift_drops,
-            self.drift_repeats
+            self.drift_repeats,
+            self.concealed_frames
         )
     }
 }
@@ -173,6 +178,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
         drift_drops: 0,
         drift_repeats: 0,
         rate_mismatch_hz: 0,
+        concealed_frames: 0,
     },
     controls: SourceControls {
         volume: 1.0,

@@ -1,5 +1,10 @@
 //! Shared helpers of the node's scenario tests: a node on ephemeral ports,
 //! a collecting recorder stand-in, a paced source, and event-log parsing.
+//!
+//! The nodes started here run with `--plc off`: the scenarios compare the
+//! mix frame by frame with the input, silent where nothing was sent (a
+//! stream's end included). Concealment has its own simulated-time tests
+//! (`src/nodecore/sim_tests_plc.rs`).
 
 #![allow(dead_code)]
 
@@ -105,6 +110,8 @@ pub fn start_node(
         max_sources: 16,
         timeout_ms,
         http: "off".into(),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let config = Config::from_args(&args, |_| None).unwrap();
@@ -246,6 +253,8 @@ pub fn start_node_with_http(
         timeout_ms: 300,
         http: "127.0.0.1:0".into(),
         http_token: token.map(str::to_string),
+        // Checked frame by frame, silent where nothing was sent.
+        plc: proto::plc::PlcMode::Off,
         ..Default::default()
     };
     let config = Config::from_args(&args, |_| None).unwrap();
