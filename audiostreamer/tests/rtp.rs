@@ -1,7 +1,9 @@
 //! `--rtp`: the packets and RTCP on the wire (headers, payload limit,
 //! seeded identity, SR/SDES/BYE, receiver reports read back), and a real
 //! third-party receiver: GStreamer's `udpsrc ! rtpjitterbuffer !
-//! rtpL16depay` writes exactly the samples of the WAV, mono and stereo.
+//! rtpL16depay` writes exactly the samples of the WAV, mono and stereo,
+//! and with `rtpreddec` in front it decodes our RFC 2198 redundancy
+//! (`--redundancy`) to the same samples.
 //!
 //! The GStreamer tests print `SKIPPED` when gst-launch-1.0 is missing,
 //! except under `CI=true`, where that fails them.
@@ -228,13 +230,18 @@ fn mono_source_on_a_stereo_stream_is_duplicated_and_48k_is_dynamic() {
     }
 }
 
-/// `gst-launch-1.0 -e` receiving RTP L16 on `port` into a raw S16LE file.
-fn gst_receiver(port: u16, channels: u16, pt: u8, out: &std::path::Path) -> Child {
+/// `gst-launch-1.0 -e` receiving RTP L16 on `port` into a raw S16LE file;
+/// with `red`, RED packets of that payload type go through `rtpreddec`.
+fn gst_receiver(port: u16, channels: u16, pt: u8, red: Option<u8>, out: &std::path::Path) -> Child {
     let caps = format!(
         "caps=application/x-rtp,media=audio,clock-rate=44100,encoding-name=L16,channels={channels},payload={pt}"
     );
-    let child = Command::new("gst-launch-1.0")
-        .args(["-q", "-e", "udpsrc", &format!("port={port}"), &caps])
+    let mut command = Command::new("gst-launch-1.0");
+    command.args(["-q", "-e", "udpsrc", &format!("port={port}"), &caps]);
+    if let Some(red) = red {
+        command.args(["!", "rtpreddec", &format!("pt={red}")]);
+    }
+    let child = command
         .args([
             "!",
             "rtpjitterbuffer",
@@ -308,7 +315,7 @@ fn read_s16le(path: &std::path::Path) -> Vec<i16> {
         .collect()
 }
 
-fn gstreamer_receives(channels: u16, pt: u8) {
+fn gstreamer_receives(channels: u16, pt: u8, redundancy: u8) {
     if !have("gst-launch-1.0") {
         return;
     }
@@ -319,9 +326,11 @@ fn gstreamer_receives(channels: u16, pt: u8) {
     let signal = test_signal(22_050 * usize::from(channels));
     write_i16(&wav, channels, 44_100, &signal);
     let port = free_port();
-    let gst = gst_receiver(port, channels, pt, &out);
+    let red = (redundancy > 0).then_some(100);
+    let gst = gst_receiver(port, channels, pt, red, &out);
     let dest = format!("127.0.0.1:{port}");
     let ch = channels.to_string();
+    let depth = redundancy.to_string();
     let summary = stream(
         &[
             wav.to_str().unwrap(),
@@ -329,6 +338,8 @@ fn gstreamer_receives(channels: u16, pt: u8) {
             "--rtp",
             "--channels",
             &ch,
+            "--redundancy",
+            &depth,
             "--speed",
             "2",
         ],
@@ -351,10 +362,16 @@ fn gstreamer_receives(channels: u16, pt: u8) {
 
 #[test]
 fn gstreamer_receives_mono() {
-    gstreamer_receives(1, 11);
+    gstreamer_receives(1, 11, 0);
 }
 
 #[test]
 fn gstreamer_receives_stereo() {
-    gstreamer_receives(2, 10);
+    gstreamer_receives(2, 10, 0);
+}
+
+#[test]
+fn gstreamer_decodes_our_redundancy() {
+    gstreamer_receives(1, 11, 1);
+    gstreamer_receives(2, 10, 2);
 }

@@ -39,6 +39,8 @@ mod sim;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
+mod sim_tests_red;
+#[cfg(test)]
 mod sim_tests_rtp;
 
 pub use node_core::{
