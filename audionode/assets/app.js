@@ -222,8 +222,8 @@ function dbEntry(input, fader) {
 
 // ---- Health and counters.
 const STAT_ROWS = [
-  ["received", "received"], ["lost", "lost"], ["loss_percent", "loss %"], ["late", "late"],
-  ["overflow", "overflow"], ["reordered", "reordered"], ["duplicates", "duplicates"],
+  ["received", "received"], ["lost", "lost"], ["loss_percent", "loss %"], ["recovered", "recovered"],
+  ["late", "late"], ["overflow", "overflow"], ["reordered", "reordered"], ["duplicates", "duplicates"],
   ["malformed", "malformed"], ["stray", "stray"], ["restarts", "restarts"], ["reanchors", "reanchors"],
   ["size_changes", "size changes"], ["drift_drops", "drift drops"], ["drift_repeats", "drift repeats"],
   ["jitter_ms", "jitter ms"], ["buffered_ms", "buffered ms"], ["target_ms", "target ms"],

@@ -121,8 +121,10 @@ pub struct Args {
     pub rtp_listen: Vec<String>,
 
     /// Declare a dynamic RTP payload type, PT=L16/RATE/CHANNELS (e.g.
-    /// 98=L16/44100/2); repeatable. Known without it: 10 (L16/44100/2),
-    /// 11 (L16/44100/1), 96 (L16/<rate>/2) and 97 (L16/<rate>/1).
+    /// 98=L16/44100/2) or PT=red/RATE/CHANNELS for RFC 2198 redundancy
+    /// whose blocks are of the L16 types; repeatable. Known without it: 10
+    /// (L16/44100/2), 11 (L16/44100/1), 96 (L16/<rate>/2), 97
+    /// (L16/<rate>/1) and 100 (red/<rate>).
     #[arg(long, value_name = "PT=L16/RATE/CH")]
     pub rtp_map: Vec<String>,
 

@@ -118,10 +118,10 @@ impl Config {
         }
         let mut rtp_map = proto::rtp_map::RtpMap::defaults_for(args.sample_rate);
         for text in &args.rtp_map {
-            let entry: proto::rtp_map::RtpMapEntry = text
+            let declaration: proto::rtp_map::Declaration = text
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--rtp-map {text:?}: {e}"))?;
-            rtp_map.declare(entry);
+            rtp_map.apply(declaration);
         }
         let log_file = args
             .log_file

@@ -408,6 +408,7 @@ fn one_source_the_master_and_gains_in_db() {
     for counter in [
         "received",
         "lost",
+        "recovered",
         "duplicates",
         "reordered",
         "late",

@@ -3,8 +3,11 @@
 //! core, every output into the outbox: stats frames into the triple
 //! buffer, blocks into the TCP fan-out's ring, receiver reports for the
 //! RTP sources), counted by a global allocator over 1,000 blocks. A
-//! quarter of the sources are RTP stereo streams, and in the measured
-//! blocks every source loses one packet in 29, which concealment fills.
+//! quarter of the sources are RTP streams: most stereo L16, every eighth
+//! source mono with RFC 2198 redundancy that loses every tenth packet (so
+//! packets are restored from copies while counting); in the measured
+//! blocks every other source loses one packet in 29, which concealment
+//! fills.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -17,6 +20,7 @@ use audionode::nodecore::ingress;
 use audionode::nodecore::{CoreConfig, Input, NodeCore, Output};
 use audionode::outbox;
 use audionode::source::{JitterTarget, SourceParams};
+use proto::red::{encode_red, RedBlock};
 use proto::rtp::{encode_l16, RtpHeader};
 use proto::rtp_map::RtpMap;
 use proto::udp_mono::{encode_mono, mono_datagram_len};
@@ -102,10 +106,12 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
     let samples: Vec<i16> = (0..CHUNK as i32).map(|i| (i * 37 % 2000) as i16).collect();
     let stereo: Vec<i16> = samples.iter().flat_map(|&s| [s, -s]).collect();
     let is_rtp = |k: usize| k % 4 == 3;
+    let is_red = |k: usize| k % 8 == 7;
+    let copy: Vec<u8> = samples.iter().flat_map(|s| s.to_be_bytes()).collect();
     let rtp_map = RtpMap::defaults_for(RATE);
     let mut datagrams: Vec<Vec<u8>> = (0..SOURCES)
         .map(|k| {
-            let mut d = vec![0; mono_datagram_len(2 * CHUNK) + 12];
+            let mut d = vec![0; mono_datagram_len(2 * CHUNK) + 12 + 8];
             if !is_rtp(k) {
                 d.truncate(mono_datagram_len(CHUNK));
                 encode_mono(0, &samples, &mut d).unwrap();
@@ -120,11 +126,30 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
         let t = chunk_time(k);
         COUNTING.with(|c| c.set(counting));
         for (i, (d, &from)) in datagrams.iter_mut().zip(&addrs).enumerate() {
-            if counting && k > 0 && (k as usize + i) % 29 == 0 {
+            if counting && k > 0 && !is_red(i) && (k as usize + i) % 29 == 0 {
                 // Lost: the node conceals it.
                 continue;
             }
-            let packet = if is_rtp(i) {
+            let packet = if is_red(i) {
+                if k % 10 == 5 {
+                    continue;
+                }
+                let header = RtpHeader {
+                    marker: false,
+                    payload_type: proto::rtp_map::PT_RED_DEFAULT,
+                    seq: k as u16,
+                    timestamp: (k as u32).wrapping_mul(CHUNK as u32),
+                    ssrc: i as u32,
+                };
+                let block = RedBlock {
+                    payload_type: 11,
+                    timestamp_offset: CHUNK as u16,
+                    data: &copy,
+                };
+                let blocks: &[RedBlock<'_>] = if k == 0 { &[] } else { &[block] };
+                let len = encode_red(&header, blocks, 11, &copy, d).unwrap();
+                ingress::decode_rtp(&d[..len], &rtp_map, RATE, 4 + 2 * 8192, 0).unwrap()
+            } else if is_rtp(i) {
                 let header = RtpHeader {
                     marker: false,
                     payload_type: 10,
@@ -218,10 +243,27 @@ fn steady_state_allocates_nothing_over_1000_blocks() {
     assert_eq!((c.deadline_misses, c.skipped_blocks), (0, 0));
     readers.stats.read(|frame| {
         assert_eq!(frame.sources().len(), SOURCES);
-        // Every source lost (and concealed) packets while counting.
+        // Every source without redundancy lost (and concealed) packets
+        // while counting.
         assert!(frame
             .sources()
             .iter()
+            .filter(|row| !matches!(row.id, audionode::nodecore::source_id::SourceId::Ssrc(s) if is_red(s as usize)))
             .all(|row| row.stats.concealed_frames >= 10 * CHUNK as u64));
     });
+    // The redundant sources lost a tenth of their packets and got every
+    // one back (the last stats frame may be up to one round old).
+    let snapshot = readers.stats.read(|frame| frame.snapshot());
+    let red: Vec<_> = snapshot
+        .sources
+        .iter()
+        .filter(|(id, _)| matches!(id, audionode::nodecore::source_id::SourceId::Ssrc(s) if is_red(*s as usize)))
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(red.len(), SOURCES / 8);
+    assert!(
+        red.iter().all(|s| s.lost == 0 && s.recovered >= k / 10 - 1),
+        "{:?}",
+        red[0]
+    );
 }

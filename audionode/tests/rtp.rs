@@ -2,7 +2,9 @@
 //! stereo, named on the desk and in /metrics, and the node's RTP output is
 //! exactly its original-format output; outputs added and removed while it
 //! runs; /mix.sdp; and the third-party peers: ffmpeg and GStreamer send
-//! RTP L16 to the node and receive its mix from its SDP, sample for sample.
+//! RTP L16 to the node and receive its mix from its SDP, sample for sample;
+//! GStreamer's RFC 2198 encoder (`rtpredenc`), losing packets, feeds the
+//! node, which restores them from the copies.
 //!
 //! Without ffmpeg/gst-launch-1.0 the peer tests are skipped with a reason,
 //! except under `CI=true`, where a missing tool is a failure.
@@ -462,24 +464,30 @@ fn ffmpeg_feeds_the_node_and_plays_its_sdp() {
     }
 }
 
-#[test]
-fn gstreamer_feeds_the_node_and_receives_its_mix() {
-    if !have("gst-launch-1.0") {
-        return;
-    }
-    let dir = temp_dir("rtp-gstreamer");
+/// GStreamer sends the input to the node as RTP (`sender`: the elements
+/// between `rtpL16pay` and `udpsink`, and the payloader's settings) and
+/// records the node's mix from RTP; returns the recording (trimmed to the
+/// input's length) and the node's event log.
+fn gstreamer_through_the_node(
+    name: &str,
+    rtp_map: &[&str],
+    payloader: &[&str],
+    sender: &[&str],
+) -> (Vec<i16>, Vec<i16>, String) {
+    let dir = temp_dir(name);
     let input = test_input(RATE as usize * 3 / 2);
     let in_wav = dir.join("in.wav");
     write_wav(&in_wav, 1, &input);
     let out_raw = dir.join("out.raw");
     let dest = free_port_pair();
-    // rtpL16pay sends mono as dynamic type 96, which the node takes as
-    // stereo unless told.
-    let (node, node_rtp) = start_rtp_node(&dir, dest, &["96=L16/44100/1"]);
+    let (node, node_rtp) = start_rtp_node(&dir, dest, rtp_map);
     let receiver = Command::new("gst-launch-1.0")
         .args(["-q", "-e", "udpsrc"])
         .arg(format!("port={}", dest.port()))
         .arg("address=127.0.0.1")
+        // Not shared (udpsrc's default is SO_REUSEADDR): two tests that
+        // picked the same free port must not split each other's packets.
+        .arg("reuse=false")
         .arg("caps=application/x-rtp,media=audio,clock-rate=44100,encoding-name=L16,channels=2,payload=10")
         .args(["!", "rtpjitterbuffer", "latency=100", "!", "rtpL16depay", "!"])
         .args(["audioconvert", "!", "audio/x-raw,format=S16LE,channels=2", "!", "filesink"])
@@ -493,7 +501,10 @@ fn gstreamer_feeds_the_node_and_receives_its_mix() {
         .arg(format!("location={}", in_wav.display()))
         .args(["!", "wavparse", "!", "audioconvert", "!"])
         .arg("audio/x-raw,format=S16BE,channels=1,rate=44100")
-        .args(["!", "rtpL16pay", "!", "udpsink", "host=127.0.0.1"])
+        .args(["!", "rtpL16pay"])
+        .args(payloader)
+        .args(sender)
+        .args(["!", "udpsink", "host=127.0.0.1"])
         .arg(format!("port={}", node_rtp.port()))
         .arg("sync=true")
         .stdout(Stdio::null())
@@ -513,6 +524,18 @@ fn gstreamer_feeds_the_node_and_receives_its_mix() {
     let got = trimmed(&recorded, 2, input.len());
     let want: Vec<i16> = input.iter().flat_map(|&s| [s, s]).collect();
     assert_eq!(got.len(), want.len(), "the whole input was recorded");
+    let log = std::fs::read_to_string(dir.join("audionode.log")).unwrap();
+    (got, want, log)
+}
+
+#[test]
+fn gstreamer_feeds_the_node_and_receives_its_mix() {
+    if !have("gst-launch-1.0") {
+        return;
+    }
+    // rtpL16pay sends mono as dynamic type 96, which the node takes as
+    // stereo unless told.
+    let (got, want, _) = gstreamer_through_the_node("rtp-gstreamer", &["96=L16/44100/1"], &[], &[]);
     if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
         panic!(
             "GStreamer's recording differs from the input at sample {i}: {:?} vs {:?}",
@@ -520,4 +543,63 @@ fn gstreamer_feeds_the_node_and_receives_its_mix() {
             &want[i..i + 8]
         );
     }
+}
+
+/// A counter of the `Dropped stream` line in the event log.
+fn dropped_counter(log: &str, name: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("Dropped stream"))
+        .unwrap_or_else(|| panic!("no Dropped stream line in {log}"));
+    let key = format!(" {name}=");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
+    line[at..]
+        .split(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line}"))
+}
+
+#[test]
+fn gstreamer_redundancy_restores_what_its_network_lost() {
+    if !have("gst-launch-1.0") {
+        return;
+    }
+    // 5 ms packets of type 97 (the node's mono default), each with a copy
+    // of the one before (type 100, the node's RED default), 8 % of them
+    // dropped at random before they leave.
+    let (got, want, log) = gstreamer_through_the_node(
+        "rtp-gstreamer-red",
+        &[],
+        &["pt=97", "max-ptime=5000000"],
+        &[
+            "!",
+            "rtpredenc",
+            "pt=100",
+            "distance=1",
+            "!",
+            "identity",
+            "drop-probability=0.08",
+        ],
+    );
+    let recovered = dropped_counter(&log, "recovered");
+    let lost = dropped_counter(&log, "lost");
+    assert_eq!(dropped_counter(&log, "malformed"), 0, "{log}");
+    assert_eq!(dropped_counter(&log, "duplicates"), 0, "{log}");
+    // About 25 of 300 packets dropped: some are restored (the chance that
+    // none is, is below 1e-9), and only the ones lost with their successor
+    // can differ from the input: at most 220 frames each.
+    assert!(recovered >= 1, "{log}");
+    let differing = got
+        .chunks(2)
+        .zip(want.chunks(2))
+        .filter(|(a, b)| a != b)
+        .count() as u64;
+    assert!(
+        differing <= lost * 220,
+        "{differing} frames differ with {lost} packets lost, {recovered} recovered"
+    );
 }

@@ -81,6 +81,21 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=2))]
     pub channels: u16,
 
+    /// With --rtp: copy the previous N packets' audio (1 or 2) into each
+    /// packet as RFC 2198 redundancy, so a receiver restores a lost packet
+    /// exactly from a later one; 0 sends plain L16. Costs N times the
+    /// audio bandwidth again; packets are cut smaller so that each fits one
+    /// datagram with its copies.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "rtp",
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub redundancy: u8,
+
+    /// With --redundancy: the dynamic payload type of the RED packets
+    /// (red/RATE/CHANNELS; the blocks inside keep the L16 type).
+    #[arg(long, value_name = "PT", default_value_t = proto::rtp_map::PT_RED_DEFAULT,
+          requires = "rtp", value_parser = clap::value_parser!(u8).range(96..=127))]
+    pub red_pt: u8,
+
     /// With --rtp: the name receivers show for this stream (RTCP SDES NAME).
     #[arg(long, value_name = "NAME", requires = "rtp")]
     pub name: Option<String>,

@@ -148,11 +148,23 @@ impl Config {
             if dest.is_none() {
                 bail!("--rtp needs a DEST (HOST:PORT)");
             }
+            let l16 = proto::rtp_map::payload_type_for(proto::rtp_map::RtpFormat {
+                rate: args.sample_rate,
+                channels: args.channels,
+            });
+            if args.redundancy > 0 && args.red_pt == l16 {
+                bail!(
+                    "--red-pt {} is the stream's L16 payload type; choose another (e.g. 100)",
+                    args.red_pt
+                );
+            }
             Some(RtpOptions {
                 channels: args.channels,
                 name: args.name.clone(),
                 seed: args.rtp_seed,
                 rtcp_interval: std::time::Duration::from_secs_f64(args.rtcp_interval),
+                redundancy: usize::from(args.redundancy),
+                red_payload_type: args.red_pt,
             })
         } else {
             None
@@ -361,6 +373,24 @@ mod tests {
         assert!(cfg("a.wav 127.0.0.1:5004 --channels 2").is_err());
         assert!(cfg("a.wav 127.0.0.1:5004 --name x").is_err());
         assert!(cfg("a.wav 127.0.0.1:5004 --rtp --channels 3").is_err());
+        let c = cfg("a.wav 127.0.0.1:5004 --rtp --redundancy 2").unwrap();
+        let rtp = c.rtp.clone().unwrap();
+        assert_eq!((rtp.redundancy, rtp.red_payload_type), (2, 100));
+        assert_eq!(
+            cfg("a.wav 127.0.0.1:5004 --rtp")
+                .unwrap()
+                .rtp
+                .unwrap()
+                .redundancy,
+            0
+        );
+        assert!(cfg("a.wav 127.0.0.1:5004 --rtp --redundancy 3").is_err());
+        assert!(cfg("a.wav 127.0.0.1:5004 --redundancy 1").is_err());
+        // 97 is the mono stream's own type at 48 kHz.
+        assert!(
+            cfg("a.wav 127.0.0.1:5004 --rtp --sample-rate 48000 --redundancy 1 --red-pt 97")
+                .is_err()
+        );
         assert!(cfg("a.wav 127.0.0.1:5004 --rtp --stream-to-recorder").is_err());
         assert!(err("a.wav 127.0.0.1:5004 --rtp --start-seq 5").contains("--rtp-seed"));
         assert!(err("a.wav 127.0.0.1:65535 --rtp").contains("RTCP"));

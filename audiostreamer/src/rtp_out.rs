@@ -15,6 +15,10 @@
 //! reports arriving on that socket are read by a helper thread as they
 //! arrive (so the round trip from LSR/DLSR is not delayed by the send
 //! schedule), logged once each, and the last one goes into the summary.
+//!
+//! With `--redundancy` the packets carry RFC 2198 redundancy
+//! ([`crate::red_out`]) and are cut small enough that a packet and its
+//! copies fit one datagram.
 
 use std::fmt;
 use std::io;
@@ -33,6 +37,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::burst::{BurstReport, ErrorBurst};
+use crate::red_out::RedEncoder;
 use crate::udp_out::default_bind_for;
 
 /// RFC 3550 §6.2: the minimum RTCP interval.
@@ -54,6 +59,10 @@ pub struct RtpOptions {
     pub seed: Option<u64>,
     /// The nominal RTCP interval (`--rtcp-interval`).
     pub rtcp_interval: Duration,
+    /// Earlier packets copied into each packet (`--redundancy`, 0: off).
+    pub redundancy: usize,
+    /// The RED payload type (`--red-pt`).
+    pub red_payload_type: u8,
 }
 
 /// What a receiver last reported about this stream (an RTCP report block).
@@ -119,7 +128,13 @@ impl ReceiverView {
 /// needs, and the frames of each: near-equal, each payload at most
 /// [`MAX_L16_PAYLOAD`] bytes, the larger ones first.
 pub fn split_frames(frames: usize, channels: u16) -> impl Iterator<Item = usize> {
-    let per_packet = MAX_L16_PAYLOAD / (2 * usize::from(channels.max(1)));
+    split_within(frames, MAX_L16_PAYLOAD / (2 * usize::from(channels.max(1))))
+}
+
+/// `frames` cut into near-equal packets of at most `per_packet` frames,
+/// the larger ones first.
+pub fn split_within(frames: usize, per_packet: usize) -> impl Iterator<Item = usize> {
+    let per_packet = per_packet.max(1);
     let packets = frames.div_ceil(per_packet).max(1);
     let (base, extra) = (frames / packets, frames % packets);
     (0..packets).map(move |i| base + usize::from(i < extra))
@@ -169,6 +184,9 @@ pub struct RtpOut {
     next_rtcp: Option<Duration>,
     packet: Vec<u8>,
     stereo: Vec<i16>,
+    /// Most frames per packet.
+    max_frames: usize,
+    red: Option<RedEncoder>,
     errors: ErrorBurst,
     reports: Reports,
 }
@@ -286,13 +304,20 @@ impl RtpOut {
         let max_payload_samples = MAX_L16_PAYLOAD / 2;
         let reports = Reports::start(rtcp.try_clone()?, ssrc, rate)
             .map_err(|e| anyhow::anyhow!("cannot start the RTCP report thread: {e}"))?;
+        let payload_type = payload_type_for(RtpFormat { rate, channels });
+        let red = (opts.redundancy > 0)
+            .then(|| RedEncoder::new(opts.redundancy, opts.red_payload_type, payload_type));
+        let max_frames = match red {
+            Some(_) => RedEncoder::max_frames(channels, opts.redundancy),
+            None => MAX_L16_PAYLOAD / (2 * usize::from(channels)),
+        };
         Ok(Self {
             socket,
             rtcp,
             dest,
             rtcp_dest: SocketAddr::new(dest.ip(), rtcp_port),
             channels,
-            payload_type: payload_type_for(RtpFormat { rate, channels }),
+            payload_type,
             ssrc,
             seq,
             timestamp,
@@ -306,6 +331,8 @@ impl RtpOut {
             next_rtcp: None,
             packet: vec![0; HEADER_LEN + MAX_L16_PAYLOAD],
             stereo: Vec::with_capacity(max_payload_samples),
+            max_frames,
+            red,
             errors: ErrorBurst::new(Duration::from_secs(10)),
             reports,
         })
@@ -326,9 +353,14 @@ impl RtpOut {
         self.ssrc
     }
 
-    /// The payload type in use.
+    /// The L16 payload type in use (of the blocks, with redundancy).
     pub fn payload_type(&self) -> u8 {
         self.payload_type
+    }
+
+    /// The RED payload type of the packets, with `--redundancy`.
+    pub fn red_payload_type(&self) -> Option<u8> {
+        self.red.as_ref().map(RedEncoder::red_type)
     }
 
     /// Channels on the wire.
@@ -365,7 +397,7 @@ impl RtpOut {
         let out_ch = usize::from(self.channels);
         let frames = samples.len() / in_ch;
         let mut at = 0;
-        for n in split_frames(frames, self.channels) {
+        for n in split_within(frames, self.max_frames) {
             let part = &samples[at * in_ch..(at + n) * in_ch];
             at += n;
             if in_ch == out_ch {
@@ -401,7 +433,11 @@ impl RtpOut {
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(frames as u32);
-        let len = match encode_l16(&header, payload, &mut self.packet) {
+        let encoded = match self.red.as_mut() {
+            Some(red) => red.encode(&header, payload, &mut self.packet),
+            None => encode_l16(&header, payload, &mut self.packet),
+        };
+        let len = match encoded {
             Ok(len) => len,
             // Cannot happen: the buffer holds the largest payload.
             Err(e) => {
@@ -412,7 +448,9 @@ impl RtpOut {
         match self.socket.send_to(&self.packet[..len], self.dest) {
             Ok(_) => {
                 self.packets = self.packets.wrapping_add(1);
-                self.octets = self.octets.wrapping_add(2 * payload.len() as u32);
+                // RFC 3550: payload octets, the RED headers and copies
+                // included.
+                self.octets = self.octets.wrapping_add((len - HEADER_LEN) as u32);
                 if let Some(BurstReport::Ended { failures }) = self.errors.on_success() {
                     log::info!(
                         "sending RTP to {} works again after {failures} failed packets",

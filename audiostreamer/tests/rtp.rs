@@ -1,7 +1,11 @@
 //! `--rtp`: the packets and RTCP on the wire (headers, payload limit,
 //! seeded identity, SR/SDES/BYE, receiver reports read back), and a real
 //! third-party receiver: GStreamer's `udpsrc ! rtpjitterbuffer !
-//! rtpL16depay` writes exactly the samples of the WAV, mono and stereo.
+//! rtpL16depay` writes exactly the samples of the WAV, mono and stereo;
+//! `--redundancy` packets on the wire (RED type, copies of the packets
+//! before, within one datagram),
+//! and with `rtpreddec` in front it decodes our RFC 2198 redundancy
+//! (`--redundancy`) to the same samples.
 //!
 //! The GStreamer tests print `SKIPPED` when gst-launch-1.0 is missing,
 //! except under `CI=true`, where that fails them.
@@ -228,13 +232,82 @@ fn mono_source_on_a_stereo_stream_is_duplicated_and_48k_is_dynamic() {
     }
 }
 
-/// `gst-launch-1.0 -e` receiving RTP L16 on `port` into a raw S16LE file.
-fn gst_receiver(port: u16, channels: u16, pt: u8, out: &std::path::Path) -> Child {
+#[test]
+fn redundant_packets_carry_the_ones_before_them() {
+    let dir = TempDir::new("rtp-red");
+    let wav = dir.path("s.wav");
+    let signal = test_signal(4_410);
+    write_i16(&wav, 1, 44_100, &signal);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let dest = rtp.local_addr().unwrap().to_string();
+    let line = [
+        wav.to_str().unwrap(),
+        &dest,
+        "--rtp",
+        "--redundancy",
+        "2",
+        "--speed",
+        "4",
+    ];
+    let owned: Vec<String> = line.iter().map(|s| s.to_string()).collect();
+    let run = std::thread::spawn(move || {
+        let line: Vec<&str> = owned.iter().map(String::as_str).collect();
+        audiostreamer::Streamer::new(&args(&line))
+            .unwrap()
+            .run(&AtomicBool::new(false))
+            .unwrap()
+    });
+    // (timestamp, primary bytes) of every packet, and each packet's copies.
+    let mut primaries: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut samples = Vec::new();
+    while samples.len() < signal.len() {
+        let n = rtp.recv(&mut buf).expect("a packet");
+        assert!(n <= proto::MAX_UNFRAGMENTED_PAYLOAD, "{n} bytes fragment");
+        let p = RtpPacket::decode(&buf[..n]).unwrap();
+        assert_eq!(p.payload_type, 100);
+        let red = proto::red::RedPayload::decode(p.payload).unwrap();
+        assert_eq!(red.primary_type, 11);
+        let copies = red.redundant();
+        assert_eq!(copies.len(), primaries.len().min(2));
+        for (copy, (ts, bytes)) in copies
+            .iter()
+            .zip(&primaries[primaries.len() - copies.len()..])
+        {
+            assert_eq!(copy.payload_type, 11);
+            assert_eq!(
+                p.timestamp.wrapping_sub(u32::from(copy.timestamp_offset)),
+                *ts
+            );
+            assert_eq!(copy.data, &bytes[..]);
+        }
+        samples.extend(
+            red.primary
+                .chunks(2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]])),
+        );
+        primaries.push((p.timestamp, red.primary.to_vec()));
+    }
+    run.join().unwrap();
+    assert!(samples == signal, "the primaries are the WAV");
+    // 10 ms chunks of 441 frames go as 221 + 220 with two copies.
+    assert_eq!(primaries[0].1.len(), 2 * 221);
+    assert_eq!(primaries.len(), 20);
+}
+
+/// `gst-launch-1.0 -e` receiving RTP L16 on `port` into a raw S16LE file;
+/// with `red`, RED packets of that payload type go through `rtpreddec`.
+fn gst_receiver(port: u16, channels: u16, pt: u8, red: Option<u8>, out: &std::path::Path) -> Child {
     let caps = format!(
         "caps=application/x-rtp,media=audio,clock-rate=44100,encoding-name=L16,channels={channels},payload={pt}"
     );
-    let child = Command::new("gst-launch-1.0")
-        .args(["-q", "-e", "udpsrc", &format!("port={port}"), &caps])
+    let mut command = Command::new("gst-launch-1.0");
+    command.args(["-q", "-e", "udpsrc", &format!("port={port}"), &caps]);
+    if let Some(red) = red {
+        command.args(["!", "rtpreddec", &format!("pt={red}")]);
+    }
+    let child = command
         .args([
             "!",
             "rtpjitterbuffer",
@@ -308,7 +381,7 @@ fn read_s16le(path: &std::path::Path) -> Vec<i16> {
         .collect()
 }
 
-fn gstreamer_receives(channels: u16, pt: u8) {
+fn gstreamer_receives(channels: u16, pt: u8, redundancy: u8) {
     if !have("gst-launch-1.0") {
         return;
     }
@@ -319,9 +392,11 @@ fn gstreamer_receives(channels: u16, pt: u8) {
     let signal = test_signal(22_050 * usize::from(channels));
     write_i16(&wav, channels, 44_100, &signal);
     let port = free_port();
-    let gst = gst_receiver(port, channels, pt, &out);
+    let red = (redundancy > 0).then_some(100);
+    let gst = gst_receiver(port, channels, pt, red, &out);
     let dest = format!("127.0.0.1:{port}");
     let ch = channels.to_string();
+    let depth = redundancy.to_string();
     let summary = stream(
         &[
             wav.to_str().unwrap(),
@@ -329,6 +404,8 @@ fn gstreamer_receives(channels: u16, pt: u8) {
             "--rtp",
             "--channels",
             &ch,
+            "--redundancy",
+            &depth,
             "--speed",
             "2",
         ],
@@ -351,10 +428,16 @@ fn gstreamer_receives(channels: u16, pt: u8) {
 
 #[test]
 fn gstreamer_receives_mono() {
-    gstreamer_receives(1, 11);
+    gstreamer_receives(1, 11, 0);
 }
 
 #[test]
 fn gstreamer_receives_stereo() {
-    gstreamer_receives(2, 10);
+    gstreamer_receives(2, 10, 0);
+}
+
+#[test]
+fn gstreamer_decodes_our_redundancy() {
+    gstreamer_receives(1, 11, 1);
+    gstreamer_receives(2, 10, 2);
 }

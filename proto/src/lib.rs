@@ -11,6 +11,8 @@
 //!   control protocol, payload-type tables and session descriptions, beside
 //!   the original formats so standard tools (ffmpeg, GStreamer, VLC) and
 //!   other nodes take part.
+//! - [`red`]: RFC 2198 redundant audio, RTP payloads that carry copies of
+//!   earlier packets' audio so a receiver restores a lost packet exactly.
 //! - [`seq`]: sequence-number arithmetic across the 2^32 wrap.
 //! - [`probe`]: not a wire format but a cross-program contract too: the
 //!   self-identifying click onsets and the probe-file lines of the latency
@@ -29,6 +31,7 @@ pub mod message;
 pub mod plc;
 pub mod probe;
 pub mod realtime;
+pub mod red;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_map;
@@ -68,4 +71,13 @@ pub enum EncodeError {
     /// A datagram must carry at least one sample (receivers reject empty ones).
     #[error("a datagram must carry at least one sample")]
     NoSamples,
+    /// A RED block that its header's fields cannot describe (more than
+    /// 1023 bytes, or an offset above 16383 ticks).
+    #[error("a RED block of {len} bytes at offset {offset} does not fit its header")]
+    RedBlockTooLarge {
+        /// The block's bytes.
+        len: usize,
+        /// Its timestamp offset.
+        offset: u16,
+    },
 }

@@ -1,7 +1,9 @@
 //! Which audio format an RTP payload type stands for: the static L16 types
 //! of RFC 3551 (10 = L16/44100/2, 11 = L16/44100/1) and dynamic types
 //! (96..=127) declared as `PT=L16/RATE/CHANNELS`, as on the node's
-//! `--rtp-map` and in SDP's `a=rtpmap`.
+//! `--rtp-map` and in SDP's `a=rtpmap`; and which dynamic types carry
+//! RFC 2198 redundancy (`PT=red/RATE/CHANNELS`, whose blocks are of the
+//! L16 types).
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +14,9 @@ pub const PT_L16_STEREO_44100: u8 = 10;
 pub const PT_L16_MONO_44100: u8 = 11;
 /// First dynamic payload type.
 pub const PT_DYNAMIC_MIN: u8 = 96;
+/// The dynamic payload type our programs use for RFC 2198 redundancy
+/// (`red/RATE/CHANNELS`) unless told otherwise.
+pub const PT_RED_DEFAULT: u8 = 100;
 
 /// The audio format of one payload type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +87,25 @@ impl fmt::Display for RtpMapEntry {
 /// Parses `L16/RATE[/CHANNELS]` (SDP's encoding name is case-insensitive;
 /// channels default to 1).
 pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
+    match parse_any(s)? {
+        (Encoding::L16, format) => Ok(format),
+        (Encoding::Red, _) => Err(RtpMapError::Encoding(
+            s.split('/').next().unwrap_or_default().into(),
+        )),
+    }
+}
+
+/// The encodings a payload type can be declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// L16 audio.
+    L16,
+    /// RFC 2198 redundancy whose blocks are L16 of the same rate.
+    Red,
+}
+
+/// Parses `L16/RATE[/CHANNELS]` or `red/RATE[/CHANNELS]`.
+fn parse_any(s: &str) -> Result<(Encoding, RtpFormat), RtpMapError> {
     let mut parts = s.split('/');
     let encoding = parts.next().unwrap_or_default();
     let rate = parts.next().ok_or_else(|| RtpMapError::Syntax(s.into()))?;
@@ -89,9 +113,13 @@ pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
     if parts.next().is_some() {
         return Err(RtpMapError::Syntax(s.into()));
     }
-    if !encoding.eq_ignore_ascii_case("L16") {
+    let encoding = if encoding.eq_ignore_ascii_case("L16") {
+        Encoding::L16
+    } else if encoding.eq_ignore_ascii_case("red") {
+        Encoding::Red
+    } else {
         return Err(RtpMapError::Encoding(encoding.into()));
-    }
+    };
     let rate: u32 = rate
         .trim()
         .parse()
@@ -113,7 +141,49 @@ pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
             "{channels} channels: only mono and stereo are supported"
         )));
     }
-    Ok(RtpFormat { rate, channels })
+    Ok((encoding, RtpFormat { rate, channels }))
+}
+
+/// A declaration of a dynamic type: `PT=L16/RATE/CHANNELS` or
+/// `PT=red/RATE/CHANNELS` (the node's `--rtp-map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Declaration {
+    /// The payload type.
+    pub payload_type: u8,
+    /// What it carries.
+    pub encoding: Encoding,
+    /// Its rate and channels.
+    pub format: RtpFormat,
+}
+
+impl FromStr for Declaration {
+    type Err = RtpMapError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || RtpMapError::Syntax(s.to_string());
+        let (pt, rest) = s.split_once('=').ok_or_else(syntax)?;
+        let pt: u16 = pt.trim().parse().map_err(|_| syntax())?;
+        if !(u16::from(PT_DYNAMIC_MIN)..=127).contains(&pt) {
+            return Err(RtpMapError::NotDynamic(pt));
+        }
+        let (encoding, format) = parse_any(rest.trim()).map_err(|e| match e {
+            RtpMapError::Syntax(_) => syntax(),
+            RtpMapError::Encoding(name) => RtpMapError::Encoding(format!("{name} (L16 or red)")),
+            e => e,
+        })?;
+        Ok(Self {
+            payload_type: pt as u8,
+            encoding,
+            format,
+        })
+    }
+}
+
+/// What a dynamic payload type was declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    L16(RtpFormat),
+    Red(RtpFormat),
 }
 
 /// A receiver's table of payload types: the static L16 types and the
@@ -121,7 +191,7 @@ pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
 /// earlier one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpMap {
-    dynamic: [Option<RtpFormat>; 32],
+    dynamic: [Option<Slot>; 32],
 }
 
 impl RtpMap {
@@ -134,7 +204,8 @@ impl RtpMap {
 
     /// The defaults for a receiver at `rate`: at 48 kHz, 96 = L16/48000/2
     /// and 97 = L16/48000/1; at any rate, 96/97 = stereo/mono at that rate
-    /// (what our own programs send).
+    /// and [`PT_RED_DEFAULT`] = red at that rate (what our own programs
+    /// send).
     pub fn defaults_for(rate: u32) -> Self {
         let mut map = Self::new();
         map.declare(RtpMapEntry {
@@ -145,20 +216,53 @@ impl RtpMap {
             payload_type: 97,
             format: RtpFormat { rate, channels: 1 },
         });
+        map.apply(Declaration {
+            payload_type: PT_RED_DEFAULT,
+            encoding: Encoding::Red,
+            format: RtpFormat { rate, channels: 1 },
+        });
         map
     }
 
-    /// Declares (or redeclares) a dynamic type.
+    /// Declares (or redeclares) a dynamic type as L16.
     pub fn declare(&mut self, entry: RtpMapEntry) {
+        self.set(entry.payload_type, Slot::L16(entry.format));
+    }
+
+    /// Declares (or redeclares) a dynamic type as L16 or red.
+    pub fn apply(&mut self, declaration: Declaration) {
+        let slot = match declaration.encoding {
+            Encoding::L16 => Slot::L16(declaration.format),
+            Encoding::Red => Slot::Red(declaration.format),
+        };
+        self.set(declaration.payload_type, slot);
+    }
+
+    fn set(&mut self, pt: u8, value: Slot) {
         if let Some(slot) = self
             .dynamic
-            .get_mut(usize::from(entry.payload_type.wrapping_sub(PT_DYNAMIC_MIN)))
+            .get_mut(usize::from(pt.wrapping_sub(PT_DYNAMIC_MIN)))
         {
-            *slot = Some(entry.format);
+            *slot = Some(value);
         }
     }
 
-    /// The format of payload type `pt`, if known.
+    fn slot(&self, pt: u8) -> Option<Slot> {
+        *self
+            .dynamic
+            .get(usize::from(pt.wrapping_sub(PT_DYNAMIC_MIN)))?
+    }
+
+    /// The format of payload type `pt` when it carries RFC 2198
+    /// redundancy, if it is declared so.
+    pub fn red(&self, pt: u8) -> Option<RtpFormat> {
+        match self.slot(pt)? {
+            Slot::Red(format) => Some(format),
+            Slot::L16(_) => None,
+        }
+    }
+
+    /// The L16 format of payload type `pt`, if known.
     pub fn get(&self, pt: u8) -> Option<RtpFormat> {
         match pt {
             PT_L16_STEREO_44100 => Some(RtpFormat {
@@ -169,9 +273,10 @@ impl RtpMap {
                 rate: 44_100,
                 channels: 1,
             }),
-            _ => *self
-                .dynamic
-                .get(usize::from(pt.wrapping_sub(PT_DYNAMIC_MIN)))?,
+            _ => match self.slot(pt)? {
+                Slot::L16(format) => Some(format),
+                Slot::Red(_) => None,
+            },
         }
     }
 }
@@ -228,6 +333,36 @@ mod tests {
             "L16/48000".parse::<RtpMapEntry>(),
             Err(RtpMapError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn red_is_declared_beside_l16() {
+        let d: Declaration = "101=red/48000/2".parse().unwrap();
+        assert_eq!(
+            (d.payload_type, d.encoding, d.format.channels),
+            (101, Encoding::Red, 2)
+        );
+        let l16: Declaration = "96=L16/48000/1".parse().unwrap();
+        assert_eq!(l16.encoding, Encoding::L16);
+        assert!(matches!(
+            "96=opus/48000/2".parse::<Declaration>(),
+            Err(RtpMapError::Encoding(_))
+        ));
+        // The recorder's L16-only entries refuse red.
+        assert!(matches!(
+            "100=red/44100/1".parse::<RtpMapEntry>(),
+            Err(RtpMapError::Encoding(_))
+        ));
+        let mut map = RtpMap::defaults_for(44_100);
+        assert_eq!(map.red(PT_RED_DEFAULT).unwrap().rate, 44_100);
+        assert_eq!(map.get(PT_RED_DEFAULT), None);
+        map.apply(d);
+        assert_eq!(map.red(101).unwrap().rate, 48_000);
+        // A redeclaration as L16 replaces red.
+        map.apply("101=L16/44100/2".parse().unwrap());
+        assert_eq!(map.red(101), None);
+        assert_eq!(map.get(101).unwrap().channels, 2);
+        assert_eq!(map.red(10), None);
     }
 
     #[test]

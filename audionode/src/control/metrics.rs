@@ -130,7 +130,7 @@ pub fn render(
     active.set(snapshot.sources.len() as i64);
     registry.register("active_sources", "Streams being mixed", active);
 
-    let per_source_counters: [Metric<u64>; 14] = [
+    let per_source_counters: [Metric<u64>; 15] = [
         (
             "source_received",
             "Datagrams received from the source",
@@ -138,8 +138,13 @@ pub fn render(
         ),
         (
             "source_lost",
-            "Packets lost (expected minus unique received)",
+            "Packets lost (neither received nor restored from a redundant copy)",
             |s| s.lost,
+        ),
+        (
+            "source_recovered",
+            "Packets not received but restored from a redundant copy (RFC 2198)",
+            |s| s.recovered,
         ),
         (
             "source_duplicates",

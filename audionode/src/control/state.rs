@@ -205,8 +205,10 @@ pub struct SourceView {
 pub struct StatsView {
     /// Packets received.
     pub received: u64,
-    /// Packets lost.
+    /// Packets lost (neither received nor restored from a redundant copy).
     pub lost: u64,
+    /// Packets restored from a redundant copy (RFC 2198).
+    pub recovered: u64,
     /// Packets that arrived too late to play.
     pub late: u64,
     /// Packets that arrived after a newer one.
@@ -246,10 +248,11 @@ pub struct StatsView {
 
 impl From<&SourceStats> for StatsView {
     fn from(s: &SourceStats) -> Self {
-        let expected = s.received.saturating_sub(s.duplicates + s.malformed) + s.lost;
+        let expected = s.received.saturating_sub(s.duplicates + s.malformed) + s.recovered + s.lost;
         StatsView {
             received: s.received,
             lost: s.lost,
+            recovered: s.recovered,
             late: s.late,
             reordered: s.reordered,
             duplicates: s.duplicates,

@@ -11,11 +11,18 @@
 //! sample position is the running sum of packet sizes in sequence order,
 //! computed by the source ([`crate::nodecore::source`]); an RTP packet is
 //! placed by its timestamp.
+//!
+//! An RTP packet of a RED type (RFC 2198) is decoded here too: its primary
+//! block becomes the packet's samples, its redundant L16 blocks of the same
+//! format ride along as [`Redundant`] copies (each with the sequence number
+//! distance and timestamp of the packet it copies), still borrowed from the
+//! receive buffer, for the source to restore what was lost.
 
 use std::net::SocketAddr;
 
+use proto::red::{self, RedDecodeError, RedPayload, MAX_REDUNDANT};
 use proto::rtp::{RtpDecodeError, RtpPacket};
-use proto::rtp_map::RtpMap;
+use proto::rtp_map::{RtpFormat, RtpMap};
 use proto::{MonoDatagram, MonoDecodeError};
 
 use super::source_id::SourceId;
@@ -31,6 +38,52 @@ pub struct SourcePacket<'a> {
     pub channels: u8,
     /// What RTP adds: the stream's identity and the packet's timestamp.
     pub rtp: Option<RtpInfo>,
+    /// Copies of earlier packets' audio (RFC 2198), in the order sent.
+    pub redundant: Redundant<'a>,
+}
+
+/// One redundant copy of an earlier packet's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RedundantCopy<'a> {
+    /// How many packets before the carrying one it is (1: the one before):
+    /// its sequence number is the carrier's minus this.
+    pub back: u32,
+    /// Its timestamp (the carrier's minus the block's offset).
+    pub timestamp: u32,
+    /// Its L16 samples, big-endian, interleaved when stereo.
+    pub payload: &'a [u8],
+}
+
+/// The redundant copies a packet carries (none for most formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Redundant<'a> {
+    copies: [RedundantCopy<'a>; MAX_REDUNDANT],
+    count: usize,
+}
+
+impl<'a> Redundant<'a> {
+    /// No copies.
+    pub const NONE: Redundant<'static> = Redundant {
+        copies: [RedundantCopy {
+            back: 0,
+            timestamp: 0,
+            payload: &[],
+        }; MAX_REDUNDANT],
+        count: 0,
+    };
+
+    /// The copies, oldest first as senders order them.
+    pub fn copies(&self) -> &[RedundantCopy<'a>] {
+        &self.copies[..self.count]
+    }
+
+    /// Keeps `copy` (the first [`MAX_REDUNDANT`] only).
+    fn push(&mut self, copy: RedundantCopy<'a>) {
+        if let Some(slot) = self.copies.get_mut(self.count) {
+            *slot = copy;
+            self.count += 1;
+        }
+    }
 }
 
 /// The RTP fields a source uses.
@@ -52,6 +105,7 @@ impl<'a> SourcePacket<'a> {
             samples,
             channels: 1,
             rtp: None,
+            redundant: Redundant::NONE,
         }
     }
 
@@ -142,6 +196,8 @@ pub enum Malformed {
     Decode(MonoDecodeError),
     /// Not a valid RTP packet.
     Rtp(RtpDecodeError),
+    /// An RTP packet of a RED type whose payload is not valid RFC 2198.
+    Red(RedDecodeError),
     /// An RTP payload type the node has no format for.
     UnknownPayloadType {
         /// The stream.
@@ -231,6 +287,7 @@ impl std::fmt::Display for Malformed {
         match self {
             Malformed::Decode(e) => write!(f, "{e}"),
             Malformed::Rtp(e) => write!(f, "{e}"),
+            Malformed::Red(e) => write!(f, "{e}"),
             Malformed::UnknownPayloadType {
                 payload_type: pt, ..
             } => write!(
@@ -300,7 +357,13 @@ pub fn decode_rtp<'a>(
         });
     }
     let packet = RtpPacket::decode(bytes).map_err(Malformed::Rtp)?;
-    let pt = packet.payload_type;
+    let (pt, payload, red) = match map.red(packet.payload_type) {
+        Some(_) => {
+            let red = RedPayload::decode(packet.payload).map_err(Malformed::Red)?;
+            (red.primary_type, red.primary, Some(red))
+        }
+        None => (packet.payload_type, packet.payload, None),
+    };
     let format = map.get(pt).ok_or(Malformed::UnknownPayloadType {
         ssrc: packet.ssrc,
         payload_type: pt,
@@ -315,22 +378,58 @@ pub fn decode_rtp<'a>(
     }
     let channels = format.channels as u8;
     let frame_bytes = 2 * usize::from(channels);
-    if packet.payload.is_empty() || packet.payload.len() % frame_bytes != 0 {
+    if payload.is_empty() || payload.len() % frame_bytes != 0 {
         return Err(Malformed::BadPayload {
-            len: packet.payload.len(),
+            len: payload.len(),
             channels,
         });
     }
+    let redundant = red.map_or(Redundant::NONE, |red| {
+        redundant_copies(&red, map, format, packet.timestamp)
+    });
     Ok(SourcePacket {
         seq: u32::from(packet.seq),
-        samples: Samples::BigEndianPayload(packet.payload),
+        samples: Samples::BigEndianPayload(payload),
         channels,
         rtp: Some(RtpInfo {
             ssrc: packet.ssrc,
             timestamp: packet.timestamp,
             listener,
         }),
+        redundant,
     })
+}
+
+/// The redundant blocks of `red` that restore a packet of the stream: L16
+/// of the primary's format, whole frames, at a whole number of packets
+/// back (see [`red::packets_back`]). Others (another encoding, a block of
+/// odd size) are of no use to a receiver of this format and are skipped.
+fn redundant_copies<'a>(
+    red: &RedPayload<'a>,
+    map: &RtpMap,
+    format: RtpFormat,
+    timestamp: u32,
+) -> Redundant<'a> {
+    let frame_bytes = 2 * usize::from(format.channels);
+    let mut out = Redundant::NONE;
+    for block in red.redundant() {
+        if map.get(block.payload_type) != Some(format)
+            || block.data.is_empty()
+            || block.data.len() % frame_bytes != 0
+        {
+            continue;
+        }
+        let frames = block.data.len() / frame_bytes;
+        let Some(back) = red::packets_back(block.timestamp_offset, frames) else {
+            continue;
+        };
+        out.push(RedundantCopy {
+            back,
+            timestamp: timestamp.wrapping_sub(u32::from(block.timestamp_offset)),
+            payload: block.data,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -363,7 +462,109 @@ mod tests {
         ));
     }
 
+    fn red_packet(blocks: &[red::RedBlock<'_>], primary_type: u8, primary: &[u8]) -> Vec<u8> {
+        let header = proto::rtp::RtpHeader {
+            marker: false,
+            payload_type: proto::rtp_map::PT_RED_DEFAULT,
+            seq: 10,
+            timestamp: 5000,
+            ssrc: 42,
+        };
+        let mut buf = vec![0u8; 1500];
+        let len = red::encode_red(&header, blocks, primary_type, primary, &mut buf).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn red_primary_is_the_packet_and_copies_ride_along() {
+        let map = RtpMap::defaults_for(44_100);
+        let (older, newer, primary) = ([0u8, 1, 0, 2], [0u8, 3, 0, 4], [0u8, 5, 0, 6]);
+        let block = |offset, data| red::RedBlock {
+            payload_type: 11,
+            timestamp_offset: offset,
+            data,
+        };
+        let bytes = red_packet(&[block(4, &older), block(2, &newer)], 11, &primary);
+        let p = decode_rtp(&bytes, &map, 44_100, 2000, 0).unwrap();
+        assert_eq!((p.seq, p.channels), (10, 1));
+        assert_eq!(p.samples, Samples::BigEndianPayload(&primary));
+        assert_eq!(
+            p.redundant.copies(),
+            &[
+                RedundantCopy {
+                    back: 2,
+                    timestamp: 4996,
+                    payload: &older
+                },
+                RedundantCopy {
+                    back: 1,
+                    timestamp: 4998,
+                    payload: &newer
+                }
+            ]
+        );
+        // Blocks of another format or of no whole packet's distance are
+        // skipped; the primary still plays.
+        let other = red::RedBlock {
+            payload_type: 10,
+            ..block(2, &newer)
+        };
+        let odd = block(2, &newer[..3]);
+        let zero = block(0, &newer);
+        let bytes = red_packet(&[other, odd, zero], 11, &primary);
+        let p = decode_rtp(&bytes, &map, 44_100, 2000, 0).unwrap();
+        assert!(p.redundant.copies().is_empty());
+        assert_eq!(p.samples.len(), 2);
+    }
+
+    #[test]
+    fn broken_red_is_malformed() {
+        let map = RtpMap::defaults_for(44_100);
+        let mut bytes = red_packet(&[], 11, &[0, 1]);
+        // A redundant header announcing 8 bytes that are not there.
+        bytes.splice(12..12, [0x8b, 0x00, 0x08, 0x08]);
+        assert_eq!(
+            decode_rtp(&bytes, &map, 44_100, 2000, 0),
+            Err(Malformed::Red(RedDecodeError::BlocksTooLong {
+                needed: 8,
+                available: 2
+            }))
+        );
+        // A primary of an unknown type is said as that type.
+        let bytes = red_packet(&[], 99, &[0, 1]);
+        assert!(matches!(
+            decode_rtp(&bytes, &map, 44_100, 2000, 0),
+            Err(Malformed::UnknownPayloadType {
+                payload_type: 99,
+                ..
+            })
+        ));
+        // RED whose primary is an empty L16 block.
+        let mut empty = red_packet(&[], 11, &[0, 1]);
+        empty.truncate(13);
+        assert!(matches!(
+            decode_rtp(&empty, &map, 44_100, 2000, 0),
+            Err(Malformed::BadPayload { len: 0, .. })
+        ));
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_red_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut bytes = vec![0x80, proto::rtp_map::PT_RED_DEFAULT, 0, 1, 0, 0, 1, 0, 0, 0, 0, 7];
+            bytes.extend_from_slice(&payload);
+            let map = RtpMap::defaults_for(44_100);
+            if let Ok(p) = decode_rtp(&bytes, &map, 44_100, 2000, 0) {
+                let mut out = vec![0; p.samples.len()];
+                p.samples.copy(0, &mut out);
+                for copy in p.redundant.copies() {
+                    prop_assert!((1..=MAX_REDUNDANT as u32).contains(&copy.back));
+                    prop_assert!(!copy.payload.is_empty() && copy.payload.len() % 2 == 0);
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Ok(p) = decode_mono(&bytes, 40) {

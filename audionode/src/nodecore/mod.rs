@@ -42,6 +42,8 @@ mod sim_tests;
 #[cfg(test)]
 mod sim_tests_plc;
 #[cfg(test)]
+mod sim_tests_red;
+#[cfg(test)]
 mod sim_tests_rtp;
 
 pub use node_core::{

@@ -225,6 +225,11 @@ impl Sim {
 pub(crate) struct Netem {
     engine: ImpairEngine,
     clients: Vec<SocketAddr>,
+    /// Whether the datagrams are RTP (else the original mono format).
+    rtp: bool,
+    /// The RTP sequence numbers delivered, in order (the ground truth
+    /// lists only what decodes as the original format).
+    pub(crate) delivered_rtp: Vec<u16>,
 }
 
 impl Netem {
@@ -233,7 +238,14 @@ impl Netem {
         Self {
             engine: ImpairEngine::new(config, seed),
             clients: Vec::new(),
+            rtp: false,
+            delivered_rtp: Vec::new(),
         }
+    }
+
+    /// The same network carrying RTP datagrams to the node's RTP socket.
+    pub(crate) fn rtp(self) -> Self {
+        Self { rtp: true, ..self }
     }
 
     /// Sends `bytes` from `from` at `t`: first every datagram the network
@@ -260,11 +272,15 @@ impl Netem {
             let Some(datagram) = self.engine.pop_due(release) else {
                 break;
             };
-            sim.deliver(
-                datagram.release,
-                self.clients[datagram.client],
-                &datagram.payload,
-            );
+            let from = self.clients[datagram.client];
+            if self.rtp {
+                if let Ok(p) = proto::rtp::RtpPacket::decode(&datagram.payload) {
+                    self.delivered_rtp.push(p.seq);
+                }
+                sim.deliver_rtp(datagram.release, from, &datagram.payload);
+            } else {
+                sim.deliver(datagram.release, from, &datagram.payload);
+            }
             self.engine.on_sent(datagram, true);
         }
     }

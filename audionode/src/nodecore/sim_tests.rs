@@ -143,7 +143,7 @@ fn reorder_goes_back_in_place_and_duplicates_are_dropped() {
             "Repeated packet seq=7",
             "Missing packets count=1 seq=11..=11",
             "Out of order packet seq=11 highest=13",
-            "Dropped stream reason=timeout received=21 lost=0 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0 reanchors=0 size_changes=0 stray=0 jitter_ms=0.00 drift_drops=0 drift_repeats=0 concealed_frames=0",
+            "Dropped stream reason=timeout received=21 lost=0 duplicates=1 reordered=2 late=0 malformed=0 overflow=0 restarts=0 reanchors=0 size_changes=0 stray=0 jitter_ms=0.00 drift_drops=0 drift_repeats=0 concealed_frames=0 recovered=0",
         ]
     );
 }

@@ -17,6 +17,13 @@
 //! instance in between breaks the run), and when packets persistently miss
 //! the buffer (late or beyond its capacity for longer than the jitter
 //! target) the stream is re-anchored to the traffic that does arrive.
+//!
+//! Redundant copies an RTP packet carries (RFC 2198) are looked at before
+//! the packet itself: a copy of a packet that has not arrived is stored at
+//! its timestamp and counted as recovered; a copy of one that did arrive,
+//! or that comes too late to play, is dropped without a word. Copies do not
+//! feed the jitter estimate or the drift control: they arrive a packet or
+//! two after their own time by design.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,7 +32,7 @@ use proto::plc::PlcMode;
 
 use super::drift::DriftControl;
 use super::event::{Burstable, DropReason, Event, EventKind, Events};
-use super::ingress::{Samples, SourcePacket};
+use super::ingress::{Redundant, RtpInfo, Samples, SourcePacket};
 use super::jitter_buffer::{Adjust, ChannelMemory, JitterBuffer, WriteOutcome, GAPS};
 use super::pool::SourceMemory;
 use super::positions::Positions;
@@ -430,8 +437,12 @@ impl Source {
         }
         self.rtcp.next_report = Some(now + interval);
         let t = self.tracker.counters();
+        // The report tells the sender what the network lost (what it needs
+        // to choose its redundancy): a packet restored from a copy did not
+        // arrive.
+        let lost = t.lost + t.recovered;
         let unique = t.received.saturating_sub(t.duplicates);
-        let expected = unique + t.lost;
+        let expected = unique + lost;
         let expected_interval = expected.saturating_sub(self.rtcp.prior_expected);
         let received_interval = unique.saturating_sub(self.rtcp.prior_received);
         self.rtcp.prior_expected = expected;
@@ -455,7 +466,7 @@ impl Source {
             block: proto::rtcp::ReportBlock {
                 ssrc,
                 fraction_lost,
-                cumulative_lost: t.lost.min(0x7f_ffff) as i32,
+                cumulative_lost: lost.min(0x7f_ffff) as i32,
                 highest_seq: self.tracker.highest_seq(),
                 jitter: t.jitter_samples.round().clamp(0.0, f64::from(u32::MAX)) as u32,
                 last_sr,
@@ -518,6 +529,9 @@ impl Source {
         if packet.rtp.is_none() {
             self.probe_sequence(packet.seq, clock.now, events);
         }
+        if let Some(rtp) = packet.rtp {
+            self.restore_copies(packet, rtp);
+        }
         let previous_highest = self.tracker.highest_seq();
         let classified = self.tracker.on_packet(packet.seq);
         let seq = packet.seq;
@@ -559,6 +573,8 @@ impl Source {
                 );
                 self.place(classified.index, packet, clock, events);
             }
+            // Its copy played: nothing to add, nothing to say.
+            Arrival::AlreadyRecovered => {}
             Arrival::Duplicate => {
                 self.push_burstable(
                     Burstable::Repeated,
@@ -578,6 +594,36 @@ impl Source {
         }
         if self.params.target == JitterTarget::Auto {
             self.retarget();
+        }
+    }
+
+    /// Stores the redundant copies `packet` carries of packets that have not
+    /// arrived (oldest first, so a run of lost packets fills in order).
+    fn restore_copies(&mut self, packet: &SourcePacket<'_>, rtp: RtpInfo) {
+        for copy in packet.redundant.copies() {
+            let seq = packet.seq.wrapping_sub(copy.back);
+            if !self.tracker.wants_copy(seq) {
+                continue;
+            }
+            let Some(relative) = self.rtp.as_mut().map(|t| t.position(copy.timestamp)) else {
+                return;
+            };
+            let restored = SourcePacket {
+                seq,
+                samples: Samples::BigEndianPayload(copy.payload),
+                channels: packet.channels,
+                rtp: Some(RtpInfo {
+                    timestamp: copy.timestamp,
+                    ..rtp
+                }),
+                redundant: Redundant::NONE,
+            };
+            if self.write(self.instance_offset + relative, &restored) == WriteOutcome::Stored {
+                if let Some(timeline) = self.rtp.as_mut() {
+                    timeline.stored(copy.timestamp, relative);
+                }
+                self.tracker.on_recovered(seq);
+            }
         }
     }
 
@@ -706,6 +752,7 @@ impl Source {
                     timestamp,
                     listener: self.rtcp.listener,
                 }),
+                redundant: super::ingress::Redundant::NONE,
             };
             self.place(k as u64, &held, clock, events);
             offset += len;
@@ -886,6 +933,7 @@ impl Source {
         SourceStats {
             received: t.received + self.malformed,
             lost: t.lost,
+            recovered: t.recovered,
             duplicates: t.duplicates,
             reordered: t.reordered,
             late: self.late,
@@ -914,7 +962,6 @@ impl Source {
         events: &mut Events,
     ) {
         let seq = packet.seq;
-        let samples = &packet.samples;
         let len = packet.frames();
         let timestamp = packet.rtp.map(|r| r.timestamp);
         let relative = match (self.rtp.as_mut(), timestamp) {
@@ -925,22 +972,7 @@ impl Source {
         let playout_frame = (pos + self.frame_offset) as f64;
         self.tracker.update_jitter(clock.position, pos as f64);
         self.drift.on_wait(playout_frame - clock.position);
-        let outcome = match self.right.as_mut() {
-            None => self
-                .buffer
-                .write_with(pos, len, |offset, run| samples.copy(offset, run)),
-            Some(right) => {
-                let outcome = self.buffer.write_with(pos, len, |frame, run| {
-                    samples.copy_stereo_channel(0, frame, run)
-                });
-                if outcome == WriteOutcome::Stored {
-                    right.write_with(pos, len, |frame, run| {
-                        samples.copy_stereo_channel(1, frame, run)
-                    });
-                }
-                outcome
-            }
-        };
+        let outcome = self.write(pos, packet);
         if outcome == WriteOutcome::Stored {
             if let (Some(rtp), Some(ts)) = (self.rtp.as_mut(), timestamp) {
                 rtp.stored(ts, relative);
@@ -974,6 +1006,29 @@ impl Source {
                     events,
                     EventKind::Overflow { seq },
                 );
+            }
+        }
+    }
+
+    /// Writes `packet`'s samples at timeline position `pos` into the buffer
+    /// (both channels of a stereo source).
+    fn write(&mut self, pos: i64, packet: &SourcePacket<'_>) -> WriteOutcome {
+        let samples = &packet.samples;
+        let len = packet.frames();
+        match self.right.as_mut() {
+            None => self
+                .buffer
+                .write_with(pos, len, |offset, run| samples.copy(offset, run)),
+            Some(right) => {
+                let outcome = self.buffer.write_with(pos, len, |frame, run| {
+                    samples.copy_stereo_channel(0, frame, run)
+                });
+                if outcome == WriteOutcome::Stored {
+                    right.write_with(pos, len, |frame, run| {
+                        samples.copy_stereo_channel(1, frame, run)
+                    });
+                }
+                outcome
             }
         }
     }

@@ -15,8 +15,11 @@ use super::source_id::SourceId;
 pub struct SourceStats {
     /// Packets received, including duplicates, late and malformed ones.
     pub received: u64,
-    /// Packets expected but not received (expected − unique received).
+    /// Packets expected but neither received nor restored from a
+    /// redundant copy.
     pub lost: u64,
+    /// Packets not received but restored from a redundant copy (RFC 2198).
+    pub recovered: u64,
     /// Packets received more than once.
     pub duplicates: u64,
     /// Packets that arrived after a higher sequence number.
@@ -61,7 +64,7 @@ impl fmt::Display for SourceStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "received={} lost={} duplicates={} reordered={} late={} malformed={} overflow={} restarts={} reanchors={} size_changes={} stray={} jitter_ms={:.2} drift_drops={} drift_repeats={} concealed_frames={}",
+            "received={} lost={} duplicates={} reordered={} late={} malformed={} overflow={} restarts={} reanchors={} size_changes={} stray={} jitter_ms={:.2} drift_drops={} drift_repeats={} concealed_frames={} recovered={}",
             self.received,
             self.lost,
             self.duplicates,
@@ -76,7 +79,8 @@ impl fmt::Display for SourceStats {
             self.jitter_ms,
             self.drift_drops,
             self.drift_repeats,
-            self.concealed_frames
+            self.concealed_frames,
+            self.recovered
         )
     }
 }
@@ -163,6 +167,7 @@ const EMPTY_ROW: SourceRow = SourceRow {
     stats: SourceStats {
         received: 0,
         lost: 0,
+        recovered: 0,
         duplicates: 0,
         reordered: 0,
         late: 0,

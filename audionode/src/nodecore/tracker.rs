@@ -2,6 +2,12 @@
 //! sequence extension across the 2^32 wrap, duplicate/reorder/loss counting,
 //! interarrival jitter and restart detection. Sans-IO: arrival times are
 //! passed in, in sample periods of the node's clock.
+//!
+//! Packets restored from a redundant copy (RFC 2198) count as received
+//! for the loss counter (a packet is lost only when neither it nor a copy
+//! of it arrived in time) and are counted as `recovered`; a copy of a
+//! packet already here, or the packet itself arriving after its copy, is
+//! not a duplicate.
 
 use proto::{seq_diff, SeqExtender};
 
@@ -56,6 +62,9 @@ pub enum Arrival {
     },
     /// Seen before: drop it.
     Duplicate,
+    /// Its audio was already restored from a redundant copy: drop it
+    /// without counting a duplicate.
+    AlreadyRecovered,
     /// Too far from the stream to place; held as packet `held − 1` of a
     /// possible restart's run (`held == 1`: a new run begins and any packets
     /// held before are strays).
@@ -90,6 +99,8 @@ pub struct TrackerCounters {
     pub duplicates: u64,
     /// Packets that arrived after a higher sequence number.
     pub reordered: u64,
+    /// Packets not received but restored from a redundant copy.
+    pub recovered: u64,
     /// Stream restarts detected.
     pub restarts: u64,
     /// RFC 3550 interarrival jitter, in sample periods.
@@ -107,6 +118,8 @@ pub struct SourceTracker {
     highest: u64,
     /// Bit i of word (e / 64) % 16 set when extended number e was received.
     seen: [u64; (HISTORY / 64) as usize],
+    /// The same bit set when that packet was restored from a copy.
+    recovered: [u64; (HISTORY / 64) as usize],
     unique_in_instance: u64,
     lost_in_past_instances: u64,
     /// Sequence number that would continue a restart's run, and the run's
@@ -130,6 +143,7 @@ impl SourceTracker {
             base: 0,
             highest: 0,
             seen: [0; (HISTORY / 64) as usize],
+            recovered: [0; (HISTORY / 64) as usize],
             unique_in_instance: 0,
             lost_in_past_instances: 0,
             probation_next: None,
@@ -194,6 +208,10 @@ impl SourceTracker {
                 missing,
                 missing_from: highest_seq.wrapping_add(1),
             }
+        } else if self.is_recovered(ext) {
+            let (word, bit) = Self::slot(ext);
+            self.recovered[word] &= !(1 << bit);
+            Arrival::AlreadyRecovered
         } else if self.is_marked(ext) {
             self.counters.duplicates += 1;
             Arrival::Duplicate
@@ -208,6 +226,40 @@ impl SourceTracker {
             arrival,
             index: ext - self.base,
         }
+    }
+
+    /// Whether a redundant copy of packet `seq` would restore a packet of
+    /// the current instance that has not arrived: one not seen, behind the
+    /// highest by less than the reorder limit or ahead of it by less than
+    /// the dropout limit, and not before the instance's first packet.
+    pub fn wants_copy(&self, seq: u32) -> bool {
+        let Some(ext) = self.extender.peek(seq).filter(|_| self.started) else {
+            return false;
+        };
+        if ext < self.base {
+            return false;
+        }
+        if ext > self.highest {
+            return ext - self.highest < self.limits.max_dropout;
+        }
+        self.highest - ext < self.limits.max_misorder && !self.is_marked(ext)
+    }
+
+    /// Packet `seq`, which [`SourceTracker::wants_copy`] wanted, was
+    /// restored from a copy; returns its index in the instance.
+    pub fn on_recovered(&mut self, seq: u32) -> u64 {
+        let Some(ext) = self.extender.extend(seq) else {
+            return 0;
+        };
+        if ext > self.highest {
+            self.advance_history(ext);
+            self.highest = ext;
+        }
+        self.mark(ext);
+        let (word, bit) = Self::slot(ext);
+        self.recovered[word] |= 1 << bit;
+        self.counters.recovered += 1;
+        ext - self.base
     }
 
     /// Feeds one packet's arrival time and timeline position (both in sample
@@ -248,6 +300,7 @@ impl SourceTracker {
         self.base = ext;
         self.highest = ext;
         self.seen = [0; (HISTORY / 64) as usize];
+        self.recovered = [0; (HISTORY / 64) as usize];
         self.unique_in_instance = 0;
         self.probation_next = None;
         self.last_transit = None;
@@ -277,6 +330,7 @@ impl SourceTracker {
         for e in (new_highest - steps + 1)..=new_highest {
             let (word, bit) = Self::slot(e);
             self.seen[word] &= !(1 << bit);
+            self.recovered[word] &= !(1 << bit);
         }
     }
 
@@ -291,6 +345,14 @@ impl SourceTracker {
         }
         let (word, bit) = Self::slot(ext);
         self.seen[word] & (1 << bit) != 0
+    }
+
+    fn is_recovered(&self, ext: u64) -> bool {
+        if self.highest - ext >= HISTORY {
+            return false;
+        }
+        let (word, bit) = Self::slot(ext);
+        self.recovered[word] & (1 << bit) != 0
     }
 
     fn mark(&mut self, ext: u64) {
@@ -373,6 +435,47 @@ mod tests {
         feed(&mut t, &[1, 2]);
         assert_eq!(t.counters().lost, 0);
         assert_eq!(t.counters().reordered, 2);
+    }
+
+    #[test]
+    fn copies_fill_gaps_without_counting_loss_or_duplicates() {
+        let mut t = tracker();
+        feed(&mut t, &[0, 1]);
+        // 2 is lost; 3 carries a copy of it.
+        assert!(t.wants_copy(2));
+        assert_eq!(t.on_recovered(2), 2);
+        assert_eq!(
+            t.on_packet(3).arrival,
+            Arrival::InOrder {
+                missing: 0,
+                missing_from: 3
+            }
+        );
+        // 3 arrived: a later copy of it is not wanted, nor one of 1, nor
+        // one from before the stream began.
+        assert!(!t.wants_copy(3) && !t.wants_copy(1) && !t.wants_copy(u32::MAX));
+        // 2 itself, late: neither a duplicate nor a reorder.
+        assert_eq!(t.on_packet(2).arrival, Arrival::AlreadyRecovered);
+        // Once more: now a plain duplicate.
+        assert_eq!(t.on_packet(2).arrival, Arrival::Duplicate);
+        // 5 lost without a copy, 7 recovered ahead of the highest.
+        feed(&mut t, &[4, 6]);
+        assert!(t.wants_copy(7));
+        t.on_recovered(7);
+        assert_eq!(
+            t.on_packet(8).arrival,
+            Arrival::InOrder {
+                missing: 0,
+                missing_from: 8
+            }
+        );
+        let c = t.counters();
+        assert_eq!(
+            (c.received, c.lost, c.recovered, c.duplicates, c.reordered),
+            (8, 1, 2, 1, 0)
+        );
+        // Far ahead: a restart's business, not a copy's.
+        assert!(!t.wants_copy(8 + 3000));
     }
 
     #[test]
