@@ -434,7 +434,9 @@ impl JitterBuffer {
             self.gap = Some(Gap { pos, frames: 0 });
         }
         let filled = self.concealer.fill(out) as u64;
-        for o in out.iter_mut() {
+        // Whole sample values, as received ones are (nothing to do once
+        // the gap is silent).
+        for o in out[..filled as usize].iter_mut() {
             *o = o.round().clamp(-32768.0, 32767.0);
         }
         self.concealed += filled;
