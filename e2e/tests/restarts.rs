@@ -121,6 +121,9 @@ fn a_restarted_node_resumes_the_stream_and_the_recording_continues() {
             "audionode",
             "--http",
             "off",
+            // As `start_node`: the recording is rebuilt offline.
+            "--plc",
+            "off",
             "--log-file",
             log.to_str().unwrap(),
         ];

@@ -310,8 +310,8 @@ impl Concealer {
         let run = self.run.get_or_insert(0);
         let start = *run;
         *run += out.len();
-        if self.period == 0 {
-            // Off, or nothing to continue: silence, not concealment.
+        if self.period == 0 || start >= self.fade_end {
+            // Off, nothing to continue, or faded out: silence.
             out.fill(0.0);
             return 0;
         }

@@ -12,6 +12,8 @@
 
 use proto::plc::Concealer;
 
+use super::coverage::Coverage;
+
 /// What happened to a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -61,8 +63,8 @@ pub fn new_ring(capacity: usize) -> Box<[i16]> {
 pub struct ChannelMemory {
     /// The ring (zeroed, its length a power of two).
     ring: Box<[i16]>,
-    /// One bit per ring slot: written in the current lap (all clear).
-    written: Box<[u64]>,
+    /// Which ring slots were written in the current lap (all clear).
+    written: Coverage,
     /// The gap concealer.
     concealer: Concealer,
 }
@@ -71,10 +73,9 @@ impl ChannelMemory {
     /// Memory for a buffer of at least `capacity` samples with `concealer`.
     pub fn new(capacity: usize, concealer: Concealer) -> Self {
         let ring = new_ring(capacity);
-        let words = ring.len().div_ceil(64);
         Self {
+            written: Coverage::new(ring.len()),
             ring,
-            written: vec![0; words].into_boxed_slice(),
             concealer,
         }
     }
@@ -97,7 +98,7 @@ pub struct Gap {
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     ring: Box<[i16]>,
-    written: Box<[u64]>,
+    written: Coverage,
     concealer: Concealer,
     /// Whether the stream has played received audio (a gap before that is
     /// the start-up wait, not a loss).
@@ -141,7 +142,7 @@ impl JitterBuffer {
         } = memory;
         debug_assert!(ring.len().is_power_of_two());
         debug_assert!(ring.iter().all(|&s| s == 0));
-        debug_assert!(written.iter().all(|&w| w == 0));
+        debug_assert!(written.is_clear());
         Self {
             mask: ring.len() as i64 - 1,
             skew: 0,
@@ -169,7 +170,7 @@ impl JitterBuffer {
     /// The memory, cleared, for the next source.
     pub fn into_memory(mut self) -> ChannelMemory {
         self.ring.fill(0);
-        self.written.fill(0);
+        self.written.clear();
         self.concealer.end();
         ChannelMemory {
             ring: self.ring,
@@ -187,8 +188,8 @@ impl JitterBuffer {
         let first = n.min(self.ring.len() - start);
         self.ring[start..start + first].fill(0);
         self.ring[..n - first].fill(0);
-        update_bits(&mut self.written, start, first, |w, m| *w &= !m);
-        update_bits(&mut self.written, 0, n - first, |w, m| *w &= !m);
+        self.written.unmark(start, first);
+        self.written.unmark(0, n - first);
         self.finish_gap();
         self.read_pos += samples as i64;
     }
@@ -276,10 +277,10 @@ impl JitterBuffer {
         let start = ((pos + self.skew) & self.mask) as usize;
         let first = len.min(self.ring.len() - start);
         fill(0, &mut self.ring[start..start + first]);
-        update_bits(&mut self.written, start, first, |w, m| *w |= m);
+        self.written.mark(start, first);
         if first < len {
             fill(first, &mut self.ring[..len - first]);
-            update_bits(&mut self.written, 0, len - first, |w, m| *w |= m);
+            self.written.mark(0, len - first);
         }
         self.write_end = self.write_end.max(end);
         self.last_packet = len;
@@ -358,13 +359,12 @@ impl JitterBuffer {
     fn take(&mut self, pos: i64, out: &mut [f32]) -> u32 {
         let start = ((pos + self.skew) & self.mask) as usize;
         let first = out.len().min(self.ring.len() - start);
-        let complete =
-            all_bits(&self.written, start, first) && all_bits(&self.written, 0, out.len() - first);
+        let complete = self.written.all(start, first) && self.written.all(0, out.len() - first);
         if !complete {
             return self.take_with_gaps(pos, out);
         }
-        update_bits(&mut self.written, start, first, |w, m| *w &= !m);
-        update_bits(&mut self.written, 0, out.len() - first, |w, m| *w &= !m);
+        self.written.unmark(start, first);
+        self.written.unmark(0, out.len() - first);
         if !out.is_empty() {
             self.played = true;
             self.finish_gap();
@@ -406,7 +406,7 @@ impl JitterBuffer {
                 let slot = self.slot(run_pos + k as i64);
                 if written {
                     *o = f32::from(self.ring[slot]);
-                    self.written[slot / 64] &= !(1 << (slot % 64));
+                    self.written.unmark(slot, 1);
                 } else {
                     self.ring[slot] = *o as i16;
                 }
@@ -451,7 +451,9 @@ impl JitterBuffer {
             self.gap = Some(Gap { pos, frames: 0 });
         }
         let filled = self.concealer.fill(out) as u64;
-        for o in out.iter_mut() {
+        // Whole sample values, as received ones are (nothing to do once
+        // the gap is silent).
+        for o in out[..filled as usize].iter_mut() {
             *o = o.round().clamp(-32768.0, 32767.0);
         }
         self.concealed += filled;
@@ -471,47 +473,7 @@ impl JitterBuffer {
     }
 
     fn is_written(&self, pos: i64) -> bool {
-        let slot = self.slot(pos);
-        self.written[slot / 64] & (1 << (slot % 64)) != 0
-    }
-}
-
-/// Applies `f(word, mask)` to the bitmap words covering bits
-/// `start..start + len` (one run, no wrap).
-fn update_bits(bits: &mut [u64], start: usize, len: usize, mut f: impl FnMut(&mut u64, u64)) {
-    let end = start + len;
-    let mut i = start;
-    while i < end {
-        let word = i / 64;
-        let (lo, hi) = (i % 64, (end - word * 64).min(64));
-        f(&mut bits[word], run_mask(lo, hi));
-        i = word * 64 + hi;
-    }
-}
-
-/// Whether every bit of `start..start + len` is set (one run, no wrap).
-fn all_bits(bits: &[u64], start: usize, len: usize) -> bool {
-    let end = start + len;
-    let mut i = start;
-    while i < end {
-        let word = i / 64;
-        let (lo, hi) = (i % 64, (end - word * 64).min(64));
-        let mask = run_mask(lo, hi);
-        if bits[word] & mask != mask {
-            return false;
-        }
-        i = word * 64 + hi;
-    }
-    true
-}
-
-/// Bits `lo..hi` of a word.
-fn run_mask(lo: usize, hi: usize) -> u64 {
-    let len = hi - lo;
-    if len == 64 {
-        u64::MAX
-    } else {
-        ((1u64 << len) - 1) << lo
+        self.written.get(self.slot(pos))
     }
 }
 
@@ -614,7 +576,7 @@ mod tests {
         assert_eq!(read(&mut buf, 4, Adjust::None), vec![0.0; 4]);
         let memory = buf.into_memory();
         assert!(memory.ring.iter().all(|&s| s == 0));
-        assert!(memory.written.iter().all(|&w| w == 0));
+        assert!(memory.written.is_clear());
     }
 
     #[test]
@@ -675,7 +637,7 @@ mod tests {
             // The concealed samples are the history of the next gap and
             // nothing is left marked written.
             let memory = b.into_memory();
-            assert!(memory.written.iter().all(|&w| w == 0));
+            assert!(memory.written.is_clear());
         }
     }
 

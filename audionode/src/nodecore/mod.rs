@@ -17,6 +17,7 @@
 #![warn(unreachable_pub, missing_docs)]
 
 pub mod budget;
+mod coverage;
 pub mod drift;
 pub mod engine;
 pub mod event;
