@@ -27,6 +27,13 @@ impl Coverage {
         self.update(start, len, |w, m| *w &= !m);
     }
 
+    /// The words holding the bits of slots `start..start + len` (one run,
+    /// no wrap), for prefetching.
+    pub(crate) fn words(&self, start: usize, len: usize) -> &[u64] {
+        let end = (start + len).div_ceil(64).min(self.bits.len());
+        &self.bits[(start / 64).min(end)..end]
+    }
+
     /// Whether every slot of `start..start + len` is written (one run).
     pub(crate) fn all(&self, start: usize, len: usize) -> bool {
         let mut all = true;

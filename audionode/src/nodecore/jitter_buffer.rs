@@ -346,11 +346,8 @@ impl JitterBuffer {
         super::prefetch::prefetch(&self.ring[start..start + first]);
         super::prefetch::prefetch(&self.ring[..rest]);
         // And the bits that say which of them were written.
-        let words = self.written.len();
-        super::prefetch::prefetch(
-            &self.written[(start / 64).min(words)..(start + first).div_ceil(64).min(words)],
-        );
-        super::prefetch::prefetch(&self.written[..rest.div_ceil(64).min(words)]);
+        super::prefetch::prefetch(self.written.words(start, first));
+        super::prefetch::prefetch(self.written.words(0, rest));
     }
 
     /// Moves `out.len()` samples from timeline position `pos` into `out`,
