@@ -43,6 +43,26 @@ impl Coverage {
         all
     }
 
+    /// How many slots from `start` on (at most `limit`, one run, no wrap)
+    /// are in the state `written`: whole words at a time.
+    pub(crate) fn run(&self, start: usize, limit: usize, written: bool) -> usize {
+        let mut n = 0;
+        while n < limit {
+            let i = start + n;
+            let word = self.bits[i / 64];
+            // Ones where the run ends.
+            let ends = if written { !word } else { word } >> (i % 64);
+            let left_in_word = 64 - i % 64;
+            if ends == 0 {
+                n += left_in_word;
+            } else {
+                n += (ends.trailing_zeros() as usize).min(left_in_word);
+                break;
+            }
+        }
+        n.min(limit)
+    }
+
     /// Whether `slot` is written.
     pub(crate) fn get(&self, slot: usize) -> bool {
         self.bits[slot / 64] & (1 << (slot % 64)) != 0
@@ -97,6 +117,11 @@ mod tests {
         c.unmark(64, 64);
         assert!(c.all(0, 64) && !c.get(64) && !c.get(127) && c.all(128, 128));
         assert!(c.all(5, 0));
+        assert_eq!(c.run(0, 256, true), 64);
+        assert_eq!(c.run(64, 256 - 64, false), 64);
+        assert_eq!(c.run(70, 10, false), 10);
+        assert_eq!(c.run(120, 136, false), 8);
+        assert_eq!(c.run(128, 128, true), 128);
         c.clear();
         assert!(c.is_clear());
         let mut small = Coverage::new(8);

@@ -387,29 +387,29 @@ impl JitterBuffer {
         let mut peak = 0u32;
         let mut i = 0;
         while i < out.len() {
-            let written = self.is_written(pos + i as i64);
-            let mut j = i + 1;
-            while j < out.len() && self.is_written(pos + j as i64) == written {
-                j += 1;
-            }
-            let run_pos = pos + i as i64;
+            let slot = self.slot(pos + i as i64);
+            // A run stops at the ring's end, so it is one slice of it.
+            let limit = (out.len() - i).min(self.ring.len() - slot);
+            let written = self.written.get(slot);
+            let len = self.written.run(slot, limit, written).max(1);
+            let out = &mut out[i..i + len];
+            let ring = slot..slot + len;
             if written {
                 self.played = true;
                 self.finish_gap();
-            } else {
-                self.conceal(run_pos, &mut out[i..j]);
-            }
-            for (k, o) in out[i..j].iter_mut().enumerate() {
-                let slot = self.slot(run_pos + k as i64);
-                if written {
-                    *o = f32::from(self.ring[slot]);
-                    self.written.unmark(slot, 1);
-                } else {
-                    self.ring[slot] = *o as i16;
+                self.written.unmark(slot, len);
+                for (o, &s) in out.iter_mut().zip(&self.ring[ring]) {
+                    *o = f32::from(s);
+                    peak = peak.max(s.unsigned_abs().into());
                 }
-                peak = peak.max(u32::from(self.ring[slot].unsigned_abs()));
+            } else {
+                self.conceal(pos + i as i64, out);
+                for (s, &o) in self.ring[ring].iter_mut().zip(out.iter()) {
+                    *s = o as i16;
+                    peak = peak.max(s.unsigned_abs().into());
+                }
             }
-            i = j;
+            i += len;
         }
         peak
     }
@@ -451,7 +451,10 @@ impl JitterBuffer {
         // Whole sample values, as received ones are (nothing to do once
         // the gap is silent).
         for o in out[..filled as usize].iter_mut() {
-            *o = o.round().clamp(-32768.0, 32767.0);
+            // Half away from zero, as `f32::round`, without its libm call
+            // (no rounding instruction in baseline x86-64).
+            let c = o.clamp(-32768.0, 32767.0);
+            *o = (if c < 0.0 { c - 0.5 } else { c + 0.5 }) as i32 as f32;
         }
         self.concealed += filled;
         if let Some(gap) = self.gap.as_mut() {
@@ -467,10 +470,6 @@ impl JitterBuffer {
 
     fn slot(&self, pos: i64) -> usize {
         ((pos + self.skew) & self.mask) as usize
-    }
-
-    fn is_written(&self, pos: i64) -> bool {
-        self.written.get(self.slot(pos))
     }
 }
 
