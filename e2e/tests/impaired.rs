@@ -7,9 +7,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use clap::Parser;
 use common::*;
 
 const PACKET: usize = 441;
@@ -52,43 +50,28 @@ fn node_counters_and_log_match_the_proxys_ground_truth() {
     // nothing is late.
     let rig = Rig::start(&dir, "500", &[]);
     let log = rig.log.clone();
-    let args = audioimpair::Args::parse_from([
-        "audioimpair",
-        "--listen",
-        "127.0.0.1:0",
-        "--forward",
-        &rig.node_addr(),
-        "--loss",
-        "0.05",
-        "--reorder",
-        "0.05",
-        "--duplicate",
-        "0.01",
-        "--jitter",
-        "10",
-        "--seed",
-        "7",
-    ]);
-    let proxy = audioimpair::Proxy::start(audioimpair::Config::from_args(&args).unwrap()).unwrap();
-    let proxy_addr = proxy.listen_addr().to_string();
-
-    let tracks: Vec<Vec<i16>> = (0..3)
-        .map(|i| signal(RATE as usize * 3 + 500 * i, 10 + i as u32, 5000.0))
-        .collect();
-    let mut runs = stream_tracks(&dir, &tracks, &proxy_addr, Duration::from_millis(40));
-    let clients: Vec<_> = runs.iter().map(|r| r.udp_addr.unwrap()).collect();
-    for run in &mut runs {
-        run.join();
-    }
-    wait_for("the proxy to release everything", || {
-        let t = proxy.ground_truth();
-        t.sources.len() == 3 && t.sources.iter().all(|s| s.pending == 0)
-    });
-    let truth = proxy.stop();
-    for s in &truth.sources {
-        wait_for("each stream to be dropped", || dropped(&log, s.upstream));
-    }
-    let recording = rig.finish();
+    let ProxiedRun {
+        tracks,
+        clients,
+        truth,
+        recording,
+    } = stream_through_proxy(
+        rig,
+        &dir,
+        &[
+            "--loss",
+            "0.05",
+            "--reorder",
+            "0.05",
+            "--duplicate",
+            "0.01",
+            "--jitter",
+            "10",
+            "--seed",
+            "7",
+        ],
+        10,
+    );
     let mut heard_tracks = Vec::new();
     for (client, track) in clients.iter().zip(&tracks) {
         let t = truth.source(*client).expect("the proxy saw every streamer");

@@ -57,21 +57,27 @@ impl FromStr for RtpMapEntry {
     type Err = RtpMapError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let syntax = || RtpMapError::Syntax(s.to_string());
-        let (pt, rest) = s.split_once('=').ok_or_else(syntax)?;
-        let pt: u16 = pt.trim().parse().map_err(|_| syntax())?;
-        if !(u16::from(PT_DYNAMIC_MIN)..=127).contains(&pt) {
-            return Err(RtpMapError::NotDynamic(pt));
-        }
-        let format = parse_encoding(rest.trim()).map_err(|e| match e {
-            RtpMapError::Syntax(_) => syntax(),
+        let (payload_type, rest) = split_declaration(s)?;
+        let format = parse_encoding(rest).map_err(|e| match e {
+            RtpMapError::Syntax(_) => RtpMapError::Syntax(s.to_string()),
             e => e,
         })?;
         Ok(Self {
-            payload_type: pt as u8,
+            payload_type,
             format,
         })
     }
+}
+
+/// Splits `PT=REST` into its dynamic payload type and `REST` (trimmed).
+fn split_declaration(s: &str) -> Result<(u8, &str), RtpMapError> {
+    let syntax = || RtpMapError::Syntax(s.to_string());
+    let (pt, rest) = s.split_once('=').ok_or_else(syntax)?;
+    let pt: u16 = pt.trim().parse().map_err(|_| syntax())?;
+    if !(u16::from(PT_DYNAMIC_MIN)..=127).contains(&pt) {
+        return Err(RtpMapError::NotDynamic(pt));
+    }
+    Ok((pt as u8, rest.trim()))
 }
 
 impl fmt::Display for RtpMapEntry {
@@ -160,19 +166,14 @@ impl FromStr for Declaration {
     type Err = RtpMapError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let syntax = || RtpMapError::Syntax(s.to_string());
-        let (pt, rest) = s.split_once('=').ok_or_else(syntax)?;
-        let pt: u16 = pt.trim().parse().map_err(|_| syntax())?;
-        if !(u16::from(PT_DYNAMIC_MIN)..=127).contains(&pt) {
-            return Err(RtpMapError::NotDynamic(pt));
-        }
-        let (encoding, format) = parse_any(rest.trim()).map_err(|e| match e {
-            RtpMapError::Syntax(_) => syntax(),
+        let (payload_type, rest) = split_declaration(s)?;
+        let (encoding, format) = parse_any(rest).map_err(|e| match e {
+            RtpMapError::Syntax(_) => RtpMapError::Syntax(s.to_string()),
             RtpMapError::Encoding(name) => RtpMapError::Encoding(format!("{name} (L16 or red)")),
             e => e,
         })?;
         Ok(Self {
-            payload_type: pt as u8,
+            payload_type,
             encoding,
             format,
         })

@@ -320,3 +320,56 @@ pub fn stream_tracks(
     }
     runs
 }
+
+/// What [`stream_through_proxy`] did: the tracks sent, the streamers'
+/// addresses (in track order), the proxy's ground truth and the recording.
+pub struct ProxiedRun {
+    pub tracks: Vec<Vec<i16>>,
+    pub clients: Vec<SocketAddr>,
+    pub truth: audioimpair::GroundTruth,
+    pub recording: Vec<Frame>,
+}
+
+/// Streams three tracks (a little over 3 s each, the signal's salt from
+/// `salt` on) through an `audioimpair` proxy started with `impairments`
+/// into `rig`'s node, waits until the proxy released everything and the
+/// node dropped every stream, and finishes the rig.
+pub fn stream_through_proxy(rig: Rig, dir: &Path, impairments: &[&str], salt: u32) -> ProxiedRun {
+    let node_addr = rig.node_addr();
+    let mut argv = vec![
+        "audioimpair",
+        "--listen",
+        "127.0.0.1:0",
+        "--forward",
+        &node_addr,
+    ];
+    argv.extend_from_slice(impairments);
+    let args = audioimpair::Args::parse_from(argv);
+    let proxy = audioimpair::Proxy::start(audioimpair::Config::from_args(&args).unwrap()).unwrap();
+    let proxy_addr = proxy.listen_addr().to_string();
+    let tracks: Vec<Vec<i16>> = (0..3)
+        .map(|i| signal(RATE as usize * 3 + 500 * i, salt + i as u32, 5000.0))
+        .collect();
+    let mut runs = stream_tracks(dir, &tracks, &proxy_addr, Duration::from_millis(40));
+    let clients: Vec<_> = runs.iter().map(|r| r.udp_addr.unwrap()).collect();
+    for run in &mut runs {
+        run.join();
+    }
+    wait_for("the proxy to release everything", || {
+        let t = proxy.ground_truth();
+        t.sources.len() == 3 && t.sources.iter().all(|s| s.pending == 0)
+    });
+    let truth = proxy.stop();
+    for s in &truth.sources {
+        wait_for("each stream to be dropped", || {
+            dropped(&rig.log, s.upstream)
+        });
+    }
+    let recording = rig.finish();
+    ProxiedRun {
+        tracks,
+        clients,
+        truth,
+        recording,
+    }
+}
