@@ -21,19 +21,19 @@ pub(crate) fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = data.as_ptr().cast::<i8>();
         let bytes = std::mem::size_of_val(data);
-        let mut offset = 0;
-        while offset < bytes {
-            // SAFETY: prefetching is a hint that never faults, and every
-            // address hinted lies inside `data`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
-            offset += LINE;
+        if bytes == 0 {
+            return;
         }
-        if bytes > 0 {
-            // The last line, when `data` does not start on a line boundary.
-            // SAFETY: as above; `bytes - 1` is inside `data`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(bytes - 1)) };
+        // Every line `data` touches, once, from the line it starts in.
+        let skip = data.as_ptr() as usize % LINE;
+        let first = data.as_ptr().cast::<i8>().wrapping_sub(skip);
+        let mut offset = 0;
+        while offset < skip + bytes {
+            // SAFETY: prefetching is a hint that never faults; every
+            // address hinted is in a cache line `data` occupies.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(offset)) };
+            offset += LINE;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
