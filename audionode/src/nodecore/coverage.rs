@@ -19,12 +19,12 @@ impl Coverage {
 
     /// Marks slots `start..start + len` written (one run, no wrap).
     pub(crate) fn mark(&mut self, start: usize, len: usize) {
-        self.update(start, len, |w, m| *w |= m);
+        self.set(start, len, true);
     }
 
     /// Marks slots `start..start + len` unwritten (one run, no wrap).
     pub(crate) fn unmark(&mut self, start: usize, len: usize) {
-        self.update(start, len, |w, m| *w &= !m);
+        self.set(start, len, false);
     }
 
     /// The words holding the bits of slots `start..start + len` (one run,
@@ -36,11 +36,19 @@ impl Coverage {
 
     /// Whether every slot of `start..start + len` is written (one run).
     pub(crate) fn all(&self, start: usize, len: usize) -> bool {
-        let mut all = true;
-        for_words(start, len, |word, mask| {
-            all &= self.bits[word] & mask == mask;
-        });
-        all
+        let Some(span) = Span::new(start, len) else {
+            return true;
+        };
+        let words = &self.bits[span.first..=span.last];
+        match words {
+            [only] => only & span.head & span.tail == span.head & span.tail,
+            [first, middle @ .., last] => {
+                first & span.head == span.head
+                    && last & span.tail == span.tail
+                    && middle.iter().all(|&w| w == u64::MAX)
+            }
+            [] => true,
+        }
     }
 
     /// How many slots from `start` on (at most `limit`, one run, no wrap)
@@ -78,27 +86,56 @@ impl Coverage {
         self.bits.iter().all(|&w| w == 0)
     }
 
-    fn update(&mut self, start: usize, len: usize, mut f: impl FnMut(&mut u64, u64)) {
-        let bits = &mut self.bits;
-        for_words(start, len, |word, mask| f(&mut bits[word], mask));
+    /// Sets slots `start..start + len` to `written`: the edge words under
+    /// their masks, the whole words between them at once (a plain loop,
+    /// not `fill`, whose call costs more than the two or three words a
+    /// packet or block covers).
+    fn set(&mut self, start: usize, len: usize, written: bool) {
+        let Some(span) = Span::new(start, len) else {
+            return;
+        };
+        let apply = |w: &mut u64, mask: u64| {
+            if written {
+                *w |= mask;
+            } else {
+                *w &= !mask;
+            }
+        };
+        match &mut self.bits[span.first..=span.last] {
+            [only] => apply(only, span.head & span.tail),
+            [first, middle @ .., last] => {
+                apply(first, span.head);
+                apply(last, span.tail);
+                let whole = if written { u64::MAX } else { 0 };
+                for w in middle {
+                    *w = whole;
+                }
+            }
+            [] => {}
+        }
     }
 }
 
-/// Calls `f(word, mask)` for each bitmap word covering bits
-/// `start..start + len`, with the mask of those bits in it.
-fn for_words(start: usize, len: usize, mut f: impl FnMut(usize, u64)) {
-    let end = start + len;
-    let mut i = start;
-    while i < end {
-        let word = i / 64;
-        let (lo, hi) = (i % 64, (end - word * 64).min(64));
-        let mask = if hi - lo == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << (hi - lo)) - 1) << lo
-        };
-        f(word, mask);
-        i = word * 64 + hi;
+/// The bitmap words a non-empty run of slots covers, and the masks of its
+/// bits in the first and last of them. Reading and clearing whole words
+/// between the two (rather than a mask per word) is what the reader does
+/// for every source on every block.
+struct Span {
+    first: usize,
+    last: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Span {
+    fn new(start: usize, len: usize) -> Option<Self> {
+        let end = start + len.checked_sub(1)?;
+        Some(Self {
+            first: start / 64,
+            last: end / 64,
+            head: u64::MAX << (start % 64),
+            tail: u64::MAX >> (63 - end % 64),
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 use proto::plc::Concealer;
 
 use super::coverage::Coverage;
+use super::kernels;
 
 /// What happened to a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,18 +367,11 @@ impl JitterBuffer {
             self.played = true;
             self.finish_gap();
         }
-        // Everything was written: at most two contiguous runs of the ring,
-        // each a plain slice loop the compiler vectorises (convert,
-        // integer max).
+        // Everything was written: at most two contiguous runs of the ring.
         let (out_head, out_tail) = out.split_at_mut(first);
-        let mut peak = 0u32;
-        for (run, out) in [(start, out_head), (0, out_tail)] {
-            for (o, &s) in out.iter_mut().zip(&self.ring[run..]) {
-                *o = f32::from(s);
-                peak = peak.max(s.unsigned_abs().into());
-            }
-        }
-        peak
+        let head = kernels::convert(&self.ring[start..start + first], out_head);
+        let tail = kernels::convert(&self.ring[..out_tail.len()], out_tail);
+        head.max(tail)
     }
 
     /// [`JitterBuffer::take`] of a stretch with unwritten positions: runs
@@ -398,10 +392,7 @@ impl JitterBuffer {
                 self.played = true;
                 self.finish_gap();
                 self.written.unmark(slot, len);
-                for (o, &s) in out.iter_mut().zip(&self.ring[ring]) {
-                    *o = f32::from(s);
-                    peak = peak.max(s.unsigned_abs().into());
-                }
+                peak = peak.max(kernels::convert(&self.ring[ring], out));
             } else {
                 self.conceal(pos + i as i64, out);
                 for (s, &o) in self.ring[ring].iter_mut().zip(out.iter()) {

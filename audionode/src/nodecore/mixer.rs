@@ -6,6 +6,8 @@
 //! channels at full gain; b < 0 scales the right channel by 1 + b; b > 0
 //! scales the left by 1 − b.
 
+use super::kernels::{self, Ramp};
+
 /// Gains applied to one source's samples on the left and right channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StereoGain {
@@ -73,24 +75,16 @@ impl Mixer {
     pub fn add(&mut self, input: &[f32], from: StereoGain, to: StereoGain) {
         let n = self.frames.min(input.len());
         let (left, right, input) = (&mut self.left[..n], &mut self.right[..n], &input[..n]);
-        let steps = &self.ramp_steps[..n];
         if from == to {
-            let StereoGain {
-                left: gl,
-                right: gr,
-            } = to;
-            for ((l, r), &x) in left.iter_mut().zip(right.iter_mut()).zip(input) {
-                *l += x * gl;
-                *r += x * gr;
-            }
+            kernels::pan_add(left, right, input, to.left, to.right);
         } else {
             let step = 1.0 / n as f32;
-            let dl = (to.left - from.left) * step;
-            let dr = (to.right - from.right) * step;
-            for (((l, r), &x), &k) in left.iter_mut().zip(right.iter_mut()).zip(input).zip(steps) {
-                *l += x * (from.left + dl * k);
-                *r += x * (from.right + dr * k);
-            }
+            let ramp = Ramp {
+                from: (from.left, from.right),
+                step: ((to.left - from.left) * step, (to.right - from.right) * step),
+                steps: &self.ramp_steps[..n],
+            };
+            kernels::pan_add_ramp(left, right, input, ramp);
         }
     }
 
@@ -108,23 +102,15 @@ impl Mixer {
         let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
         let (left_in, right_in) = (&left_in[..n], &right_in[..n]);
         if from == to {
-            for (l, &x) in left.iter_mut().zip(left_in) {
-                *l += x * to.left;
-            }
-            for (r, &x) in right.iter_mut().zip(right_in) {
-                *r += x * to.right;
-            }
+            kernels::scale_add(left, left_in, to.left);
+            kernels::scale_add(right, right_in, to.right);
         } else {
             let step = 1.0 / n as f32;
+            let steps = &self.ramp_steps[..n];
             let dl = (to.left - from.left) * step;
             let dr = (to.right - from.right) * step;
-            let steps = &self.ramp_steps[..n];
-            for ((l, &x), &k) in left.iter_mut().zip(left_in).zip(steps) {
-                *l += x * (from.left + dl * k);
-            }
-            for ((r, &x), &k) in right.iter_mut().zip(right_in).zip(steps) {
-                *r += x * (from.right + dr * k);
-            }
+            kernels::scale_add_ramp(left, left_in, from.left, dl, steps);
+            kernels::scale_add_ramp(right, right_in, from.right, dr, steps);
         }
     }
 

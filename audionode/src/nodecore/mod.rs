@@ -23,6 +23,7 @@ pub mod engine;
 pub mod event;
 pub mod ingress;
 pub mod jitter_buffer;
+mod kernels;
 pub mod mixer;
 pub mod name;
 mod node_core;
