@@ -37,6 +37,7 @@ pub mod rtp;
 pub mod rtp_map;
 pub mod sdp;
 pub mod seq;
+pub mod simd;
 pub mod tcp_client;
 pub mod tcp_server;
 pub mod udp_mono;

@@ -1,43 +1,37 @@
 //! The mixing path's per-sample loops, compiled twice: for baseline x86-64
 //! (SSE2, four f32 lanes) and for AVX2 (eight), the second chosen at run
-//! time when the CPU has it.
+//! time when the CPU has it (see [`proto::simd`]).
 //!
 //! These loops run once per source per block (a ring's samples converted
 //! to f32 with their peak; a block scaled into the stereo accumulators), so
 //! at a thousand sources they are most of the mixing thread's
 //! instructions. Both builds perform the same IEEE operations in the same
 //! order (multiplies and adds, never fused), so the mix is bit-identical
-//! whichever runs. The check is std's cached CPU-feature lookup: one
-//! atomic load, no system call.
+//! whichever runs.
 
-/// Runs `$body` compiled with AVX2 when the CPU has it, else as baseline
-/// code. `$body` is an `#[inline(always)]` function's call, so each build
-/// inlines its own copy of the loop.
-macro_rules! with_avx2 {
-    ($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
-        #[inline]
-        pub(crate) fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU was just found to have AVX2.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
+use proto::with_avx2;
 
-with_avx2!(convert(run: &[i16], out: &mut [f32]) -> u32 = convert_body);
-with_avx2!(pan_add(left: &mut [f32], right: &mut [f32], input: &[f32], gl: f32, gr: f32) -> () = pan_add_body);
-with_avx2!(pan_add_ramp(left: &mut [f32], right: &mut [f32], input: &[f32], ramp: Ramp<'_>) -> () = pan_add_ramp_body);
-with_avx2!(scale_add(acc: &mut [f32], input: &[f32], gain: f32) -> () = scale_add_body);
-with_avx2!(scale_add_ramp(acc: &mut [f32], input: &[f32], from: f32, step: f32, steps: &[f32]) -> () = scale_add_ramp_body);
+with_avx2!(
+    /// A ring's run as f32 sample values into `out`; returns its peak
+    /// magnitude (0..=32768).
+    pub(crate) fn convert(run: &[i16], out: &mut [f32]) -> u32 = convert_body
+);
+with_avx2!(
+    /// `left += input × gl`, `right += input × gr`.
+    pub(crate) fn pan_add(left: &mut [f32], right: &mut [f32], input: &[f32], gl: f32, gr: f32) -> () = pan_add_body
+);
+with_avx2!(
+    /// [`pan_add`] with the gains moving along `ramp`.
+    pub(crate) fn pan_add_ramp(left: &mut [f32], right: &mut [f32], input: &[f32], ramp: Ramp<'_>) -> () = pan_add_ramp_body
+);
+with_avx2!(
+    /// `acc += input × gain`.
+    pub(crate) fn scale_add(acc: &mut [f32], input: &[f32], gain: f32) -> () = scale_add_body
+);
+with_avx2!(
+    /// `acc += input × (from + step × steps[i])`.
+    pub(crate) fn scale_add_ramp(acc: &mut [f32], input: &[f32], from: f32, step: f32, steps: &[f32]) -> () = scale_add_ramp_body
+);
 
 /// A gain ramp across one block on both sides: frame `i`'s gain is
 /// `from + step × steps[i]`.
