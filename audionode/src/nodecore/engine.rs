@@ -175,6 +175,10 @@ pub struct Engine {
     meter_window: usize,
     out_peaks: [(f32, f32); METER_WINDOWS],
     clipped: [bool; METER_WINDOWS],
+    /// Active sources soloed: kept as controls change, so a block need not
+    /// visit every slot (a cache line each) before mixing to learn whether
+    /// any is.
+    soloed: usize,
 }
 
 /// What the node remembers of a source that left, for its return.
@@ -233,6 +237,7 @@ impl Engine {
             meter_window: 0,
             out_peaks: [(0.0, 0.0); METER_WINDOWS],
             clipped: [false; METER_WINDOWS],
+            soloed: 0,
         }
     }
 
@@ -348,6 +353,7 @@ impl Engine {
             input_peaks: [0.0; METER_WINDOWS],
         });
         self.by_id.insert(id, free);
+        self.soloed += usize::from(controls.solo);
         self.counters.streams_started += 1;
     }
 
@@ -415,7 +421,11 @@ impl Engine {
         } else if behind > block_time {
             self.counters.deadline_misses += 1;
         }
-        let any_solo = self.slots.iter().flatten().any(|s| s.controls.solo);
+        debug_assert_eq!(
+            self.soloed,
+            self.slots.iter().flatten().filter(|s| s.controls.solo).count()
+        );
+        let any_solo = self.soloed > 0;
         let window = self.meter_window;
         self.mixer.begin(frames);
         // Two walks in front of the mix start the loads of the sources'
@@ -552,6 +562,8 @@ impl Engine {
         match self.by_id.get(&id) {
             Some(&index) => match self.slots[index].as_mut() {
                 Some(slot) => {
+                    self.soloed = self.soloed + usize::from(controls.solo)
+                        - usize::from(slot.controls.solo);
                     slot.controls = controls;
                     true
                 }
@@ -714,6 +726,7 @@ impl Engine {
         if let Some(slot) = self.slots[index].take() {
             let id = slot.source.id();
             self.by_id.remove(&id);
+            self.soloed -= usize::from(slot.controls.solo);
             self.counters.streams_dropped += 1;
             if self.remembered.len() >= REMEMBER_MAX {
                 self.remembered
