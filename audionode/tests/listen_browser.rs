@@ -7,7 +7,8 @@
 //! the excerpt is one without a correction of the player's (it logs them
 //! with their times) and without a gap the browser left (on a loaded
 //! machine Chromium misses deadlines and the sound server plays silence;
-//! measured up to 85 ms at once). The worklet's resampling path (a 48 kHz
+//! measured up to 85 ms at once); it listens 8 s, and on up to 20 s until
+//! the capture holds such an excerpt. The worklet's resampling path (a 48 kHz
 //! stream in a 44.1 kHz context) is checked offline against the ideal
 //! signal. `LISTEN_DUMP=PATH` writes the capture and the mix (s16le
 //! stereo) to `PATH.cap` and `PATH.mix`.
@@ -23,6 +24,7 @@ use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -37,8 +39,10 @@ use proto::udp_mono::{encode_mono, mono_datagram_len};
 const NODE_RATE: u32 = 48_000;
 /// Samples per datagram of the 48 kHz sources: 10 ms.
 const PACKET: usize = 480;
-/// Seconds the test listens while the capture runs.
+/// Seconds the test listens while the capture runs, at least: then on,
+/// up to `PLAY_MAX_S`, until the capture holds an excerpt to check.
 const PLAY_S: u64 = 8;
+const PLAY_MAX_S: u64 = 20;
 
 fn skip_or_fail(why: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -63,13 +67,17 @@ fn start(dir: &Path, dest: SocketAddr) -> NodeHandle {
     audionode::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
 }
 
-/// A 48 kHz mono stream of `samples`, paced at 10 ms a packet.
-fn stream(to: SocketAddr, samples: Vec<i16>) -> JoinHandle<()> {
+/// A 48 kHz mono stream of `samples`, paced at 10 ms a packet, until
+/// `stop` is set.
+fn stream(to: SocketAddr, samples: Vec<i16>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     thread::spawn(move || {
         let start = Instant::now();
         let mut buf = vec![0u8; mono_datagram_len(PACKET)];
         for (k, chunk) in samples.chunks_exact(PACKET).enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let due = start + Duration::from_millis(10 * k as u64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
@@ -157,6 +165,10 @@ impl Capture {
         self.samples.lock().unwrap().len() / 2
     }
 
+    fn snapshot(&self) -> Vec<i16> {
+        self.samples.lock().unwrap().clone()
+    }
+
     fn finish(mut self) -> Vec<i16> {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -239,6 +251,44 @@ fn silences(samples: &[i16], min: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// Where 2 s of what the sink played begin in the capture (interleaved
+/// stereo, from its start), away from any correction (one dropped frame
+/// shifts what follows; an alignment follows one piece) and from any gap
+/// the browser left (silence where it missed a deadline: a loaded
+/// machine's doing, not the player's), within what `marks` span. A
+/// correction is heard after the output's latency (under 300 ms).
+fn excerpt_start(
+    marks: &[Mark],
+    corrections: &[Correction],
+    captured: &[i16],
+) -> Result<f64, String> {
+    let (first, last) = (marks[0], marks[marks.len() - 1]);
+    let second = f64::from(NODE_RATE);
+    let end = last.capture.min(captured.len() / 2);
+    let gaps = silences(&captured[2 * first.capture..2 * end], 8);
+    let mut avoid: Vec<(f64, f64)> = gaps
+        .iter()
+        .map(|&(a, b)| {
+            let at = first.capture as f64;
+            (at + a - 0.05 * second, at + b + 0.05 * second)
+        })
+        .collect();
+    avoid.extend(corrections.iter().map(|c| {
+        let at = capture_frame_of(marks, c.frame)
+            .unwrap_or(c.frame - first.context + first.capture as f64);
+        (at - 0.1 * second, at + 0.3 * second)
+    }));
+    clean_window(
+        &avoid,
+        first.capture as f64 + 0.5 * second,
+        end as f64,
+        2.0 * second,
+    )
+    .ok_or_else(|| {
+        format!("no 2 s without a correction or gap: corrections {corrections:?}, gaps in the capture (frames from the first mark) {gaps:?}")
+    })
+}
+
 /// The first `len` frames from `from` on, ending by `to`, that meet none
 /// of the ranges `avoid`.
 fn clean_window(avoid: &[(f64, f64)], from: f64, to: f64, len: f64) -> Option<f64> {
@@ -277,7 +327,12 @@ fn align(excerpt: &[i16], mix: &[i16], range: std::ops::Range<usize>) -> (usize,
     let want = stereo(excerpt);
     (at.saturating_sub(1)..=at + 1)
         .filter(|&o| 2 * (o + frames) <= mix.len())
-        .map(|o| (o, correlation(&want, &stereo(&mix[2 * o..2 * (o + frames)]))))
+        .map(|o| {
+            (
+                o,
+                correlation(&want, &stereo(&mix[2 * o..2 * (o + frames)])),
+            )
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap_or((0, 0.0))
 }
@@ -295,9 +350,18 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
     let collector = Collector::start();
     let node = start(&dir, collector.addr);
     let api = node.http_addr().unwrap();
-    let seconds = PLAY_S as usize + 9;
-    let a = stream(node.local_addr(), music(seconds * NODE_RATE as usize, 1.0));
-    let b = stream(node.local_addr(), music(seconds * NODE_RATE as usize, 1.37));
+    let seconds = PLAY_MAX_S as usize + 9;
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = stream(
+        node.local_addr(),
+        music(seconds * NODE_RATE as usize, 1.0),
+        Arc::clone(&stop),
+    );
+    let b = stream(
+        node.local_addr(),
+        music(seconds * NODE_RATE as usize, 1.37),
+        Arc::clone(&stop),
+    );
     let capture = Capture::start(&sink);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -349,13 +413,19 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
         let before = js(&page, "return window.listenPlayer.stats").await;
         let t0 = Instant::now();
         let mut marks = Vec::new();
-        while t0.elapsed() < Duration::from_secs(PLAY_S) {
+        while t0.elapsed() < Duration::from_secs(PLAY_MAX_S) {
             let context = js(&page, context_frame).await.as_f64().unwrap();
             marks.push(Mark {
                 mix: collector.len(),
                 capture: capture.frames(),
                 context,
             });
+            if t0.elapsed() >= Duration::from_secs(PLAY_S) && marks.len() % 4 == 0 {
+                let stats = js(&page, "return window.listenPlayer.stats").await;
+                if excerpt_start(&marks, &corrections(&stats), &capture.snapshot()).is_ok() {
+                    break;
+                }
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let after = js(&page, "return window.listenPlayer.stats").await;
@@ -364,7 +434,7 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
             (after[key].as_f64().unwrap() - before[key].as_f64().unwrap()) / wall
         };
         eprintln!(
-            "listen player after {PLAY_S} s: {after}; received {:.0} frames/s, rendered {:.0} frames/s, captured {:.0} frames/s",
+            "listen player after {wall:.1} s: {after}; received {:.0} frames/s, rendered {:.0} frames/s, captured {:.0} frames/s",
             rate_of("received_frames"),
             rate_of("rendered_frames"),
             (capture.frames() - marks[0].capture) as f64 / wall
@@ -398,6 +468,7 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
         page.close().await.unwrap();
         (marks, corrections(&after), corrected)
     });
+    stop.store(true, Ordering::SeqCst);
     a.join().unwrap();
     b.join().unwrap();
     node.stop().unwrap();
@@ -418,52 +489,24 @@ fn the_listen_page_plays_the_mix_into_the_sound_card() {
     // falls behind where it misses deadlines), not the messages' bursty
     // arrival: at most 0.05 % of the frames.
     let (first, last) = (marks[0], marks[marks.len() - 1]);
-    let second = f64::from(NODE_RATE);
     let played = last.capture - first.capture;
     let during: Vec<&Correction> = corrections
         .iter()
         .filter(|c| c.frame >= first.context && c.frame < last.context)
         .collect();
-    eprintln!("{corrected} frames dropped or repeated while playing {PLAY_S} s; the latest corrections: {during:?}");
+    eprintln!("{corrected} frames dropped or repeated in {played} frames played; the latest corrections: {during:?}");
     assert!(
         corrected as usize * 2000 <= played,
         "{corrected} frames dropped or repeated in {played}: {during:?}"
     );
-    // 2 s of what the sink played, away from any correction (one dropped
-    // frame shifts what follows; an alignment follows one piece) and from
-    // any gap the browser left (silence where it missed a deadline: a
-    // loaded machine's doing, not the player's), and where it must be in
-    // the mix: the same place less the playback latency (under 1.5 s; the
-    // capture may even run a little ahead). A correction is heard after
-    // the output's latency (under 300 ms).
     if let Ok(path) = std::env::var("LISTEN_DUMP") {
         let b: Vec<u8> = captured.iter().flat_map(|s| s.to_le_bytes()).collect();
         std::fs::write(format!("{path}.cap"), b).unwrap();
         let b: Vec<u8> = mix.iter().flat_map(|s| s.to_le_bytes()).collect();
         std::fs::write(format!("{path}.mix"), b).unwrap();
     }
-    let gaps = silences(&captured[2 * first.capture..2 * last.capture], 8);
-    eprintln!("gaps in the capture (frames): {gaps:?}");
-    let mut avoid: Vec<(f64, f64)> = gaps
-        .iter()
-        .map(|&(a, b)| {
-            let at = first.capture as f64;
-            (at + a - 0.05 * second, at + b + 0.05 * second)
-        })
-        .collect();
-    avoid.extend(corrections.iter().map(|c| {
-        let at = capture_frame_of(&marks, c.frame).unwrap_or(c.frame - first.context + first.capture as f64);
-        (at - 0.1 * second, at + 0.3 * second)
-    }));
-    let start = clean_window(
-        &avoid,
-        first.capture as f64 + 0.5 * second,
-        last.capture as f64,
-        2.0 * second,
-    )
-    .unwrap_or_else(|| {
-        panic!("no 2 s without a correction or gap in {PLAY_S} s: corrections {during:?}, gaps {gaps:?}")
-    });
+    let start =
+        excerpt_start(&marks, &corrections, &captured).unwrap_or_else(|why| panic!("{why}"));
     let from = start as usize;
     // The mark just before the excerpt says where the mix stood.
     let mark = marks
