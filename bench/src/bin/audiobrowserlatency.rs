@@ -132,7 +132,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                     None,
                 ));
                 rows.push(spread_row(
-                    "fake microphone → /send packet in, above its earliest",
+                    &format!(
+                        "fake microphone → /send packet in, above its earliest (its clicks every {:.2} ms)",
+                        send.period_ms
+                    ),
                     &send.at_relay,
                 ));
                 rows.push(spread_row(
@@ -276,6 +279,9 @@ fn reference(sink: &str, seconds: f64, clock: Instant) -> anyhow::Result<Vec<Opt
         .spawn()
         .context("start pacat")?;
     let mut input = pacat.stdin.take().unwrap();
+    // Nothing written before pacat has connected: what waited in the pipe
+    // meanwhile would delay every later write.
+    thread::sleep(Duration::from_secs(1));
     let warmup = 100; // 1 s
     let total = warmup + (seconds * 100.0) as usize;
     let start = Instant::now();
@@ -307,14 +313,16 @@ fn pace(start: Instant, k: usize) {
 
 /// A node on loopback ports with its defaults at 48 kHz, sending to `dest`.
 fn node(dir: &Path, dest: SocketAddr) -> anyhow::Result<audionode::NodeHandle> {
-    let args = audionode::Args {
-        listen: Some("127.0.0.1:0".into()),
-        dest: vec![dest.to_string()],
-        log_file: Some(dir.join("audionode.log")),
-        sample_rate: RATE,
-        http: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
+    use clap::Parser as _;
+    let log = dir.join("audionode.log");
+    let args = audionode::Args::try_parse_from([
+        "audionode".to_string(),
+        "--listen=127.0.0.1:0".into(),
+        format!("--dest={dest}"),
+        format!("--log-file={}", log.display()),
+        format!("--sample-rate={RATE}"),
+        "--http=127.0.0.1:0".into(),
+    ])?;
     audionode::start(audionode::Config::from_args(&args, |_| None)?)
 }
 
@@ -332,6 +340,7 @@ fn listen(
     let warmup = (args.warmup * 100.0) as usize;
     let total = warmup + (args.seconds * 100.0) as usize;
     let to = node.local_addr();
+    let began = Instant::now();
     let streamer = thread::spawn(move || -> Vec<f64> {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut buf = vec![0u8; mono_datagram_len(PACKET)];
@@ -365,10 +374,12 @@ fn listen(
         tokio::time::sleep(Duration::from_secs(1)).await;
         let stats = "return window.listenPlayer.stats";
         let first = page.execute(stats, vec![]).await?;
-        // Until the last click has played.
-        let left = args.warmup + args.seconds - clock.elapsed().as_secs_f64() + 0.5;
-        tokio::time::sleep(Duration::from_secs_f64(left.max(0.0) + 1.0)).await;
+        // The stats just before the stream ends (its end is an underrun),
+        // then on until the last click has played.
+        let left = args.warmup + args.seconds - began.elapsed().as_secs_f64() - 0.1;
+        tokio::time::sleep(Duration::from_secs_f64(left.max(0.0))).await;
         let last = page.execute(stats, vec![]).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let underruns =
             last["underruns"].as_u64().unwrap_or(0) - first["underruns"].as_u64().unwrap_or(0);
         browser.close().await;
@@ -377,6 +388,7 @@ fn listen(
     let sent = streamer.join().expect("the streamer");
     let heard = capture.finish();
     node.stop()?;
+    eprintln!("listen: {} clicks sent, {} heard", sent.len(), heard.len());
     Ok((pair(&sent, &heard, MAX_LATENCY_S), underruns, stats))
 }
 
@@ -386,6 +398,8 @@ struct SendResult {
     node: Vec<Option<f64>>,
     at_relay: Vec<f64>,
     at_output: Vec<f64>,
+    /// The fake microphone's click period, as the relay saw it.
+    period_ms: f64,
 }
 
 fn send(args: &Args, dir: &Path, clock: Instant) -> anyhow::Result<SendResult> {
@@ -433,10 +447,12 @@ fn send(args: &Args, dir: &Path, clock: Instant) -> anyhow::Result<SendResult> {
     };
     let at_relay = warm(relay.clicks());
     let at_output = warm(collector.clicks());
+    let (period, relay_lateness) = lateness(&at_relay, 0.25);
     Ok(SendResult {
         node: pair(&at_relay, &at_output, MAX_LATENCY_S),
-        at_relay: lateness(&at_relay, 0.25),
-        at_output: lateness(&at_output, 0.25),
+        at_relay: relay_lateness,
+        at_output: lateness(&at_output, 0.25).1,
+        period_ms: period * 1000.0,
     })
 }
 
