@@ -16,7 +16,6 @@
 mod chrome;
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use audionode::{Args, Config};

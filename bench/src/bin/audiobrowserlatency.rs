@@ -175,11 +175,14 @@ fn spread_row(what: &str, spread: &[f64]) -> String {
     row(what, &values, None)
 }
 
-/// `parec` on the sink's monitor: the left channel and, after each read,
-/// when it returned (seconds on `clock`) and how many frames were read.
+/// What a capture holds: the left channel, and after each read when it
+/// returned (seconds on the clock) and how many frames were read so far.
+type Captured = (Vec<i16>, Vec<(f64, usize)>);
+
+/// `parec` on the sink's monitor, read on its own thread.
 struct Capture {
     child: Child,
-    data: Arc<Mutex<(Vec<i16>, Vec<(f64, usize)>)>>,
+    data: Arc<Mutex<Captured>>,
     thread: Option<JoinHandle<()>>,
 }
 
