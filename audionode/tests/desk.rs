@@ -1172,6 +1172,116 @@ async fn screenshots_for_the_docs() {
     node.stop().unwrap();
 }
 
+/// Renders the Listen and Send pages' screenshots into `docs/img/`: the
+/// Listen page playing a node's mix (its latency and underruns showing),
+/// and the Send page sending a fake microphone under a name, its meter
+/// moving. Both browsers play or capture through PulseAudio, so run by
+/// hand after `eval "$(scripts/headless-audio.sh)"`:
+/// `cargo test -p audionode --test desk -- --ignored browser_pages`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "writes the documentation screenshots"]
+async fn screenshots_of_the_browser_pages() {
+    assert!(
+        browser_available(),
+        "chromium is needed for the screenshots"
+    );
+    let dir = temp_dir("page-screenshots");
+    let collector = Collector::start();
+    let node = start_desk_node(&dir, collector.addr, "127.0.0.1:0");
+    let api = node.http_addr().unwrap();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img");
+    std::fs::create_dir_all(&out).unwrap();
+    let driver = Driver::start_audible();
+    let three = Senders::start(node.local_addr(), 3, music);
+
+    let extra = ["--autoplay-policy=no-user-gesture-required".to_string()];
+    let page = open_browser_with(&driver, &dir.join("listen-profile"), &extra).await;
+    page.set_window_size(520, 420).await.unwrap();
+    page.goto(&format!("http://{api}/listen")).await.unwrap();
+    page.find(Locator::Id("play"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &page,
+        "the latency on the Listen page",
+        "return /^\\d+ ms$/.test(document.getElementById('latency').textContent)",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::write(out.join("listen.png"), page.screenshot().await.unwrap()).unwrap();
+    page.close().await.unwrap();
+
+    // A microphone that plays a swelling chord.
+    let wav = dir.join("microphone.wav");
+    let chord: Vec<i16> = (0..RATE as usize * 4)
+        .map(|n| music(0, n) / 2 + music(3, n) / 2)
+        .collect();
+    signal::write_wav(&wav, &chord, RATE);
+    let extra = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}", wav.display()),
+    ];
+    let page = open_browser_with(&driver, &dir.join("send-profile"), &extra).await;
+    page.set_window_size(640, 760).await.unwrap();
+    page.goto(&format!("http://{api}/send")).await.unwrap();
+    page.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("Cello")
+        .await
+        .unwrap();
+    // Microphones have names once the page may use one: send once, stop,
+    // and pick the fake microphone by name.
+    page.find(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &page,
+        "the first send",
+        "return document.body.dataset.state === 'sending'",
+    )
+    .await;
+    page.find(Locator::Id("stop"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &page,
+        "the fake microphone in the list",
+        "const d = document.getElementById('device'); \
+         const o = [...d.options].find((o) => o.value); \
+         if (o) d.value = o.value; return !!o",
+    )
+    .await;
+    page.find(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &page,
+        "the Send page to send",
+        "return document.body.dataset.state === 'sending' && Number(document.body.dataset.peak) > 0.05",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(out.join("send.png"), page.screenshot().await.unwrap()).unwrap();
+    eprintln!("wrote {}/listen.png and send.png", out.display());
+    page.close().await.unwrap();
+    drop(three);
+    node.stop().unwrap();
+}
+
 /// Measures the desk with 40 and then 200 live sources: the size of a
 /// meters message, the page's time per message and per drawn frame, and
 /// frames drawn per second (printed: they depend on the machine's load);

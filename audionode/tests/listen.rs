@@ -343,3 +343,67 @@ fn listeners_need_the_token_and_a_same_origin_page() {
     assert!(page.contains("player.js"));
     node.stop().unwrap();
 }
+
+/// CPU time (s) the node's own threads (mixing, tap, event log, control
+/// server) have used, from `/proc/self/task`: the listeners' reading
+/// threads of this test are not among them.
+fn node_cpu_seconds() -> f64 {
+    const NODE_THREADS: [&str; 4] = ["mix", "tap", "event-log", "control-http"];
+    let ticks = 100.0; // USER_HZ on Linux
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            NODE_THREADS.contains(&name).then_some(())?;
+            // After the name: state, then fields 4… ; utime and stime are 14 and 15.
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let time: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
+            Some(time / ticks)
+        })
+        .sum()
+}
+
+/// Measures the node's CPU per listener: its own threads' CPU over 10 s
+/// with one 44.1 kHz stream and no listener, then with 100 listeners
+/// reading. Printed (it depends on the machine); run by hand:
+/// `cargo test -p audionode --test listen -- --ignored cpu_per_listener --nocapture`.
+#[test]
+#[ignore = "a measurement"]
+fn cpu_per_listener() {
+    let dir = temp_dir("listen-cpu");
+    let collector = Collector::start();
+    let node = start(&dir, collector.addr, None);
+    let api = node.http_addr().unwrap();
+    let source = stream(node.local_addr(), 30, 9);
+    wait_for("the stream to be mixed", || {
+        node.snapshot().node.blocks > 100
+    });
+    let window = std::time::Duration::from_secs(10);
+    let measure = || {
+        let (cpu, wall) = (node_cpu_seconds(), std::time::Instant::now());
+        thread::sleep(window);
+        (node_cpu_seconds() - cpu) / wall.elapsed().as_secs_f64()
+    };
+    let alone = measure();
+    let readers: Vec<Reader> = (0..100)
+        .map(|_| Reader::start(connect(api).0, false))
+        .collect();
+    wait_for("100 listeners", || node_state(api)["listeners"] == 100);
+    thread::sleep(std::time::Duration::from_secs(1));
+    let with = measure();
+    assert_eq!(node_state(api)["listeners_dropped"], 0, "none fell behind");
+    eprintln!(
+        "node CPU: {:.2} % of a core without listeners, {:.2} % with 100: {:.3} % per listener",
+        alone * 100.0,
+        with * 100.0,
+        (with - alone)
+    );
+    for r in readers {
+        r.finish();
+    }
+    source.join().unwrap();
+    node.stop().unwrap();
+    drop(collector);
+}

@@ -16,11 +16,11 @@
 mod chrome;
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use audionode::{Args, Config};
 use chrome::*;
+use common::signal::*;
 use common::*;
 use fantoccini::Locator;
 use serde_json::Value;
@@ -47,85 +47,13 @@ fn test_signal() -> Vec<i16> {
         .collect()
 }
 
-fn write_wav(path: &Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &s in samples {
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-/// In-place iterative radix-2 FFT (`inverse` without the 1/n scale).
-fn fft(re: &mut [f64], im: &mut [f64], inverse: bool) {
-    let n = re.len();
-    let mut j = 0;
-    for i in 1..n {
-        let mut bit = n >> 1;
-        while j & bit != 0 {
-            j ^= bit;
-            bit >>= 1;
-        }
-        j |= bit;
-        if i < j {
-            re.swap(i, j);
-            im.swap(i, j);
-        }
-    }
-    let mut len = 2;
-    while len <= n {
-        let angle = 2.0 * std::f64::consts::PI / len as f64 * if inverse { 1.0 } else { -1.0 };
-        for start in (0..n).step_by(len) {
-            for k in 0..len / 2 {
-                let (wr, wi) = ((angle * k as f64).cos(), (angle * k as f64).sin());
-                let (i, j) = (start + k, start + k + len / 2);
-                let (xr, xi) = (re[j] * wr - im[j] * wi, re[j] * wi + im[j] * wr);
-                re[j] = re[i] - xr;
-                im[j] = im[i] - xi;
-                re[i] += xr;
-                im[i] += xi;
-            }
-        }
-        len <<= 1;
-    }
-}
-
 /// The lag `d` that best lines `file[n]` up with `rec[n + d]` (by
 /// cross-correlation; negative when the mix holds the file from past its
 /// start, as when the fake microphone started before the page sent), and
 /// the part of the file the recording holds (its ends, where the stream
 /// started and stopped, left out).
 fn align(rec: &[f64], file: &[f64]) -> (i64, usize, usize) {
-    let n = (rec.len() + file.len()).next_power_of_two();
-    let (mut ar, mut ai) = (vec![0.0; n], vec![0.0; n]);
-    let (mut br, mut bi) = (vec![0.0; n], vec![0.0; n]);
-    ar[..rec.len()].copy_from_slice(rec);
-    br[..file.len()].copy_from_slice(file);
-    fft(&mut ar, &mut ai, false);
-    fft(&mut br, &mut bi, false);
-    for k in 0..n {
-        // rec × conj(file)
-        let (r, i) = (ar[k] * br[k] + ai[k] * bi[k], ai[k] * br[k] - ar[k] * bi[k]);
-        ar[k] = r;
-        ai[k] = i;
-    }
-    fft(&mut ar, &mut ai, true);
-    // Index x of the circular correlation is lag x, or x − n past the middle.
-    let lag = (0..n)
-        .max_by(|&x, &y| ar[x].total_cmp(&ar[y]))
-        .map(|x| {
-            if x > n / 2 {
-                x as i64 - n as i64
-            } else {
-                x as i64
-            }
-        })
-        .unwrap();
+    let lag = best_lag(rec, file, -(file.len() as i64)..=rec.len() as i64);
     let at = |k: usize| usize::try_from(k as i64 + lag).ok();
     // Where the aligned recording is not silent: the file's part that was sent.
     let loud: Vec<usize> = (0..file.len())
@@ -145,16 +73,6 @@ fn align(rec: &[f64], file: &[f64]) -> (i64, usize, usize) {
         "at least 1.5 s of the file are in the mix ({first}..{last})"
     );
     (lag, first, last)
-}
-
-/// Correlation coefficient of two equally long pieces.
-fn correlation(x: &[f64], y: &[f64]) -> f64 {
-    let m = x.len() as f64;
-    let (sx, sy) = (x.iter().sum::<f64>(), y.iter().sum::<f64>());
-    let sxx: f64 = x.iter().map(|a| a * a).sum();
-    let syy: f64 = y.iter().map(|a| a * a).sum();
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| a * b).sum();
-    (sxy - sx * sy / m) / ((sxx - sx * sx / m) * (syy - sy * sy / m)).sqrt()
 }
 
 /// Each 50 ms piece of `file[first..last]` and its best correlation with
@@ -187,7 +105,7 @@ async fn a_browser_microphone_is_mixed_named_and_closed() {
     let dir = temp_dir("send-page");
     let wav = dir.join("microphone.wav");
     let signal = test_signal();
-    write_wav(&wav, &signal);
+    write_wav(&wav, &signal, RATE);
     let collector = Collector::start();
     let log = dir.join("audionode.log");
     let args = Args {

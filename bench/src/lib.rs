@@ -3,10 +3,12 @@
 //! which batches its receives as the node does, and the blocking [`bare`]),
 //! `/proc` readers ([`procfs`]) and the `/metrics` scraper ([`metrics`])
 //! used by the `audiocapacity` driver, and `audiortpvs`, the node against a
-//! GStreamer pipeline on RTP. See docs/performance.md.
+//! GStreamer pipeline on RTP, and the click matching of the browser
+//! latency bench ([`browser`]). See docs/performance.md.
 
 pub mod bare;
 pub mod batched;
+pub mod browser;
 pub mod capacity;
 pub mod latency;
 pub mod load;

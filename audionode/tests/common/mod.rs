@@ -1,5 +1,6 @@
 //! Shared helpers of the node's scenario tests: a node on ephemeral ports,
-//! a collecting recorder stand-in, a paced source, and event-log parsing.
+//! a collecting recorder stand-in, a paced source, and event-log parsing;
+//! [`signal`] for the browser tests' WAV files and alignment.
 //!
 //! The nodes started here run with `--plc off`: the scenarios compare the
 //! mix frame by frame with the input, silent where nothing was sent (a
@@ -7,6 +8,8 @@
 //! (`src/nodecore/sim_tests_plc.rs`).
 
 #![allow(dead_code)]
+
+pub mod signal;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
