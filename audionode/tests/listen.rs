@@ -297,10 +297,14 @@ fn a_hundred_listeners_hear_the_mix_and_the_next_is_refused() {
         });
     }
     assert_eq!(node_state(api)["listeners_dropped"], 0, "none fell behind");
-    // A shared machine may miss a deadline now and then either way; 100
-    // listeners must not make it a habit.
+    // A shared machine misses a deadline now and then either way (a test
+    // binary's 100 reader threads share its two cores with the node, and
+    // one stall of the machine skips dozens of blocks at once), so this is
+    // no timing measurement (docs/performance.md has one): it only catches
+    // listeners holding the mixing thread up as a habit (a mix that waited
+    // on them would miss most of these 600 deadlines).
     assert!(
-        with <= alone + 2,
+        with <= alone + span / 5,
         "deadline misses + skipped blocks: {alone} without listeners, {with} with 100"
     );
 

@@ -423,7 +423,11 @@ impl Engine {
         }
         debug_assert_eq!(
             self.soloed,
-            self.slots.iter().flatten().filter(|s| s.controls.solo).count()
+            self.slots
+                .iter()
+                .flatten()
+                .filter(|s| s.controls.solo)
+                .count()
         );
         let any_solo = self.soloed > 0;
         let window = self.meter_window;
@@ -562,8 +566,8 @@ impl Engine {
         match self.by_id.get(&id) {
             Some(&index) => match self.slots[index].as_mut() {
                 Some(slot) => {
-                    self.soloed = self.soloed + usize::from(controls.solo)
-                        - usize::from(slot.controls.solo);
+                    self.soloed =
+                        self.soloed + usize::from(controls.solo) - usize::from(slot.controls.solo);
                     slot.controls = controls;
                     true
                 }
