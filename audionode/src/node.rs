@@ -357,6 +357,7 @@ pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> 
         dest,
         origin,
         payload_type: proto::rtp_map::payload_type_for(format),
+        encoding: proto::rtp_map::Encoding::L16,
         format,
         ptime_ms: rtp_io::ptime_ms(block, rate),
         session_id: u64::from(rate) * 1000 + block as u64,
