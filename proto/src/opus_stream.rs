@@ -104,10 +104,7 @@ impl StreamDecoder {
             Ok(n) => n,
             Err(e) => return Pushed::Bad(e),
         };
-        self.next = Some((
-            seq.wrapping_add(1),
-            timestamp.wrapping_add(decoded as u32),
-        ));
+        self.next = Some((seq.wrapping_add(1), timestamp.wrapping_add(decoded as u32)));
         out(Piece {
             kind: PieceKind::Audio,
             timestamp,
@@ -238,12 +235,7 @@ mod tests {
         let (pieces, results) = run(&[0, 2, 1, 2], 16_000);
         assert_eq!(
             results,
-            vec![
-                Pushed::Decoded,
-                Pushed::Decoded,
-                Pushed::Late,
-                Pushed::Late
-            ]
+            vec![Pushed::Decoded, Pushed::Decoded, Pushed::Late, Pushed::Late]
         );
         assert_eq!(pieces.len(), 3);
         let mut dec = StreamDecoder::new(2).unwrap();
