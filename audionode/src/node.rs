@@ -30,6 +30,7 @@ use crate::nodecore::ingress::{self, Samples, SourcePacket};
 use crate::nodecore::name::SourceName;
 use crate::nodecore::stats::NodeSnapshot;
 use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
+use crate::opus_source::{self, OpusIn};
 use crate::outbox::{self, Outbox, StatsReader};
 use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
 use crate::realtime;
@@ -262,6 +263,15 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         }
         _ => None,
     };
+    // Opus sources are decoded off the mixing thread.
+    let opus_in = if config.rtp_listen.is_empty() {
+        None
+    } else {
+        let (opus_in, thread) = opus_source::spawn(rate, Arc::clone(&stop))
+            .context("cannot start the Opus decoding thread")?;
+        helpers.push(thread);
+        Some(opus_in)
+    };
     let mut tcp_in = Vec::new();
     for server in &config.tcp_sources {
         let (ring, rx) = rtrb::RingBuffer::new(tcp_source::RING_PACKETS);
@@ -297,6 +307,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         event_log,
         commands,
         tcp_in,
+        opus_in,
         web_in,
         senders,
         epoch,
@@ -419,6 +430,8 @@ struct LoopParts {
     event_log: EventLog,
     commands: rtrb::Consumer<ControlCommand>,
     tcp_in: Vec<rtrb::Consumer<TcpPacket>>,
+    /// Opus packets to and from the decode thread (with `--rtp-listen`).
+    opus_in: Option<OpusIn>,
     /// Browser senders' packets (`/ws/send`), from the control surface.
     web_in: rtrb::Consumer<WebInput>,
     /// How many browser senders are connected (one atomic load per wait).
@@ -466,6 +479,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         event_log,
         mut commands,
         mut tcp_in,
+        mut opus_in,
         mut web_in,
         senders,
         epoch,
@@ -545,9 +559,11 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         }
         let wake = pump.drain(&mut core);
         let mut wait = wake.at.saturating_sub(epoch.elapsed());
-        if senders.active() > 0 {
-            // Browser senders' packets come through a ring, not a socket:
-            // look at it as often as at the TCP sources'.
+        let opus_pending = opus_in.as_ref().is_some_and(|o| o.busy(epoch.elapsed()));
+        if senders.active() > 0 || opus_pending {
+            // Browser senders' packets (and decoded Opus ones) come through
+            // a ring, not a socket: look at it as often as at the TCP
+            // sources'.
             wait = wait.min(TCP_SOURCE_WAIT);
         }
         batch_full = false;
@@ -573,6 +589,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                 &config,
                 max_bytes,
                 now,
+                opus_in.as_mut(),
             );
         } else {
             match wake.mode {
@@ -587,7 +604,16 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                 batch_full |= n == BATCH;
                 received += n;
                 let now = epoch.elapsed();
-                feed_batch(&mut core, &rx, n, kind, &config, max_bytes, now);
+                feed_batch(
+                    &mut core,
+                    &rx,
+                    n,
+                    kind,
+                    &config,
+                    max_bytes,
+                    now,
+                    opus_in.as_mut(),
+                );
             }
         }
         let now = epoch.elapsed();
@@ -599,6 +625,25 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                     from: packet.from,
                     packet: SourcePacket::mono(packet.seq, Samples::Native(packet.samples())),
                 });
+            }
+        }
+        if let Some(opus) = opus_in.as_mut() {
+            while let Ok(decoded) = opus.decoded.pop() {
+                let input = match decoded.input() {
+                    Ok(packet) => Input::Packet {
+                        arrived: decoded.arrived,
+                        read_at: now,
+                        from: decoded.from,
+                        packet,
+                    },
+                    Err(why) => Input::Malformed {
+                        arrived: decoded.arrived,
+                        from: decoded.from,
+                        len: 0,
+                        why,
+                    },
+                };
+                core.handle_input(input);
             }
         }
         web_source::drain(&mut web_in, &mut core, now);
@@ -623,7 +668,8 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
 }
 
 /// Hands the `n` datagrams of the last batch, received on a socket of
-/// `kind`, to the core.
+/// `kind`, to the core (Opus ones to the decode thread).
+#[allow(clippy::too_many_arguments)]
 fn feed_batch(
     core: &mut NodeCore,
     rx: &BatchReceiver,
@@ -632,6 +678,7 @@ fn feed_batch(
     config: &Config,
     max_bytes: usize,
     now: Duration,
+    mut opus: Option<&mut OpusIn>,
 ) {
     let rate = config.engine.source.rate;
     for i in 0..n {
@@ -653,7 +700,14 @@ fn feed_batch(
             // Anything else on an RTCP port is not for the node.
             SocketKind::Rtcp(_) => continue,
             SocketKind::Rtp(k) => {
-                ingress::decode_rtp(bytes, &config.rtp_map, rate, max_bytes + 64, k)
+                let offered = opus
+                    .as_deref_mut()
+                    .and_then(|o| o.offer(bytes, &config.rtp_map, from, arrived, k));
+                match offered {
+                    Some(Ok(())) => continue,
+                    Some(Err(why)) => Err(why),
+                    None => ingress::decode_rtp(bytes, &config.rtp_map, rate, max_bytes + 64, k),
+                }
             }
         };
         let input = match decoded {

@@ -68,6 +68,14 @@ pub fn packet_frames(payload: &[u8]) -> Result<usize, OpusError> {
     Ok(frames)
 }
 
+/// Channels (1 or 2) the packet `payload` codes (its TOC's stereo bit).
+pub fn packet_channels(payload: &[u8]) -> u16 {
+    match payload.first() {
+        Some(toc) if toc & 0x04 != 0 => 2,
+        _ => 1,
+    }
+}
+
 /// Whether `payload` was coded in a mode that can carry in-band FEC of the
 /// frame before it (SILK-only or hybrid: TOC configurations 0..=15, RFC
 /// 6716 §3.1); a CELT-only packet carries none.
@@ -301,5 +309,6 @@ mod tests {
         assert!(!may_carry_fec(&[16 << 3]));
         assert!(!may_carry_fec(&[31 << 3 | 1]));
         assert!(!may_carry_fec(&[]));
+        assert_eq!((packet_channels(&[0x04]), packet_channels(&[0x00])), (2, 1));
     }
 }
