@@ -373,3 +373,50 @@ pub fn stream_through_proxy(rig: Rig, dir: &Path, impairments: &[&str], salt: u3
         recording,
     }
 }
+
+/// Where `want` best lines up in `got` and how well: the lag (frames of
+/// `got` before `want`'s first frame: first near the onsets, where each
+/// first exceeds a tenth of its peak, then the best within ±10 ms of that
+/// on a quarter of a second) and the correlation coefficient over the
+/// whole overlap at that lag. For lossy codecs, close but not equal.
+pub fn best_alignment(got: &[i16], want: &[i16]) -> (usize, f64) {
+    let onset = |v: &[i16]| {
+        let peak = v.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        v.iter()
+            .position(|s| s.unsigned_abs() > peak / 10)
+            .unwrap_or(0)
+    };
+    let coarse = onset(got).saturating_sub(onset(want));
+    let score = |lag: usize, len: usize| -> f64 {
+        let n = len.min(got.len().saturating_sub(lag)).min(want.len());
+        correlation(&got[lag..lag + n], &want[..n])
+    };
+    let reach = RATE as usize / 100;
+    let lag = (coarse.saturating_sub(reach)..coarse + reach)
+        .max_by(|&a, &b| score(a, RATE as usize / 4).total_cmp(&score(b, RATE as usize / 4)))
+        .unwrap_or(0);
+    (lag, score(lag, want.len()))
+}
+
+/// Pearson correlation coefficient of two equally long pieces (0 when
+/// either is constant).
+pub fn correlation(x: &[i16], y: &[i16]) -> f64 {
+    let n = x.len().min(y.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let mean = |v: &[i16]| v[..n].iter().map(|&s| f64::from(s)).sum::<f64>() / n as f64;
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x[..n].iter().zip(&y[..n]) {
+        let (a, b) = (f64::from(a) - mx, f64::from(b) - my);
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
+}
