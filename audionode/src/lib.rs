@@ -19,9 +19,11 @@ pub mod event_log;
 pub mod logging;
 pub mod node;
 pub mod nodecore;
+pub mod opus_out;
 pub mod opus_source;
 pub mod outbox;
 pub mod outputs;
+pub mod resample;
 pub mod rtp_io;
 pub mod tap;
 /// Real-time scheduling of the mixing thread (shared with the recorder).

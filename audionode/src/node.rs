@@ -30,6 +30,7 @@ use crate::nodecore::ingress::{self, Samples, SourcePacket};
 use crate::nodecore::name::SourceName;
 use crate::nodecore::stats::NodeSnapshot;
 use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
+use crate::opus_out::OpusOut;
 use crate::opus_source::{self, OpusIn};
 use crate::outbox::{self, Outbox, StatsReader};
 use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
@@ -188,8 +189,23 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         .http
         .as_ref()
         .map(|settings| Listeners::new(rate, settings.limits.max_listeners));
+    let opus_out = match config.rtp_opus {
+        Some(bitrate) => {
+            let any: SocketAddr = if config.rtp_dests.iter().all(SocketAddr::is_ipv4) {
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            } else {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+            };
+            let socket = UdpSocket::bind(any).context("cannot open the Opus output socket")?;
+            Some(
+                OpusOut::new(socket, &config.rtp_dests, rate, bitrate)
+                    .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e}"))?,
+            )
+        }
+        None => None,
+    };
     // Half a second of stereo for the tap.
-    let block_ring = if tcp_out.is_some() || listeners.is_some() {
+    let block_ring = if tcp_out.is_some() || listeners.is_some() || opus_out.is_some() {
         rate as usize
     } else {
         0
@@ -229,6 +245,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         let sinks = TapSinks {
             tcp: tcp_out,
             listeners: listeners.clone(),
+            opus: opus_out,
         };
         helpers.push(tap::spawn(blocks, sinks, block_time, Arc::clone(&stop))?);
     }
@@ -241,6 +258,11 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             rate,
             block_frames: config.engine.source.block_frames,
             local: local_addr,
+            opus: if config.rtp_opus.is_some() {
+                config.rtp_dests.clone()
+            } else {
+                Vec::new()
+            },
         },
     ));
     let epoch = Instant::now();
@@ -291,6 +313,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             local_addr,
             config.engine.source.rate,
             config.engine.source.block_frames,
+            config.rtp_opus.is_some(),
         );
         std::fs::write(path, sdp)
             .with_context(|| format!("cannot write the SDP file {}", path.display()))?;
@@ -351,8 +374,9 @@ fn output_socket(
     UdpSocket::bind(any).context("cannot open the output socket")
 }
 
-/// The SDP that describes the mix as sent to RTP destination `dest`.
-pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> String {
+/// The SDP that describes the mix as sent to RTP destination `dest`
+/// (L16, or Opus with `opus`).
+pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize, opus: bool) -> String {
     let origin = if local.ip().is_unspecified() {
         if dest.ip().is_loopback() {
             dest.ip()
@@ -363,14 +387,34 @@ pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> 
         local.ip()
     };
     let format = proto::rtp_map::RtpFormat { rate, channels: 2 };
+    let (payload_type, encoding, format, ptime_ms) = if opus {
+        let format = proto::rtp_map::RtpFormat {
+            rate: proto::opus::OPUS_RATE,
+            channels: 2,
+        };
+        let ptime = (crate::opus_out::FRAME * 1000) as u32 / proto::opus::OPUS_RATE;
+        (
+            proto::opus::PT_OPUS_DEFAULT,
+            proto::rtp_map::Encoding::Opus,
+            format,
+            ptime,
+        )
+    } else {
+        (
+            proto::rtp_map::payload_type_for(format),
+            proto::rtp_map::Encoding::L16,
+            format,
+            rtp_io::ptime_ms(block, rate),
+        )
+    };
     proto::sdp::AudioSession {
         name: "audionode mix".into(),
         dest,
         origin,
-        payload_type: proto::rtp_map::payload_type_for(format),
-        encoding: proto::rtp_map::Encoding::L16,
+        payload_type,
+        encoding,
         format,
-        ptime_ms: rtp_io::ptime_ms(block, rate),
+        ptime_ms,
         session_id: u64::from(rate) * 1000 + block as u64,
     }
     .to_sdp()
@@ -449,10 +493,17 @@ fn start_outputs(config: &Config) -> Vec<OutputSpec> {
             kind: OutputKind::UdpStereo,
             addr,
         })
-        .chain(config.rtp_dests.iter().map(|&addr| OutputSpec {
-            kind: OutputKind::Rtp,
-            addr,
-        }))
+        // Opus outputs are the tap's (encoded off the mixing thread).
+        .chain(
+            config
+                .rtp_dests
+                .iter()
+                .filter(|_| config.rtp_opus.is_none())
+                .map(|&addr| OutputSpec {
+                    kind: OutputKind::Rtp,
+                    addr,
+                }),
+        )
         .collect()
 }
 

@@ -31,12 +31,11 @@ use proto::opus::{self, OPUS_RATE};
 use proto::opus_stream::{PieceKind, Pushed, StreamDecoder};
 use proto::rtp::RtpPacket;
 use proto::rtp_map::RtpMap;
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
 
 use crate::nodecore::ingress::{
     Malformed, Redundant, RedundantCopy, RtpInfo, Samples, SourcePacket,
 };
+use crate::resample::{to_i16, Resampler};
 
 /// Longest Opus packet the node takes: 20 ms (what ffmpeg and GStreamer
 /// send by default).
@@ -193,7 +192,7 @@ pub fn spawn(rate: u32, stop: Arc<AtomicBool>) -> anyhow::Result<(OpusIn, JoinHa
 /// One stream's decoder, resampler and timeline.
 struct Stream {
     decoder: StreamDecoder,
-    resampler: Option<StreamResampler>,
+    resampler: Option<Resampler>,
     /// 48 kHz timestamp the next piece continues from.
     next_in: Option<u32>,
     /// Node-rate timestamp of the next resampled frame.
@@ -286,7 +285,7 @@ fn decode_one(
                 return true;
             };
             let resampler = if resampling {
-                match StreamResampler::new(rate, usize::from(channels)) {
+                match Resampler::new(OPUS_RATE, rate, STEP, usize::from(channels)) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         log::error!("cannot resample Opus to {rate} Hz: {e}");
@@ -335,9 +334,15 @@ fn decode_one(
             (PieceKind::Concealed, Some(_)) => frames * rate as usize / OPUS_RATE as usize,
             (PieceKind::Concealed, None) => frames,
             (PieceKind::Recovered, Some(r)) => {
-                let n = r.process_be(piece.samples, &mut slot.fec);
-                slot.fec_len = 2 * n * usize::from(slot.channels);
-                n
+                let mut len = 0;
+                r.push(piece.samples, |out| {
+                    for (b, &x) in slot.fec[len..].chunks_exact_mut(2).zip(out) {
+                        b.copy_from_slice(&to_i16(x).to_be_bytes());
+                    }
+                    len = (len + 2 * out.len()).min(slot.fec.len());
+                });
+                slot.fec_len = len;
+                len / 2 / usize::from(slot.channels)
             }
             (PieceKind::Recovered, None) => {
                 for (out, s) in slot.fec.chunks_exact_mut(2).zip(piece.samples) {
@@ -347,9 +352,15 @@ fn decode_one(
                 frames
             }
             (PieceKind::Audio, Some(r)) => {
-                let n = r.process_native(piece.samples, &mut slot.samples);
-                slot.len = n * usize::from(slot.channels);
-                n
+                let mut len = 0;
+                r.push(piece.samples, |out| {
+                    for (o, &x) in slot.samples[len..].iter_mut().zip(out) {
+                        *o = to_i16(x);
+                    }
+                    len = (len + out.len()).min(slot.samples.len());
+                });
+                slot.len = len;
+                len / usize::from(slot.channels)
             }
             (PieceKind::Audio, None) => {
                 slot.samples[..piece.samples.len()].copy_from_slice(piece.samples);
@@ -379,85 +390,6 @@ fn decode_one(
 /// A 48 kHz timestamp at the node's `rate`.
 fn convert(timestamp: u32, rate: u32) -> u32 {
     (u64::from(timestamp) * u64::from(rate) / u64::from(OPUS_RATE)) as u32
-}
-
-/// 48 kHz → the node's rate for one stream, in 10 ms steps.
-struct StreamResampler {
-    inner: Fft<f32>,
-    channels: usize,
-    input: Vec<f32>,
-    output: Vec<f32>,
-}
-
-impl StreamResampler {
-    fn new(rate: u32, channels: usize) -> Result<Self, rubato::ResamplerConstructionError> {
-        let inner = Fft::<f32>::new(
-            OPUS_RATE as usize,
-            rate as usize,
-            STEP,
-            channels,
-            FixedSync::Input,
-        )?;
-        let output = vec![0.0; inner.output_frames_max() * channels * (MAX_PACKET_FRAMES / STEP)];
-        Ok(Self {
-            inner,
-            channels,
-            input: vec![0.0; STEP * channels],
-            output,
-        })
-    }
-
-    fn reset(&mut self) {
-        self.inner.reset();
-    }
-
-    /// Resamples `samples` (whole steps) into big-endian bytes `be`;
-    /// returns the frames.
-    fn process_be(&mut self, samples: &[i16], be: &mut [u8]) -> usize {
-        let frames = self.run(samples);
-        for (out, &x) in be
-            .chunks_exact_mut(2)
-            .zip(&self.output[..frames * self.channels])
-        {
-            out.copy_from_slice(&to_i16(x).to_be_bytes());
-        }
-        frames
-    }
-
-    /// Resamples `samples` into native `out`; returns the frames.
-    fn process_native(&mut self, samples: &[i16], out: &mut [i16]) -> usize {
-        let frames = self.run(samples);
-        for (o, &x) in out.iter_mut().zip(&self.output[..frames * self.channels]) {
-            *o = to_i16(x);
-        }
-        frames
-    }
-
-    fn run(&mut self, samples: &[i16]) -> usize {
-        let ch = self.channels;
-        let mut produced = 0;
-        for step in samples.chunks_exact(STEP * ch) {
-            for (i, &s) in self.input.iter_mut().zip(step) {
-                *i = f32::from(s) / 32768.0;
-            }
-            let room = self.output.len() / ch - produced;
-            let (Ok(input), Ok(mut output)) = (
-                InterleavedSlice::new(&self.input[..], ch, STEP),
-                InterleavedSlice::new_mut(&mut self.output[produced * ch..], ch, room),
-            ) else {
-                break;
-            };
-            match self.inner.process_into_buffer(&input, &mut output, None) {
-                Ok((_, n)) => produced += n,
-                Err(_) => break,
-            }
-        }
-        produced
-    }
-}
-
-fn to_i16(x: f32) -> i16 {
-    (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
 #[cfg(test)]

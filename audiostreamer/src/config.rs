@@ -274,7 +274,8 @@ fn opus_options(args: &Args) -> anyhow::Result<OpusOptions> {
             args.chunk_ms
         );
     }
-    let bitrate = parse_bitrate(&args.bitrate)?;
+    let bitrate =
+        proto::opus::parse_bitrate(&args.bitrate).map_err(|e| anyhow::anyhow!("--bitrate {e}"))?;
     if args.opus_pt == args.red_pt && args.redundancy > 0 {
         bail!("--opus-pt {} is the RED payload type", args.opus_pt);
     }
@@ -283,24 +284,6 @@ fn opus_options(args: &Args) -> anyhow::Result<OpusOptions> {
         payload_type: args.opus_pt,
         frame: frame as usize,
     })
-}
-
-/// `64k`, `64000` or `1.5k`... in bit/s, within what libopus takes.
-fn parse_bitrate(text: &str) -> anyhow::Result<u32> {
-    let t = text.trim();
-    let (digits, scale) = match t.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 1000.0),
-        None => (t, 1.0),
-    };
-    let bits = digits
-        .parse::<f64>()
-        .ok()
-        .map(|v| v * scale)
-        .filter(|v| v.is_finite() && proto::opus::BITRATES.contains(&(*v as u32)))
-        .ok_or_else(|| {
-            anyhow::anyhow!("--bitrate {text:?} is not a bitrate from 6k to 510k bit/s")
-        })?;
-    Ok(bits as u32)
 }
 
 /// Resolves `HOST:PORT` (a name or an IPv4/IPv6 literal) to one address.

@@ -118,6 +118,63 @@ fn streamer_opus_into_a_48k_recorder_keeps_the_signal() {
 }
 
 #[test]
+fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
+    let _serial = serial();
+    let dir = temp_dir("opus-output");
+    let out = dir.join("rec.wav");
+    let recorder = start_recorder(&[
+        out.to_str().unwrap(),
+        "--rtp",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--sample-rate",
+        "48000",
+    ]);
+    let dest = recorder.local_addr().unwrap().to_string();
+    let log = dir.join("node.log");
+    let sdp = dir.join("mix.sdp");
+    let node = start_node(
+        &log,
+        &[
+            "--rtp-dest",
+            &dest,
+            "--rtp-codec",
+            "opus",
+            "--sdp-file",
+            sdp.to_str().unwrap(),
+            "--jitter-ms",
+            JITTER_MS,
+            "--timeout-ms",
+            TIMEOUT_MS,
+        ],
+    );
+    let text = std::fs::read_to_string(&sdp).unwrap();
+    assert!(text.contains("a=rtpmap:111 opus/48000/2\r\n"), "{text}");
+    // An original-format source at the node's 44.1 kHz.
+    let input = signal(RATE as usize * 2, 7, 8000.0);
+    let wav = dir.join("in.wav");
+    write_wav(&wav, &input);
+    let node_addr = node.local_addr().to_string();
+    let mut run = StreamerRun::start(&[wav.to_str().unwrap(), &node_addr]);
+    run.join();
+    wait_for("the stream to be dropped", || {
+        !dropped_line(&log).is_empty()
+    });
+    thread::sleep(Duration::from_millis(300));
+    node.stop().unwrap();
+    let stats = recorder.stats();
+    recorder.stop().unwrap();
+    let recording = left(&read_stereo_wav(&out));
+    let want: Vec<i16> = (0..input.len() * 48_000 / RATE as usize)
+        .map(|i| input[i * RATE as usize / 48_000])
+        .collect();
+    let (lag, r) = best_alignment(&recording, &want);
+    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}");
+    assert_eq!(stats.snapshot().rtp_streams, 1);
+}
+
+#[test]
 fn ffmpeg_libopus_feeds_the_node() {
     if !have("ffmpeg") {
         return;

@@ -25,6 +25,7 @@ pub const DEFAULT_BITRATE: u32 = 64_000;
 /// codes music at 64 kbit/s mostly CELT-only, whose packets carry no FEC
 /// (measured with `examples/opus_cost.rs`: 23 % of packets FEC-capable at
 /// 5 %, all at 10 %, at the same bitrate).
+pub const DEFAULT_LOSS_PERCENT: u8 = 10;
 /// Bitrates libopus accepts.
 pub const BITRATES: std::ops::RangeInclusive<u32> = 6_000..=510_000;
 /// Largest encoded packet we produce (RFC 6716 §3.4: a frame is at most
@@ -83,6 +84,23 @@ pub fn packet_channels(payload: &[u8]) -> u16 {
 /// 6716 §3.1); a CELT-only packet carries none.
 pub fn may_carry_fec(payload: &[u8]) -> bool {
     payload.first().is_some_and(|toc| toc >> 3 < 16)
+}
+
+/// A bitrate as users write it: `64k`, `64000` or `1.5k`, in bit/s,
+/// within [`BITRATES`].
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1000.0),
+        None => (t, 1.0),
+    };
+    digits
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * scale)
+        .filter(|v| v.is_finite() && BITRATES.contains(&(*v as u32)))
+        .map(|v| v as u32)
+        .ok_or_else(|| format!("{text:?} is not a bitrate from 6k to 510k bit/s"))
 }
 
 fn channels_of(channels: u16) -> Result<Channels, OpusError> {
@@ -225,6 +243,17 @@ mod tests {
 
     fn energy(x: &[i16]) -> f64 {
         x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len().max(1) as f64
+    }
+
+    #[test]
+    fn bitrates() {
+        assert_eq!(parse_bitrate("64k"), Ok(64_000));
+        assert_eq!(parse_bitrate("32000"), Ok(32_000));
+        assert_eq!(
+            parse_bitrate("1.5K"),
+            Err("\"1.5K\" is not a bitrate from 6k to 510k bit/s".into())
+        );
+        assert!(parse_bitrate("600k").is_err() && parse_bitrate("x").is_err());
     }
 
     #[test]
