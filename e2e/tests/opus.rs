@@ -197,8 +197,16 @@ fn ffmpeg_libopus_feeds_the_node() {
         .expect("run ffmpeg");
     assert!(status.success());
     let (recording, line) = finish_after_drop(rig);
-    let (lag, r) = best_alignment(&recording, &input);
-    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}; {line}");
+    // ffmpeg reads its input in bursts, so the node's drift control drops
+    // and repeats frames now and then: each piece is found where it
+    // belongs give or take those.
+    let (lag, whole) = best_alignment(&recording, &input);
+    let r = piecewise_correlation(&recording, &input, lag);
+    assert!(
+        r >= 0.95,
+        "median piece correlation {r:.4} (whole {whole:.4} at lag {lag}); {line}"
+    );
+    eprintln!("ffmpeg's Opus through the node: median piece correlation {r:.4}; {line}");
 }
 
 #[test]
