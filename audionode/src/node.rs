@@ -289,7 +289,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let opus_in = if config.rtp_listen.is_empty() {
         None
     } else {
-        let (opus_in, thread) = opus_source::spawn(rate, Arc::clone(&stop))
+        let (opus_in, thread) = opus_source::spawn(rate, Arc::clone(&stop), config.rt_priority)
             .context("cannot start the Opus decoding thread")?;
         helpers.push(thread);
         Some(opus_in)

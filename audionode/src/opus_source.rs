@@ -173,12 +173,28 @@ impl OpusIn {
 }
 
 /// Starts the decode thread for a node at `rate`.
-pub fn spawn(rate: u32, stop: Arc<AtomicBool>) -> anyhow::Result<(OpusIn, JoinHandle<()>)> {
+///
+/// With `rt_priority` (the mixing thread's, when it has one) it runs under
+/// `SCHED_FIFO` one step below the mixing thread, as the TCP sources'
+/// threads do, so a busy machine does not hold it off the CPU for longer
+/// than the jitter target. It sleeps whenever its ring is empty.
+pub fn spawn(
+    rate: u32,
+    stop: Arc<AtomicBool>,
+    rt_priority: Option<u8>,
+) -> anyhow::Result<(OpusIn, JoinHandle<()>)> {
     let (to_decoder, raw) = rtrb::RingBuffer::new(RING_PACKETS);
     let (out, decoded) = rtrb::RingBuffer::new(RING_PACKETS);
     let thread = thread::Builder::new()
         .name("opus-decode".into())
-        .spawn(move || decode_loop(raw, out, rate, &stop))?;
+        .spawn(move || {
+            if let Some(priority) = rt_priority {
+                // Refused without the privilege: the mixing thread's own
+                // promotion already said so once.
+                let _ = crate::realtime::promote_current_thread(priority.saturating_sub(1).max(1));
+            }
+            decode_loop(raw, out, rate, &stop)
+        })?;
     Ok((
         OpusIn {
             to_decoder,

@@ -84,8 +84,9 @@ mod tests {
         assert_eq!(frames, vec![441, 441]);
         let mut up = Resampler::new(44_100, 48_000, 441, 2).unwrap();
         let mut total = 0;
-        // Blocks of 220 frames: steps complete across calls.
-        for _ in 0..4 {
+        // Blocks of 220 frames: steps complete across calls (6 × 220 =
+        // 2 × 441 + 438 held for the next step).
+        for _ in 0..6 {
             up.push(&[0; 440], |out| total += out.len() / 2);
         }
         assert_eq!(total, 960);

@@ -84,9 +84,9 @@ impl RtpLoadConfig {
         for p in &mut packets {
             let len = p.len();
             p.resize(longest, 0);
-            // Opus's own padding (RFC 6716 §3.2.5) keeps the packet valid.
-            let padded = opus::packet::pad(p, len).expect("pad an Opus packet");
-            p.truncate(padded);
+            // Opus's own padding (RFC 6716 §3.2.5) keeps the packet
+            // valid; it fills the whole buffer (the call returns 0, OK).
+            opus::packet::pad(p, len).expect("pad an Opus packet");
         }
         self.opus = packets;
         self.chunk_frames = proto::opus::OPUS_RATE as usize / 100;
@@ -309,6 +309,31 @@ mod tests {
     use super::*;
     use proto::rtp::RtpPacket;
     use std::collections::HashMap;
+
+    #[test]
+    fn opus_packets_are_padded_to_one_valid_length() {
+        let dest = "127.0.0.1:9".parse().unwrap();
+        let mut enc = proto::opus::Encoder::new(1, 64_000, 10).unwrap();
+        let mut buf = [0u8; proto::opus::MAX_PACKET];
+        let packets: Vec<Vec<u8>> = (0..3)
+            .map(|k| {
+                let pcm: Vec<i16> = (0..480)
+                    .map(|n| ((n * (k + 1)) % 500) as i16 * 20)
+                    .collect();
+                let n = enc.encode(&pcm, &mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect();
+        let config = RtpLoadConfig::new(1, dest, 1).with_opus(packets);
+        let len = packet_len(&config);
+        let mut out = vec![0u8; len];
+        for k in 0..3 {
+            assert_eq!(write_packet(&config, 0, k, &[], &mut out), len);
+            let p = proto::rtp::RtpPacket::decode(&out).unwrap();
+            assert_eq!((p.payload_type, p.timestamp), (111, 480 * k as u32));
+            assert_eq!(proto::opus::packet_frames(p.payload).unwrap(), 480);
+        }
+    }
 
     #[test]
     fn packet_is_pt11_l16_with_ssrc_seq_and_timestamp() {
