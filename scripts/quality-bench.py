@@ -14,6 +14,14 @@ at 5 %) and per mode:
   red1       audiostreamer --rtp --redundancy 1 into audionode --rtp-listen
              (with the default concealment for what redundancy cannot
              restore)
+  opus64     audiostreamer --rtp --codec opus --bitrate 64k into audionode
+             --rtp-listen (Opus's in-band FEC, the default concealment for
+             what it cannot recover)
+
+and, once per stem, `opus64` without loss: what the codec alone costs.
+Every mode also gets its bandwidth per source: the UDP payload bytes the
+streamer sends per second of audio (counted on a socket of this script,
+sent faster than real time), plus 28 bytes of IP and UDP header per packet.
 
 The proxy (`audioimpair --seed`) makes the same decisions for every mode of
 a condition, so the modes without redundancy are compared on the same lost
@@ -56,7 +64,13 @@ CONDITIONS = [
     ("bernoulli 10 %", ["--loss", "0.10"]),
     ("bursts 5 % (mean 3)", ["--loss", "0.05", "--burst-loss", "--burst-len", "3"]),
 ]
-MODES = ["silence", "repeat", "predict", "red1"]
+MODES = ["silence", "repeat", "predict", "red1", "opus64"]
+# What each mode adds to the streamer's command line.
+STREAMER_FLAGS = {
+    "silence": [], "repeat": [], "predict": [], "reference": [],
+    "red1": ["--rtp", "--redundancy", "1"],
+    "opus64": ["--rtp", "--codec", "opus", "--bitrate", "64k"],
+}
 
 
 def free_port():
@@ -110,9 +124,9 @@ def record(stem, mode, impair_args, seed, out_wav, log_dir):
     the proxy's ground truth and the node's final counters line."""
     bin_dir = ROOT / "target/release"
     rec_port, node_port, rtp_port, imp_port = (free_port() for _ in range(4))
-    red = mode == "red1"
+    red = "--rtp" in STREAMER_FLAGS[mode]
     plc = {"silence": "off", "repeat": "repeat", "predict": "predict", "red1": "predict",
-           "reference": "off"}[mode]
+           "opus64": "predict", "reference": "off"}[mode]
     logs = []
 
     def start(args, name):
@@ -134,8 +148,7 @@ def record(stem, mode, impair_args, seed, out_wav, log_dir):
                     "--seed", str(seed), "--summary", str(summary)] + impair_args, "impair")
     time.sleep(0.7)
     streamer_args = [str(bin_dir / "audiostreamer"), str(stem), f"127.0.0.1:{imp_port}"]
-    if red:
-        streamer_args += ["--rtp", "--redundancy", "1"]
+    streamer_args += STREAMER_FLAGS[mode]
     subprocess.run(streamer_args, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # the jitter buffer plays out
@@ -149,6 +162,30 @@ def record(stem, mode, impair_args, seed, out_wav, log_dir):
         log.close()
     truth = json.loads(summary.read_text()) if summary.exists() else {}
     return truth
+
+
+def bandwidth(stem, mode):
+    """kbit/s per source on the wire (UDP payload + 28 bytes of IP/UDP
+    header per packet) of `mode` sending `stem`, counted here."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(1.0)
+    port = sock.getsockname()[1]
+    args = [str(ROOT / "target/release/audiostreamer"), str(stem), f"127.0.0.1:{port}",
+            "--speed", "20"] + STREAMER_FLAGS[mode]
+    streamer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    total, packets = 0, 0
+    while True:
+        try:
+            total += len(sock.recv(65536))
+            packets += 1
+        except socket.timeout:
+            if streamer.poll() is not None:
+                break
+    sock.close()
+    with wave.open(str(stem)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    return round((total + 28 * packets) * 8 / seconds / 1000, 1)
 
 
 def onset(x, threshold=64):
@@ -241,6 +278,15 @@ def main():
             ref_wav = out / f"{stem_name}-reference.wav"
             record(stem, "reference", [], args.seed, ref_wav, out)
             reference = read_wav(ref_wav)[:, 0]
+            rates = {mode: bandwidth(stem, mode) for mode in MODES}
+            wav = out / f"{stem_name}-opus64-clean.wav"
+            record(stem, "opus64", [], args.seed, wav, out)
+            row = {"stem": stem_name, "condition": "no loss", "mode": "opus64",
+                   "kbit_per_s": rates["opus64"]}
+            row.update(score(reference, read_wav(wav)[:, 0], work, f"{stem_name}-opus64-clean"))
+            results.append(row)
+            print(json.dumps(row), flush=True)
+            wav.unlink()
             for condition, impair_args in CONDITIONS:
                 for mode in MODES:
                     tag = f"{stem_name}-{condition.split()[0]}{impair_args[1]}-{mode}"
@@ -249,7 +295,8 @@ def main():
                     source = (truth.get("sources") or [{}])[0]
                     row = {"stem": stem_name, "condition": condition, "mode": mode,
                            "dropped_datagrams": source.get("dropped"),
-                           "sent_datagrams": source.get("received")}
+                           "sent_datagrams": source.get("received"),
+                           "kbit_per_s": rates[mode]}
                     row.update(score(reference, read_wav(wav)[:, 0], work, tag))
                     results.append(row)
                     print(json.dumps(row), flush=True)
@@ -260,6 +307,14 @@ def main():
     print("| stem | condition | " + " | ".join(MODES) + " |")
     print("|---|---|" + "---|" * len(MODES))
     for stem_name in ("music", "speech"):
+        rates = [next((f"{r['kbit_per_s']} kbit/s" for r in results if r["stem"] == stem_name
+                       and r["mode"] == mode and "kbit_per_s" in r), "-") for mode in MODES]
+        print(f"| {stem_name} | bandwidth per source | " + " | ".join(rates) + " |")
+        clean = next((r for r in results if r["stem"] == stem_name
+                      and r["condition"] == "no loss"), None)
+        if clean:
+            cells = ["-"] * (len(MODES) - 1) + [f"{clean['pesq_wb']:.2f} / {clean['seg_snr_db']:.1f}"]
+            print(f"| {stem_name} | no loss | " + " | ".join(cells) + " |")
         for condition, _ in CONDITIONS:
             cells = []
             for mode in MODES:

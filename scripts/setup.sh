@@ -13,6 +13,7 @@
 #   gstreamer1.0-tools           gst-launch-1.0, third-party RTP sender/receiver in the RTP peer tests
 #   gstreamer1.0-plugins-base    GStreamer's wavparse/audioconvert/rawaudio elements for those tests
 #   gstreamer1.0-plugins-good    GStreamer's udpsrc/udpsink, rtpjitterbuffer, rtpL16pay/depay, wavenc
+#   libopus-dev                  the Opus codec (RFC 6716) the opus crate links through pkg-config (build)
 set -euo pipefail
 
 packages=(
@@ -29,6 +30,7 @@ packages=(
   gstreamer1.0-tools
   gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good
+  libopus-dev
 )
 
 missing=()

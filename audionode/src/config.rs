@@ -37,6 +37,9 @@ pub struct Config {
     pub rtp_map: proto::rtp_map::RtpMap,
     /// Where the mix goes as RTP (`--rtp-dest`).
     pub rtp_dests: Vec<SocketAddr>,
+    /// `--rtp-codec opus`: the `--rtp-dest` streams are Opus at this
+    /// bitrate (`None`: L16).
+    pub rtp_opus: Option<u32>,
     /// Where the first RTP output's SDP is written.
     pub sdp_file: Option<PathBuf>,
     /// Event log path.
@@ -155,12 +158,27 @@ impl Config {
             .map(|a| resolve(a, "--tcp-listen"))
             .transpose()?;
         let block_frames = (f64::from(rate) * MAX_BLOCK_MS / 1000.0).floor() as usize;
+        // clap's defaults are "" in a Default-built Args (tests).
+        let rtp_opus = match args.rtp_codec.as_str() {
+            "opus" => Some(
+                proto::opus::parse_bitrate(&args.rtp_bitrate)
+                    .map_err(|e| anyhow::anyhow!("--rtp-bitrate {e}"))?,
+            ),
+            _ if !matches!(args.rtp_bitrate.as_str(), "" | "64k") => {
+                anyhow::bail!("--rtp-bitrate applies to --rtp-codec opus")
+            }
+            _ => None,
+        };
+        if rtp_opus.is_some() && rtp_dests.is_empty() {
+            anyhow::bail!("--rtp-codec opus applies to --rtp-dest; give one");
+        }
         Ok(Config {
             listen,
             dests,
             rtp_listen,
             rtp_map,
             rtp_dests,
+            rtp_opus,
             sdp_file: args.sdp_file.clone(),
             log_file,
             engine: EngineConfig {

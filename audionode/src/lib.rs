@@ -8,7 +8,8 @@
 //! the thin run loop that owns sockets, threads and the clock and pumps the
 //! core, and [`outbox`] carries what the core produces off the mixing
 //! thread without locks; [`tap`] hands the mix on to TCP clients and
-//! WebSocket listeners.
+//! WebSocket listeners; [`opus_source`] decodes Opus sources off the
+//! mixing thread.
 
 pub mod batch_recv;
 pub mod cli;
@@ -18,8 +19,11 @@ pub mod event_log;
 pub mod logging;
 pub mod node;
 pub mod nodecore;
+pub mod opus_out;
+pub mod opus_source;
 pub mod outbox;
 pub mod outputs;
+pub mod resample;
 pub mod rtp_io;
 pub mod tap;
 /// Real-time scheduling of the mixing thread (shared with the recorder).

@@ -30,6 +30,8 @@ use crate::nodecore::ingress::{self, Samples, SourcePacket};
 use crate::nodecore::name::SourceName;
 use crate::nodecore::stats::NodeSnapshot;
 use crate::nodecore::{ControlCommand, CoreConfig, Input, NodeCore, Output, WaitMode};
+use crate::opus_out::OpusOut;
+use crate::opus_source::{self, OpusIn};
 use crate::outbox::{self, Outbox, StatsReader};
 use crate::outputs::{OutputCommand, OutputKind, OutputSpec, Outputs};
 use crate::realtime;
@@ -187,8 +189,23 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         .http
         .as_ref()
         .map(|settings| Listeners::new(rate, settings.limits.max_listeners));
+    let opus_out = match config.rtp_opus {
+        Some(bitrate) => {
+            let any: SocketAddr = if config.rtp_dests.iter().all(SocketAddr::is_ipv4) {
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            } else {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+            };
+            let socket = UdpSocket::bind(any).context("cannot open the Opus output socket")?;
+            Some(
+                OpusOut::new(socket, &config.rtp_dests, rate, bitrate)
+                    .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e}"))?,
+            )
+        }
+        None => None,
+    };
     // Half a second of stereo for the tap.
-    let block_ring = if tcp_out.is_some() || listeners.is_some() {
+    let block_ring = if tcp_out.is_some() || listeners.is_some() || opus_out.is_some() {
         rate as usize
     } else {
         0
@@ -228,6 +245,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         let sinks = TapSinks {
             tcp: tcp_out,
             listeners: listeners.clone(),
+            opus: opus_out,
         };
         helpers.push(tap::spawn(blocks, sinks, block_time, Arc::clone(&stop))?);
     }
@@ -240,6 +258,11 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             rate,
             block_frames: config.engine.source.block_frames,
             local: local_addr,
+            opus: if config.rtp_opus.is_some() {
+                config.rtp_dests.clone()
+            } else {
+                Vec::new()
+            },
         },
     ));
     let epoch = Instant::now();
@@ -262,6 +285,15 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         }
         _ => None,
     };
+    // Opus sources are decoded off the mixing thread.
+    let opus_in = if config.rtp_listen.is_empty() {
+        None
+    } else {
+        let (opus_in, thread) = opus_source::spawn(rate, Arc::clone(&stop), config.rt_priority)
+            .context("cannot start the Opus decoding thread")?;
+        helpers.push(thread);
+        Some(opus_in)
+    };
     let mut tcp_in = Vec::new();
     for server in &config.tcp_sources {
         let (ring, rx) = rtrb::RingBuffer::new(tcp_source::RING_PACKETS);
@@ -281,6 +313,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             local_addr,
             config.engine.source.rate,
             config.engine.source.block_frames,
+            config.rtp_opus.is_some(),
         );
         std::fs::write(path, sdp)
             .with_context(|| format!("cannot write the SDP file {}", path.display()))?;
@@ -297,6 +330,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         event_log,
         commands,
         tcp_in,
+        opus_in,
         web_in,
         senders,
         epoch,
@@ -340,8 +374,9 @@ fn output_socket(
     UdpSocket::bind(any).context("cannot open the output socket")
 }
 
-/// The SDP that describes the mix as sent to RTP destination `dest`.
-pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> String {
+/// The SDP that describes the mix as sent to RTP destination `dest`
+/// (L16, or Opus with `opus`).
+pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize, opus: bool) -> String {
     let origin = if local.ip().is_unspecified() {
         if dest.ip().is_loopback() {
             dest.ip()
@@ -352,13 +387,34 @@ pub fn mix_sdp(dest: SocketAddr, local: SocketAddr, rate: u32, block: usize) -> 
         local.ip()
     };
     let format = proto::rtp_map::RtpFormat { rate, channels: 2 };
+    let (payload_type, encoding, format, ptime_ms) = if opus {
+        let format = proto::rtp_map::RtpFormat {
+            rate: proto::opus::OPUS_RATE,
+            channels: 2,
+        };
+        let ptime = (crate::opus_out::FRAME * 1000) as u32 / proto::opus::OPUS_RATE;
+        (
+            proto::opus::PT_OPUS_DEFAULT,
+            proto::rtp_map::Encoding::Opus,
+            format,
+            ptime,
+        )
+    } else {
+        (
+            proto::rtp_map::payload_type_for(format),
+            proto::rtp_map::Encoding::L16,
+            format,
+            rtp_io::ptime_ms(block, rate),
+        )
+    };
     proto::sdp::AudioSession {
         name: "audionode mix".into(),
         dest,
         origin,
-        payload_type: proto::rtp_map::payload_type_for(format),
+        payload_type,
+        encoding,
         format,
-        ptime_ms: rtp_io::ptime_ms(block, rate),
+        ptime_ms,
         session_id: u64::from(rate) * 1000 + block as u64,
     }
     .to_sdp()
@@ -418,6 +474,8 @@ struct LoopParts {
     event_log: EventLog,
     commands: rtrb::Consumer<ControlCommand>,
     tcp_in: Vec<rtrb::Consumer<TcpPacket>>,
+    /// Opus packets to and from the decode thread (with `--rtp-listen`).
+    opus_in: Option<OpusIn>,
     /// Browser senders' packets (`/ws/send`), from the control surface.
     web_in: rtrb::Consumer<WebInput>,
     /// How many browser senders are connected (one atomic load per wait).
@@ -435,10 +493,17 @@ fn start_outputs(config: &Config) -> Vec<OutputSpec> {
             kind: OutputKind::UdpStereo,
             addr,
         })
-        .chain(config.rtp_dests.iter().map(|&addr| OutputSpec {
-            kind: OutputKind::Rtp,
-            addr,
-        }))
+        // Opus outputs are the tap's (encoded off the mixing thread).
+        .chain(
+            config
+                .rtp_dests
+                .iter()
+                .filter(|_| config.rtp_opus.is_none())
+                .map(|&addr| OutputSpec {
+                    kind: OutputKind::Rtp,
+                    addr,
+                }),
+        )
         .collect()
 }
 
@@ -465,6 +530,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         event_log,
         mut commands,
         mut tcp_in,
+        mut opus_in,
         mut web_in,
         senders,
         epoch,
@@ -544,9 +610,11 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
         }
         let wake = pump.drain(&mut core);
         let mut wait = wake.at.saturating_sub(epoch.elapsed());
-        if senders.active() > 0 {
-            // Browser senders' packets come through a ring, not a socket:
-            // look at it as often as at the TCP sources'.
+        let opus_pending = opus_in.as_ref().is_some_and(|o| o.busy(epoch.elapsed()));
+        if senders.active() > 0 || opus_pending {
+            // Browser senders' packets (and decoded Opus ones) come through
+            // a ring, not a socket: look at it as often as at the TCP
+            // sources'.
             wait = wait.min(TCP_SOURCE_WAIT);
         }
         batch_full = false;
@@ -572,6 +640,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                 &config,
                 max_bytes,
                 now,
+                opus_in.as_mut(),
             );
         } else {
             match wake.mode {
@@ -586,7 +655,16 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                 batch_full |= n == BATCH;
                 received += n;
                 let now = epoch.elapsed();
-                feed_batch(&mut core, &rx, n, kind, &config, max_bytes, now);
+                feed_batch(
+                    &mut core,
+                    &rx,
+                    n,
+                    kind,
+                    &config,
+                    max_bytes,
+                    now,
+                    opus_in.as_mut(),
+                );
             }
         }
         let now = epoch.elapsed();
@@ -598,6 +676,25 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                     from: packet.from,
                     packet: SourcePacket::mono(packet.seq, Samples::Native(packet.samples())),
                 });
+            }
+        }
+        if let Some(opus) = opus_in.as_mut() {
+            while let Ok(decoded) = opus.decoded.pop() {
+                let input = match decoded.input() {
+                    Ok(packet) => Input::Packet {
+                        arrived: decoded.arrived,
+                        read_at: now,
+                        from: decoded.from,
+                        packet,
+                    },
+                    Err(why) => Input::Malformed {
+                        arrived: decoded.arrived,
+                        from: decoded.from,
+                        len: 0,
+                        why,
+                    },
+                };
+                core.handle_input(input);
             }
         }
         web_source::drain(&mut web_in, &mut core, now);
@@ -622,7 +719,8 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
 }
 
 /// Hands the `n` datagrams of the last batch, received on a socket of
-/// `kind`, to the core.
+/// `kind`, to the core (Opus ones to the decode thread).
+#[allow(clippy::too_many_arguments)]
 fn feed_batch(
     core: &mut NodeCore,
     rx: &BatchReceiver,
@@ -631,6 +729,7 @@ fn feed_batch(
     config: &Config,
     max_bytes: usize,
     now: Duration,
+    mut opus: Option<&mut OpusIn>,
 ) {
     let rate = config.engine.source.rate;
     for i in 0..n {
@@ -652,7 +751,14 @@ fn feed_batch(
             // Anything else on an RTCP port is not for the node.
             SocketKind::Rtcp(_) => continue,
             SocketKind::Rtp(k) => {
-                ingress::decode_rtp(bytes, &config.rtp_map, rate, max_bytes + 64, k)
+                let offered = opus
+                    .as_deref_mut()
+                    .and_then(|o| o.offer(bytes, &config.rtp_map, from, arrived, k));
+                match offered {
+                    Some(Ok(())) => continue,
+                    Some(Err(why)) => Err(why),
+                    None => ingress::decode_rtp(bytes, &config.rtp_map, rate, max_bytes + 64, k),
+                }
             }
         };
         let input = match decoded {

@@ -1,7 +1,8 @@
 //! The tap: the one thread that reads the mixing thread's block ring and
 //! hands the mix to everyone else who consumes it as a stream of samples:
 //! the TCP clients of `--tcp-listen` and the WebSocket listeners of the
-//! control surface ([`Listeners`]).
+//! control surface ([`Listeners`]), and the Opus RTP outputs
+//! ([`OpusOut`], encoded here rather than on the mixing thread).
 //!
 //! It polls the ring once a block, so the mixing thread never wakes it
 //! with a system call (while nobody consumes the mix, every
@@ -19,6 +20,7 @@ use proto::message::encode_samples;
 use proto::TcpServer;
 
 use crate::control::listen::Listeners;
+use crate::opus_out::OpusOut;
 
 /// How often the tap polls while no TCP client or listener is connected:
 /// a block's poll costs little, but 200 of them a second were a tenth of
@@ -31,12 +33,15 @@ pub struct TapSinks {
     pub tcp: Option<TcpServer>,
     /// The WebSocket listeners, with the control surface.
     pub listeners: Option<Arc<Listeners>>,
+    /// The Opus `--rtp-dest` streams, with `--rtp-codec opus`.
+    pub opus: Option<OpusOut>,
 }
 
 impl TapSinks {
     /// Whether any TCP client or listener is connected.
     fn anyone(&self) -> bool {
-        self.tcp.as_ref().is_some_and(|s| s.client_count() > 0)
+        self.opus.is_some()
+            || self.tcp.as_ref().is_some_and(|s| s.client_count() > 0)
             || self
                 .listeners
                 .as_ref()
@@ -49,7 +54,7 @@ impl TapSinks {
 /// `sinks`. It ends when `stop` is set and the ring is empty.
 pub fn spawn(
     mut blocks: rtrb::Consumer<i16>,
-    sinks: TapSinks,
+    mut sinks: TapSinks,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -72,6 +77,9 @@ pub fn spawn(
                     }
                     if let Some(listeners) = &sinks.listeners {
                         listeners.publish(&samples);
+                    }
+                    if let Some(opus) = sinks.opus.as_mut() {
+                        opus.push(&samples);
                     }
                 }
             } else if stopping {

@@ -160,10 +160,11 @@ pub struct Args {
     pub sdp: Option<PathBuf>,
 
     /// With --rtp: the format of a dynamic payload type, PT=L16/RATE/CHANNELS
-    /// (repeatable; 96 and 97 are stereo and mono at --sample-rate unless
-    /// declared otherwise).
+    /// or PT=opus/48000/2 (repeatable; 96 and 97 are stereo and mono at
+    /// --sample-rate and 111 is Opus unless declared otherwise). Opus needs
+    /// --sample-rate 48000.
     #[arg(long, value_name = "PT=L16/RATE/CHANNELS")]
-    pub rtp_map: Vec<proto::rtp_map::RtpMapEntry>,
+    pub rtp_map: Vec<proto::rtp_map::Declaration>,
 
     /// With --rtp or --sdp: the nominal interval of RTCP receiver reports in
     /// seconds (RFC 3550: 5); each interval is randomised around it.
@@ -370,7 +371,7 @@ fn parse_listen(s: &str) -> anyhow::Result<Listen> {
 
 /// The RTP receiver's settings from `--rtp`/`--sdp` and the flags around them.
 fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
-    use proto::rtp_map::RtpMap;
+    use proto::rtp_map::{Encoding, RtpMap};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     if !(args.rtcp_interval.is_finite() && (0.1..=3600.0).contains(&args.rtcp_interval)) {
         anyhow::bail!(
@@ -404,9 +405,13 @@ fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
                 .map_err(|e| anyhow::anyhow!("cannot read --sdp {}: {e}", path.display()))?;
             let session = proto::sdp::AudioSession::parse(&text)
                 .map_err(|e| anyhow::anyhow!("--sdp {}: {e}", path.display()))?;
+            let what = match session.encoding {
+                Encoding::Opus => "Opus",
+                _ => "L16",
+            };
             if session.format.rate != rate {
                 anyhow::bail!(
-                    "--sdp {} describes L16 at {} Hz, but the recorder runs at {rate} Hz \
+                    "--sdp {} describes {what} at {} Hz, but the recorder runs at {rate} Hz \
                      (add --sample-rate {})",
                     path.display(),
                     session.format.rate,
@@ -414,8 +419,9 @@ fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
                 );
             }
             if session.payload_type >= proto::rtp_map::PT_DYNAMIC_MIN {
-                map.declare(proto::rtp_map::RtpMapEntry {
+                map.apply(proto::rtp_map::Declaration {
                     payload_type: session.payload_type,
+                    encoding: session.encoding,
                     format: session.format,
                 });
             }
@@ -439,15 +445,27 @@ fn rtp_settings(args: &Args) -> anyhow::Result<crate::rtp::RtpSettings> {
         (None, None) => unreachable!("rtp_settings is called with --rtp or --sdp"),
     };
     for entry in &args.rtp_map {
+        let what = match entry.encoding {
+            Encoding::L16 => "L16",
+            Encoding::Opus => "opus",
+            Encoding::Red => anyhow::bail!(
+                "--rtp-map {}=red/…: the recorder does not take RFC 2198 redundancy (declare \
+                 L16 or opus)",
+                entry.payload_type
+            ),
+        };
         if entry.format.rate != rate {
             anyhow::bail!(
-                "--rtp-map {entry} is at {} Hz, but the recorder runs at {rate} Hz (add \
+                "--rtp-map {}={what}/{}/{} is at {} Hz, but the recorder runs at {rate} Hz (add \
                  --sample-rate {})",
+                entry.payload_type,
+                entry.format.rate,
+                entry.format.channels,
                 entry.format.rate,
                 entry.format.rate
             );
         }
-        map.declare(*entry);
+        map.apply(*entry);
     }
     let pin = args
         .source

@@ -1,5 +1,6 @@
 //! `--rtp PORT` / `--sdp FILE`: receiving RTP with L16 payloads (RFC 3550,
-//! RFC 3551) as another source of placed stereo frames for the pipeline.
+//! RFC 3551) or Opus (RFC 7587) as another source of placed stereo frames
+//! for the pipeline.
 //!
 //! The format comes from the payload type: the static 10 (L16/44100/2)
 //! and 11 (L16/44100/1), and dynamic ones from `--rtp-map` (96/97 are
@@ -7,6 +8,14 @@
 //! packet of an unknown type, of a rate other than the recorder's, or with
 //! a payload that is not whole frames is counted and dropped. A mono
 //! stream is recorded and played as stereo with both channels equal.
+//!
+//! Opus (payload type 111, or declared `PT=opus/48000/2` by `--rtp-map`
+//! or the SDP) needs the recorder at 48 kHz, Opus's clock; other rates
+//! are refused like L16 at another rate. Its packets are decoded in order
+//! ([`proto::opus_stream`]): a lost packet is recovered from the FEC of the
+//! packet after it (counted), and what FEC does not cover stays a gap
+//! that `--plc` fills as for L16. A reordered Opus packet arrives after
+//! its place was decoded past and is dropped as too late.
 //!
 //! The first valid packet's SSRC (and sender address) is followed; packets
 //! of other SSRCs are counted and dropped until that stream has been
@@ -28,6 +37,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use proto::opus::OPUS_RATE;
+use proto::opus_stream::{PieceKind, StreamDecoder};
 use proto::rtcp::{Compound, RtcpPacket, RtcpWriter, SDES_CNAME, SDES_NAME};
 use proto::rtp::{is_rtcp, RtpPacket};
 use proto::rtp_map::{RtpFormat, RtpMap};
@@ -240,6 +251,8 @@ struct Receiver<'a> {
     unreported_foreign: u64,
     /// The followed stream said BYE.
     bye: bool,
+    /// The followed stream's Opus decoder, when it is Opus.
+    opus: Option<StreamDecoder>,
 }
 
 /// Subtracts `n` from a counter without going below zero.
@@ -287,6 +300,7 @@ impl<'a> Receiver<'a> {
             last_foreign_warn: None,
             unreported_foreign: 0,
             bye: false,
+            opus: None,
         }
     }
 
@@ -316,13 +330,31 @@ impl<'a> Receiver<'a> {
 
     /// The format of a packet's payload type, or why it is refused.
     fn format_of(&mut self, pt: u8, from: SocketAddr) -> Option<RtpFormat> {
+        if self.settings.map.is_opus(pt) {
+            if self.settings.sample_rate == OPUS_RATE {
+                // Decoded to stereo, as every stream is recorded.
+                return Some(RtpFormat {
+                    rate: OPUS_RATE,
+                    channels: 2,
+                });
+            }
+            Stats::add(&self.stats.rtp_wrong_rate, 1);
+            if !std::mem::replace(&mut self.warned_pt[usize::from(pt & 0x7f)], true) {
+                log::error!(
+                    "refusing RTP payload type {pt} from {from}: Opus runs at 48000 Hz, but the \
+                     recorder at {} Hz (start it with --sample-rate 48000)",
+                    self.settings.sample_rate
+                );
+            }
+            return None;
+        }
         let Some(format) = self.settings.map.get(pt) else {
             Stats::add(&self.stats.rtp_unknown_payload, 1);
             if !std::mem::replace(&mut self.warned_pt[usize::from(pt & 0x7f)], true) {
                 log::warn!(
-                    "dropping RTP payload type {pt} from {from}: not L16 as far as this recorder \
-                     knows (static 10 and 11; declare dynamic ones with --rtp-map \
-                     {pt}=L16/RATE/CHANNELS or --sdp)"
+                    "dropping RTP payload type {pt} from {from}: neither L16 nor Opus as far as \
+                     this recorder knows (static 10 and 11, Opus 111; declare dynamic ones with \
+                     --rtp-map {pt}=L16/RATE/CHANNELS, {pt}=opus/48000/2 or --sdp)"
                 );
             }
             return None;
@@ -360,8 +392,9 @@ impl<'a> Receiver<'a> {
         let Some(format) = self.format_of(packet.payload_type, from) else {
             return;
         };
+        let opus = self.settings.map.is_opus(packet.payload_type);
         let frame_bytes = 2 * usize::from(format.channels);
-        if packet.payload.is_empty() || packet.payload.len() % frame_bytes != 0 {
+        if !opus && (packet.payload.is_empty() || packet.payload.len() % frame_bytes != 0) {
             Stats::add(&self.stats.bad_datagrams, 1);
             log::debug!(
                 "dropped an RTP packet from {from}: {} payload bytes are not whole {}-channel frames",
@@ -380,10 +413,11 @@ impl<'a> Receiver<'a> {
             None => {
                 Stats::add(&self.stats.rtp_streams, 1);
                 log::info!(
-                    "following RTP stream SSRC {:08x} from {from} (payload type {}, L16/{}/{}); \
+                    "following RTP stream SSRC {:08x} from {from} (payload type {}, {}/{}/{}); \
                      others are dropped until it is silent for {} ms or says BYE",
                     packet.ssrc,
                     packet.payload_type,
+                    if opus { "opus" } else { "L16" },
                     format.rate,
                     format.channels,
                     self.settings.source_timeout.as_millis()
@@ -437,6 +471,10 @@ impl<'a> Receiver<'a> {
         }
         f.stats.on_arrival(packet.timestamp, arrival);
         Stats::add(&self.stats.packets, 1);
+        if opus {
+            self.on_opus(packet.seq, packet.timestamp, packet.payload, from, pipeline);
+            return;
+        }
         let samples = packet
             .payload
             .chunks_exact(2)
@@ -446,20 +484,79 @@ impl<'a> Receiver<'a> {
         } else {
             samples.collect()
         };
+        self.place(packet.timestamp, frames, pipeline);
+    }
+
+    /// Puts a packet's stereo `frames` at `timestamp` on the timeline.
+    fn place(&mut self, timestamp: u32, frames: Vec<i16>, pipeline: &mut Pipeline) {
         let (stats, filler) = (self.stats, &mut self.filler);
-        match self.placer.push(packet.timestamp, frames, &mut |p| {
+        match self.placer.push(timestamp, frames, &mut |p| {
             deliver(pipeline, stats, filler, p)
         }) {
             Pushed::Taken => {}
             Pushed::Late => Stats::add(&self.stats.rtp_late, 1),
             Pushed::Resync => {
                 Stats::add(&self.stats.rtp_resyncs, 1);
+                if let Some(opus) = self.opus.as_mut() {
+                    opus.reset();
+                }
                 log::info!(
-                    "SSRC {:08x}: timestamp {} is far from the timeline; starting it again there",
-                    packet.ssrc,
-                    packet.timestamp
+                    "SSRC {:08x}: timestamp {timestamp} is far from the timeline; starting it \
+                     again there",
+                    self.followed.as_ref().map_or(0, |f| f.ssrc),
                 );
             }
+        }
+    }
+
+    /// Decodes an Opus packet of the followed stream and places its audio
+    /// (and a lost packet before it that its FEC recovers).
+    fn on_opus(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        payload: &[u8],
+        from: SocketAddr,
+        pipeline: &mut Pipeline,
+    ) {
+        if self.opus.is_none() {
+            match StreamDecoder::new(2) {
+                Ok(d) => self.opus = Some(d),
+                Err(e) => {
+                    log::error!("cannot start an Opus decoder: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(decoder) = self.opus.as_mut() else {
+            return;
+        };
+        let mut pieces: Vec<(u32, Vec<i16>)> = Vec::with_capacity(2);
+        let mut recovered = 0;
+        let result = decoder.push(seq, timestamp, payload, |piece| match piece.kind {
+            PieceKind::Audio => pieces.push((piece.timestamp, piece.samples.to_vec())),
+            PieceKind::Recovered => {
+                recovered += 1;
+                pieces.push((piece.timestamp, piece.samples.to_vec()));
+            }
+            // --plc conceals the gap the placer leaves.
+            PieceKind::Concealed => {}
+        });
+        match result {
+            proto::opus_stream::Pushed::Decoded => {}
+            proto::opus_stream::Pushed::Late => {
+                Stats::add(&self.stats.rtp_late, 1);
+                return;
+            }
+            proto::opus_stream::Pushed::Bad(e) => {
+                Stats::add(&self.stats.bad_datagrams, 1);
+                log::debug!("dropped an Opus packet from {from}: {e}");
+                return;
+            }
+        }
+        Stats::add(&self.stats.rtp_fec_recovered, recovered);
+        for (ts, frames) in pieces {
+            self.place(ts, frames, pipeline);
         }
     }
 
@@ -543,6 +640,7 @@ impl<'a> Receiver<'a> {
             .flush(&mut |p| deliver(pipeline, stats, filler, p));
         self.placer.reset();
         self.filler.reset();
+        self.opus = None;
         if self.followed.take().is_some() {
             Stats::add(&self.stats.source_releases, 1);
         }

@@ -81,6 +81,8 @@ pub struct Stats {
     pub rtp_late: AtomicU64,
     /// Frames put in place of lost RTP audio (concealed or silence).
     pub rtp_concealed_frames: AtomicU64,
+    /// Lost Opus packets recovered from the FEC of the packet after them.
+    pub rtp_fec_recovered: AtomicU64,
     /// Of those, frames filled by packet-loss concealment (`--plc`; at
     /// most 50 ms per gap, the rest of a longer gap is silence).
     pub concealed_frames: AtomicU64,
@@ -182,6 +184,7 @@ impl Stats {
             rtp_duplicates: g(&self.rtp_duplicates),
             rtp_late: g(&self.rtp_late),
             rtp_concealed_frames: g(&self.rtp_concealed_frames),
+            rtp_fec_recovered: g(&self.rtp_fec_recovered),
             concealed_frames: g(&self.concealed_frames),
             rtp_foreign_ssrc: g(&self.rtp_foreign_ssrc),
             rtp_unknown_payload: g(&self.rtp_unknown_payload),
@@ -230,6 +233,7 @@ pub struct Snapshot {
     pub rtp_duplicates: u64,
     pub rtp_late: u64,
     pub rtp_concealed_frames: u64,
+    pub rtp_fec_recovered: u64,
     pub concealed_frames: u64,
     pub rtp_foreign_ssrc: u64,
     pub rtp_unknown_payload: u64,
@@ -290,9 +294,14 @@ impl fmt::Display for Summary {
             + s.rtp_wrong_rate
             + s.rtcp_received;
         if rtp_seen > 0 {
+            let recovered = if s.rtp_fec_recovered > 0 {
+                format!("{} recovered by Opus FEC, ", s.rtp_fec_recovered)
+            } else {
+                String::new()
+            };
             write!(
                 f,
-                "; RTP: {} stream(s) followed, {} packets lost ({} frames in their place, {} of \
+                "; RTP: {} stream(s) followed, {} packets lost ({recovered}{} frames in their place, {} of \
                  them concealed), {} reordered, {} duplicate, {} too late, {} timeline restarts, \
                  dropped {} of other streams, {} of unknown payload type, {} at another rate; \
                  RTCP: {} received, {} receiver reports sent",

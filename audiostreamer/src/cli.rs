@@ -96,6 +96,26 @@ pub struct Args {
           requires = "rtp", value_parser = clap::value_parser!(u8).range(96..=127))]
     pub red_pt: u8,
 
+    /// With --rtp: the payload encoding. `l16` sends the samples as they are
+    /// (RFC 3551); `opus` compresses them (RFC 7587: about 64 kbit/s instead
+    /// of 706 per mono channel, with in-band FEC against loss, 6.5 ms more
+    /// delay). Opus always runs at 48 kHz (the input is resampled to it;
+    /// --sample-rate is not used) and --chunk-ms must be 2.5, 5, 10, 20, 40
+    /// or 60.
+    #[arg(long, value_name = "CODEC", default_value = "l16", requires = "rtp",
+          value_parser = ["l16", "opus"])]
+    pub codec: String,
+
+    /// With --codec opus: the bitrate in bit/s, `k` for thousands (e.g.
+    /// 64k, 32000), 6k to 510k.
+    #[arg(long, value_name = "BITS", default_value = "64k", requires = "rtp")]
+    pub bitrate: String,
+
+    /// With --codec opus: the dynamic payload type (opus/48000/2).
+    #[arg(long, value_name = "PT", default_value_t = proto::opus::PT_OPUS_DEFAULT,
+          requires = "rtp", value_parser = clap::value_parser!(u8).range(96..=127))]
+    pub opus_pt: u8,
+
     /// With --rtp: the name receivers show for this stream (RTCP SDES NAME).
     #[arg(long, value_name = "NAME", requires = "rtp")]
     pub name: Option<String>,

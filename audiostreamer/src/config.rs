@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::chunk::{check_udp_size, samples_per_chunk, Layout};
 use crate::cli::Args;
+use crate::opus_out::OpusOptions;
 use crate::rtp_out::RtpOptions;
 
 /// Slowest `--speed`: a 10 ms chunk every 10 s.
@@ -132,6 +133,18 @@ impl Config {
         } else {
             Layout::MonoSeq
         };
+        let opus = (args.rtp && args.codec == "opus")
+            .then(|| opus_options(args))
+            .transpose()?;
+        if !(args.rtp && args.codec == "opus") && args.bitrate != "64k" {
+            bail!("--bitrate applies to --codec opus");
+        }
+        // Opus has one clock on RTP, 48 kHz (RFC 7587).
+        let sample_rate = if opus.is_some() {
+            proto::opus::OPUS_RATE
+        } else {
+            args.sample_rate
+        };
         let rtp = if args.rtp {
             if args.start_seq != 0 {
                 bail!("--start-seq applies to the original format; with --rtp use --rtp-seed");
@@ -165,11 +178,12 @@ impl Config {
                 rtcp_interval: std::time::Duration::from_secs_f64(args.rtcp_interval),
                 redundancy: usize::from(args.redundancy),
                 red_payload_type: args.red_pt,
+                opus,
             })
         } else {
             None
         };
-        let chunk_samples = samples_per_chunk(args.chunk_ms, args.sample_rate)?;
+        let chunk_samples = samples_per_chunk(args.chunk_ms, sample_rate)?;
         let dest = dest.as_deref().map(resolve_dest).transpose()?;
         if rtp.is_some() && dest.is_some_and(|d| d.port() == u16::MAX) {
             bail!("with --rtp the destination port must leave port + 1 for RTCP (not 65535)");
@@ -197,7 +211,7 @@ impl Config {
             dest,
             bind,
             tcp_listen: args.tcp_listen.clone(),
-            sample_rate: args.sample_rate,
+            sample_rate,
             chunk_ms: args.chunk_ms,
             chunk_samples,
             speed: args.speed,
@@ -241,6 +255,35 @@ impl Config {
             _ => 1,
         }
     }
+}
+
+/// The `--codec opus` settings, checked: no `--redundancy` (Opus has its
+/// own FEC), a `--chunk-ms` that is an Opus frame duration, a bitrate
+/// libopus takes.
+fn opus_options(args: &Args) -> anyhow::Result<OpusOptions> {
+    if args.redundancy > 0 {
+        bail!("--codec opus carries its own FEC; drop --redundancy (RFC 2198 is for L16)");
+    }
+    if args.sample_rate != 44_100 && args.sample_rate != proto::opus::OPUS_RATE {
+        bail!("--codec opus always sends 48 kHz (RFC 7587); drop --sample-rate");
+    }
+    let frame = (args.chunk_ms * f64::from(proto::opus::OPUS_RATE) / 1000.0).round();
+    if !(args.chunk_ms.is_finite() && proto::opus::is_frame_duration(frame as usize)) {
+        bail!(
+            "--chunk-ms {} is not an Opus frame duration (2.5, 5, 10, 20, 40 or 60)",
+            args.chunk_ms
+        );
+    }
+    let bitrate =
+        proto::opus::parse_bitrate(&args.bitrate).map_err(|e| anyhow::anyhow!("--bitrate {e}"))?;
+    if args.opus_pt == args.red_pt && args.redundancy > 0 {
+        bail!("--opus-pt {} is the RED payload type", args.opus_pt);
+    }
+    Ok(OpusOptions {
+        bitrate,
+        payload_type: args.opus_pt,
+        frame: frame as usize,
+    })
 }
 
 /// Resolves `HOST:PORT` (a name or an IPv4/IPv6 literal) to one address.
@@ -398,6 +441,43 @@ mod tests {
         assert!(err("a.wav 127.0.0.1:5004 --rtp --latency-probe p").contains("--rtp"));
         // Large chunks are split, not refused: no 65507-byte limit.
         assert!(cfg("a.wav 127.0.0.1:1 --rtp --chunk-ms 743").is_ok());
+    }
+
+    #[test]
+    fn opus_options() {
+        let c = cfg("a.wav 127.0.0.1:5004 --rtp --codec opus").unwrap();
+        assert_eq!((c.sample_rate, c.chunk_samples), (48_000, 480));
+        let opus = c.rtp.clone().unwrap().opus.unwrap();
+        assert_eq!(
+            (opus.bitrate, opus.payload_type, opus.frame),
+            (64_000, 111, 480)
+        );
+        let c = cfg(
+            "a.wav 127.0.0.1:5004 --rtp --codec opus --chunk-ms 20 --bitrate 32000 \
+                     --opus-pt 120 --channels 2",
+        )
+        .unwrap();
+        let opus = c.rtp.clone().unwrap().opus.unwrap();
+        assert_eq!(
+            (opus.bitrate, opus.payload_type, opus.frame),
+            (32_000, 120, 960)
+        );
+        assert!(cfg("a.wav 127.0.0.1:5004 --rtp")
+            .unwrap()
+            .rtp
+            .unwrap()
+            .opus
+            .is_none());
+        assert!(
+            err("a.wav 127.0.0.1:5004 --rtp --codec opus --chunk-ms 8").contains("frame duration")
+        );
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --codec opus --redundancy 1").contains("own FEC"));
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --codec opus --bitrate 2k").contains("--bitrate"));
+        assert!(err("a.wav 127.0.0.1:5004 --rtp --bitrate 32k").contains("--codec opus"));
+        assert!(
+            err("a.wav 127.0.0.1:5004 --rtp --codec opus --sample-rate 16000").contains("48 kHz")
+        );
+        assert!(cfg("a.wav 127.0.0.1:5004 --codec opus").is_err());
     }
 
     #[test]

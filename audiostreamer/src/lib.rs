@@ -6,7 +6,7 @@
 //! Layout: a sans-IO core ([`sample`], [`wav`], [`stream_wav`], [`resample`], [`chunk`],
 //! [`pacer`], [`burst`], [`refused`]) that is unit-tested with hand-computed inputs and a
 //! simulated clock, and thin IO edges ([`decoder`] with [`media`], [`source`], [`mic`], [`udp_out`],
-//! [`tcp_out`], [`rtp_out`] for `--rtp` with [`red_out`] for `--redundancy`, [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
+//! [`tcp_out`], [`rtp_out`] for `--rtp` with [`red_out`] for `--redundancy` and [`opus_out`] for `--codec opus`, [`progress`], [`probe_out`] for `--latency-probe`) wired together by [`streamer`]. [`generate`]
 //! writes the demo stems (`--generate DIR`) and sends nothing.
 
 pub mod burst;
@@ -17,6 +17,7 @@ pub mod decoder;
 pub mod generate;
 pub mod media;
 pub mod mic;
+pub mod opus_out;
 pub mod pacer;
 pub mod probe_out;
 pub mod progress;

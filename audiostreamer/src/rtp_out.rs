@@ -19,6 +19,9 @@
 //! With `--redundancy` the packets carry RFC 2198 redundancy
 //! ([`crate::red_out`]) and are cut small enough that a packet and its
 //! copies fit one datagram.
+//!
+//! With `--codec opus` each chunk is one Opus packet ([`crate::opus_out`])
+//! of payload type `--opus-pt` (111), its timestamps at 48 kHz.
 
 use std::fmt;
 use std::io;
@@ -37,6 +40,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::burst::{BurstReport, ErrorBurst};
+use crate::opus_out::{OpusOptions, OpusPacketizer};
 use crate::red_out::RedEncoder;
 use crate::udp_out::default_bind_for;
 
@@ -63,6 +67,8 @@ pub struct RtpOptions {
     pub redundancy: usize,
     /// The RED payload type (`--red-pt`).
     pub red_payload_type: u8,
+    /// `--codec opus`: Opus instead of L16.
+    pub opus: Option<OpusOptions>,
 }
 
 /// What a receiver last reported about this stream (an RTCP report block).
@@ -187,6 +193,7 @@ pub struct RtpOut {
     /// Most frames per packet.
     max_frames: usize,
     red: Option<RedEncoder>,
+    opus: Option<OpusPacketizer>,
     errors: ErrorBurst,
     reports: Reports,
 }
@@ -304,12 +311,22 @@ impl RtpOut {
         let max_payload_samples = MAX_L16_PAYLOAD / 2;
         let reports = Reports::start(rtcp.try_clone()?, ssrc, rate)
             .map_err(|e| anyhow::anyhow!("cannot start the RTCP report thread: {e}"))?;
-        let payload_type = payload_type_for(RtpFormat { rate, channels });
+        let opus = opts
+            .opus
+            .as_ref()
+            .map(|o| OpusPacketizer::new(channels, o))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e}"))?;
+        let payload_type = match &opts.opus {
+            Some(o) => o.payload_type,
+            None => payload_type_for(RtpFormat { rate, channels }),
+        };
         let red = (opts.redundancy > 0)
             .then(|| RedEncoder::new(opts.redundancy, opts.red_payload_type, payload_type));
-        let max_frames = match red {
-            Some(_) => RedEncoder::max_frames(channels, opts.redundancy),
-            None => MAX_L16_PAYLOAD / (2 * usize::from(channels)),
+        let max_frames = match (&red, &opus) {
+            (_, Some(o)) => o.frame(),
+            (Some(_), None) => RedEncoder::max_frames(channels, opts.redundancy),
+            (None, None) => MAX_L16_PAYLOAD / (2 * usize::from(channels)),
         };
         Ok(Self {
             socket,
@@ -329,10 +346,11 @@ impl RtpOut {
             rng,
             nominal: opts.rtcp_interval,
             next_rtcp: None,
-            packet: vec![0; HEADER_LEN + MAX_L16_PAYLOAD],
+            packet: vec![0; HEADER_LEN + MAX_L16_PAYLOAD.max(proto::opus::MAX_PACKET)],
             stereo: Vec::with_capacity(max_payload_samples),
             max_frames,
             red,
+            opus,
             errors: ErrorBurst::new(Duration::from_secs(10)),
             reports,
         })
@@ -353,7 +371,12 @@ impl RtpOut {
         self.ssrc
     }
 
-    /// The L16 payload type in use (of the blocks, with redundancy).
+    /// Whether the packets carry Opus.
+    pub fn is_opus(&self) -> bool {
+        self.opus.is_some()
+    }
+
+    /// The payload type in use (of the blocks, with redundancy).
     pub fn payload_type(&self) -> u8 {
         self.payload_type
     }
@@ -432,10 +455,13 @@ impl RtpOut {
         };
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
+        // An Opus packet lasts its whole frame, a padded last one too.
+        let frames = self.opus.as_ref().map_or(frames, OpusPacketizer::frame);
         self.timestamp = self.timestamp.wrapping_add(frames as u32);
-        let encoded = match self.red.as_mut() {
-            Some(red) => red.encode(&header, payload, &mut self.packet),
-            None => encode_l16(&header, payload, &mut self.packet),
+        let encoded = match (self.red.as_mut(), self.opus.as_mut()) {
+            (_, Some(opus)) => opus.encode(&header, payload, &mut self.packet),
+            (Some(red), None) => red.encode(&header, payload, &mut self.packet),
+            (None, None) => encode_l16(&header, payload, &mut self.packet),
         };
         let len = match encoded {
             Ok(len) => len,

@@ -315,8 +315,9 @@ fn log_file(path: &std::path::Path, file: &FileSource, out_rate: u32) {
 fn log_outputs(config: &Config, out: &Outputs) {
     if let Some(rtp) = &out.rtp {
         log::info!(
-            "sending RTP L16 {} Hz {} (payload type {}, SSRC {:08x}) to {} from {}, RTCP from {}, \
+            "sending RTP {} {} Hz {} (payload type {}, SSRC {:08x}) to {} from {}, RTCP from {}, \
              {} frames per chunk",
+            if rtp.is_opus() { "Opus" } else { "L16" },
             config.sample_rate,
             if rtp.channels() == 2 {
                 "stereo"

@@ -55,6 +55,9 @@ pub struct RtpLoadConfig {
     pub level: i16,
     /// Count late sends only after this much of the run.
     pub count_late_after: Duration,
+    /// Opus payloads to send in turn instead of L16 (payload type 111,
+    /// 48 kHz timestamps), all of one length; empty: L16.
+    pub opus: Vec<Vec<u8>>,
 }
 
 impl RtpLoadConfig {
@@ -70,7 +73,25 @@ impl RtpLoadConfig {
             tick: Duration::from_millis(1),
             level,
             count_late_after: Duration::ZERO,
+            opus: Vec::new(),
         }
+    }
+
+    /// The same sources sending 10 ms Opus packets: `packets` cycled
+    /// (each padded to the longest, so every datagram has one length).
+    pub fn with_opus(mut self, mut packets: Vec<Vec<u8>>) -> Self {
+        let longest = packets.iter().map(Vec::len).max().unwrap_or(0) + 2;
+        for p in &mut packets {
+            let len = p.len();
+            p.resize(longest, 0);
+            // Opus's own padding (RFC 6716 §3.2.5) keeps the packet
+            // valid; it fills the whole buffer (the call returns 0, OK).
+            opus::packet::pad(p, len).expect("pad an Opus packet");
+        }
+        self.opus = packets;
+        self.chunk_frames = proto::opus::OPUS_RATE as usize / 100;
+        self.rate = proto::opus::OPUS_RATE;
+        self
     }
 
     /// Where source `i` sends.
@@ -109,17 +130,30 @@ pub fn write_packet(
 ) -> usize {
     let header = RtpHeader {
         marker: k == 0,
-        payload_type: PT_L16_MONO_44100,
+        payload_type: if config.opus.is_empty() {
+            PT_L16_MONO_44100
+        } else {
+            proto::opus::PT_OPUS_DEFAULT
+        },
         seq: k as u16,
         timestamp: (k as u32).wrapping_mul(config.chunk_frames as u32),
         ssrc: ssrc_of(i),
     };
+    if !config.opus.is_empty() {
+        let opus = &config.opus[(k as usize + i) % config.opus.len()];
+        header.write(buf).expect("buffer sized by packet_len");
+        buf[HEADER_LEN..HEADER_LEN + opus.len()].copy_from_slice(opus);
+        return HEADER_LEN + opus.len();
+    }
     encode_l16(&header, payload, buf).expect("buffer sized by packet_len")
 }
 
 /// Bytes of one packet.
 pub fn packet_len(config: &RtpLoadConfig) -> usize {
-    HEADER_LEN + 2 * config.chunk_frames
+    match config.opus.first() {
+        Some(p) => HEADER_LEN + p.len(),
+        None => HEADER_LEN + 2 * config.chunk_frames,
+    }
 }
 
 /// Runs the generator until `config.duration` has passed or `stop` is set.
@@ -275,6 +309,31 @@ mod tests {
     use super::*;
     use proto::rtp::RtpPacket;
     use std::collections::HashMap;
+
+    #[test]
+    fn opus_packets_are_padded_to_one_valid_length() {
+        let dest = "127.0.0.1:9".parse().unwrap();
+        let mut enc = proto::opus::Encoder::new(1, 64_000, 10).unwrap();
+        let mut buf = [0u8; proto::opus::MAX_PACKET];
+        let packets: Vec<Vec<u8>> = (0..3)
+            .map(|k| {
+                let pcm: Vec<i16> = (0..480)
+                    .map(|n| ((n * (k + 1)) % 500) as i16 * 20)
+                    .collect();
+                let n = enc.encode(&pcm, &mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect();
+        let config = RtpLoadConfig::new(1, dest, 1).with_opus(packets);
+        let len = packet_len(&config);
+        let mut out = vec![0u8; len];
+        for k in 0..3 {
+            assert_eq!(write_packet(&config, 0, k, &[], &mut out), len);
+            let p = proto::rtp::RtpPacket::decode(&out).unwrap();
+            assert_eq!((p.payload_type, p.timestamp), (111, 480 * k as u32));
+            assert_eq!(proto::opus::packet_frames(p.payload).unwrap(), 480);
+        }
+    }
 
     #[test]
     fn packet_is_pt11_l16_with_ssrc_seq_and_timestamp() {

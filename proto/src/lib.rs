@@ -13,6 +13,9 @@
 //!   other nodes take part.
 //! - [`red`]: RFC 2198 redundant audio, RTP payloads that carry copies of
 //!   earlier packets' audio so a receiver restores a lost packet exactly.
+//! - [`opus`]: the Opus codec (RFC 6716) as RTP payloads (RFC 7587), with
+//!   in-band FEC, beside L16 on any RTP hop when asked; [`opus_stream`]
+//!   decodes one received stream in order, recovering and concealing losses.
 //! - [`seq`]: sequence-number arithmetic across the 2^32 wrap.
 //! - [`probe`]: not a wire format but a cross-program contract too: the
 //!   self-identifying click onsets and the probe-file lines of the latency
@@ -28,6 +31,8 @@
 pub mod civil;
 pub mod framing;
 pub mod message;
+pub mod opus;
+pub mod opus_stream;
 pub mod plc;
 pub mod probe;
 pub mod realtime;

@@ -3,7 +3,7 @@
 //! (96..=127) declared as `PT=L16/RATE/CHANNELS`, as on the node's
 //! `--rtp-map` and in SDP's `a=rtpmap`; and which dynamic types carry
 //! RFC 2198 redundancy (`PT=red/RATE/CHANNELS`, whose blocks are of the
-//! L16 types).
+//! L16 types); and which carry Opus (`PT=opus/48000/2`, RFC 7587).
 
 use std::fmt;
 use std::str::FromStr;
@@ -95,7 +95,7 @@ impl fmt::Display for RtpMapEntry {
 pub fn parse_encoding(s: &str) -> Result<RtpFormat, RtpMapError> {
     match parse_any(s)? {
         (Encoding::L16, format) => Ok(format),
-        (Encoding::Red, _) => Err(RtpMapError::Encoding(
+        (Encoding::Red | Encoding::Opus, _) => Err(RtpMapError::Encoding(
             s.split('/').next().unwrap_or_default().into(),
         )),
     }
@@ -108,6 +108,9 @@ pub enum Encoding {
     L16,
     /// RFC 2198 redundancy whose blocks are L16 of the same rate.
     Red,
+    /// Opus (RFC 7587): always declared at 48000 Hz; the channel count of
+    /// the declaration is 2 whatever the audio (each packet says its own).
+    Opus,
 }
 
 /// Parses `L16/RATE[/CHANNELS]` or `red/RATE[/CHANNELS]`.
@@ -123,6 +126,8 @@ fn parse_any(s: &str) -> Result<(Encoding, RtpFormat), RtpMapError> {
         Encoding::L16
     } else if encoding.eq_ignore_ascii_case("red") {
         Encoding::Red
+    } else if encoding.eq_ignore_ascii_case("opus") {
+        Encoding::Opus
     } else {
         return Err(RtpMapError::Encoding(encoding.into()));
     };
@@ -147,11 +152,16 @@ fn parse_any(s: &str) -> Result<(Encoding, RtpFormat), RtpMapError> {
             "{channels} channels: only mono and stereo are supported"
         )));
     }
+    if encoding == Encoding::Opus && rate != crate::opus::OPUS_RATE {
+        return Err(RtpMapError::Range(format!(
+            "Opus is declared at 48000 Hz whatever the audio (RFC 7587), not {rate}"
+        )));
+    }
     Ok((encoding, RtpFormat { rate, channels }))
 }
 
-/// A declaration of a dynamic type: `PT=L16/RATE/CHANNELS` or
-/// `PT=red/RATE/CHANNELS` (the node's `--rtp-map`).
+/// A declaration of a dynamic type: `PT=L16/RATE/CHANNELS`,
+/// `PT=red/RATE/CHANNELS` or `PT=opus/48000/2` (the node's `--rtp-map`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Declaration {
     /// The payload type.
@@ -169,7 +179,9 @@ impl FromStr for Declaration {
         let (payload_type, rest) = split_declaration(s)?;
         let (encoding, format) = parse_any(rest).map_err(|e| match e {
             RtpMapError::Syntax(_) => RtpMapError::Syntax(s.to_string()),
-            RtpMapError::Encoding(name) => RtpMapError::Encoding(format!("{name} (L16 or red)")),
+            RtpMapError::Encoding(name) => {
+                RtpMapError::Encoding(format!("{name} (L16, red or opus)"))
+            }
             e => e,
         })?;
         Ok(Self {
@@ -185,6 +197,7 @@ impl FromStr for Declaration {
 enum Slot {
     L16(RtpFormat),
     Red(RtpFormat),
+    Opus,
 }
 
 /// A receiver's table of payload types: the static L16 types and the
@@ -204,9 +217,9 @@ impl RtpMap {
     }
 
     /// The defaults for a receiver at `rate`: at 48 kHz, 96 = L16/48000/2
-    /// and 97 = L16/48000/1; at any rate, 96/97 = stereo/mono at that rate
-    /// and [`PT_RED_DEFAULT`] = red at that rate (what our own programs
-    /// send).
+    /// and 97 = L16/48000/1; at any rate, 96/97 = stereo/mono at that rate,
+    /// [`PT_RED_DEFAULT`] = red at that rate and
+    /// [`crate::opus::PT_OPUS_DEFAULT`] = Opus (what our own programs send).
     pub fn defaults_for(rate: u32) -> Self {
         let mut map = Self::new();
         map.declare(RtpMapEntry {
@@ -222,6 +235,7 @@ impl RtpMap {
             encoding: Encoding::Red,
             format: RtpFormat { rate, channels: 1 },
         });
+        map.set(crate::opus::PT_OPUS_DEFAULT, Slot::Opus);
         map
     }
 
@@ -230,11 +244,12 @@ impl RtpMap {
         self.set(entry.payload_type, Slot::L16(entry.format));
     }
 
-    /// Declares (or redeclares) a dynamic type as L16 or red.
+    /// Declares (or redeclares) a dynamic type as L16, red or Opus.
     pub fn apply(&mut self, declaration: Declaration) {
         let slot = match declaration.encoding {
             Encoding::L16 => Slot::L16(declaration.format),
             Encoding::Red => Slot::Red(declaration.format),
+            Encoding::Opus => Slot::Opus,
         };
         self.set(declaration.payload_type, slot);
     }
@@ -259,8 +274,13 @@ impl RtpMap {
     pub fn red(&self, pt: u8) -> Option<RtpFormat> {
         match self.slot(pt)? {
             Slot::Red(format) => Some(format),
-            Slot::L16(_) => None,
+            Slot::L16(_) | Slot::Opus => None,
         }
+    }
+
+    /// Whether payload type `pt` is declared as Opus.
+    pub fn is_opus(&self, pt: u8) -> bool {
+        self.slot(pt) == Some(Slot::Opus)
     }
 
     /// The L16 format of payload type `pt`, if known.
@@ -276,7 +296,7 @@ impl RtpMap {
             }),
             _ => match self.slot(pt)? {
                 Slot::L16(format) => Some(format),
-                Slot::Red(_) => None,
+                Slot::Red(_) | Slot::Opus => None,
             },
         }
     }
@@ -326,6 +346,12 @@ mod tests {
             "96=opus/48000/2".parse::<RtpMapEntry>(),
             Err(RtpMapError::Encoding(_))
         ));
+        let opus: Declaration = "109=opus/48000/2".parse().unwrap();
+        assert_eq!((opus.payload_type, opus.encoding), (109, Encoding::Opus));
+        assert!(matches!(
+            "109=opus/44100/2".parse::<Declaration>(),
+            Err(RtpMapError::Range(_))
+        ));
         assert!(matches!(
             "96=L16/48000/6".parse::<RtpMapEntry>(),
             Err(RtpMapError::Range(_))
@@ -346,7 +372,7 @@ mod tests {
         let l16: Declaration = "96=L16/48000/1".parse().unwrap();
         assert_eq!(l16.encoding, Encoding::L16);
         assert!(matches!(
-            "96=opus/48000/2".parse::<Declaration>(),
+            "96=G722/8000/1".parse::<Declaration>(),
             Err(RtpMapError::Encoding(_))
         ));
         // The recorder's L16-only entries refuse red.
@@ -369,6 +395,8 @@ mod tests {
     #[test]
     fn static_and_dynamic_types() {
         let mut map = RtpMap::defaults_for(48000);
+        assert!(map.is_opus(111) && !map.is_opus(96) && !map.is_opus(10));
+        assert_eq!((map.get(111), map.red(111)), (None, None));
         assert_eq!(map.get(10).unwrap().channels, 2);
         assert_eq!(map.get(11).unwrap().rate, 44100);
         assert_eq!(map.get(97).unwrap().channels, 1);

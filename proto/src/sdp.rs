@@ -1,14 +1,17 @@
-//! SDP (RFC 4566) for one RTP L16 audio stream: written by the node for
+//! SDP (RFC 4566) for one RTP audio stream, L16 or Opus: written by the node for
 //! its RTP outputs (`GET /mix.sdp`, `--sdp-file`) so ffplay, VLC and
 //! GStreamer can play the mix, and read by the recorder (`--sdp FILE`).
 //!
-//! Only what an L16 session needs: the connection address (`c=`), the
-//! audio media line (`m=audio PORT RTP/AVP PT`), `a=rtpmap` and `a=ptime`.
+//! Only what such a session needs: the connection address (`c=`), the
+//! audio media line (`m=audio PORT RTP/AVP PT`), `a=rtpmap`, `a=ptime` and,
+//! for Opus (RFC 7587 §7), `a=fmtp` with `stereo`, `sprop-stereo` and
+//! `useinbandfec`.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::rtp_map::{parse_encoding, RtpFormat, RtpMap};
+use crate::opus::OPUS_RATE;
+use crate::rtp_map::{parse_encoding, Declaration, Encoding, RtpFormat, RtpMap};
 
 /// One audio stream as SDP describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +25,9 @@ pub struct AudioSession {
     pub origin: IpAddr,
     /// Payload type.
     pub payload_type: u8,
-    /// Its format.
+    /// L16 or Opus.
+    pub encoding: Encoding,
+    /// Its format (for Opus: 48000 Hz and the channels the stream carries).
     pub format: RtpFormat,
     /// Packet duration in milliseconds.
     pub ptime_ms: u32,
@@ -45,7 +50,7 @@ pub enum SdpError {
         why: String,
     },
     /// The payload type is neither static L16 nor declared by `a=rtpmap`.
-    #[error("payload type {0} is not L16 (no a=rtpmap:{0} L16/RATE/CHANNELS)")]
+    #[error("payload type {0} is neither L16 nor Opus (no a=rtpmap:{0} L16/RATE/CHANNELS or opus/48000/2)")]
     UnknownPayload(u8),
 }
 
@@ -64,15 +69,24 @@ impl AudioSession {
             ck = ip_kind(&self.dest.ip()),
             dest = self.dest.ip(),
         );
-        let _ = write!(
-            s,
-            "m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} L16/{rate}/{ch}\r\na=ptime:{ptime}\r\na=recvonly\r\n",
-            port = self.dest.port(),
-            pt = self.payload_type,
-            rate = self.format.rate,
-            ch = self.format.channels,
-            ptime = self.ptime_ms,
-        );
+        let pt = self.payload_type;
+        let _ = write!(s, "m=audio {} RTP/AVP {pt}\r\n", self.dest.port());
+        if self.encoding == Encoding::Opus {
+            // RFC 7587 §7: always opus/48000/2; mono or stereo is in fmtp.
+            let stereo = u8::from(self.format.channels == 2);
+            let _ = write!(
+                s,
+                "a=rtpmap:{pt} opus/48000/2\r\n\
+                 a=fmtp:{pt} stereo={stereo}; sprop-stereo={stereo}; useinbandfec=1\r\n"
+            );
+        } else {
+            let _ = write!(
+                s,
+                "a=rtpmap:{pt} L16/{}/{}\r\n",
+                self.format.rate, self.format.channels
+            );
+        }
+        let _ = write!(s, "a=ptime:{}\r\na=recvonly\r\n", self.ptime_ms);
         s
     }
 
@@ -85,6 +99,8 @@ impl AudioSession {
         let mut media: Option<(u16, u8)> = None;
         let mut media_conn: Option<IpAddr> = None;
         let mut rtpmap = RtpMap::new();
+        // Opus payload types and whether their fmtp says stereo.
+        let mut opus_stereo: Vec<(u8, bool)> = Vec::new();
         let mut ptime = 20;
         let mut in_audio = false;
         let mut seen_media = false;
@@ -152,12 +168,31 @@ impl AudioSession {
                             .split_once(' ')
                             .ok_or_else(|| err("expected a=rtpmap:PT ENCODING/RATE"))?;
                         let pt: u8 = pt.trim().parse().map_err(|_| err("bad payload type"))?;
+                        if let Ok(d) = format!("{pt}={}", encoding.trim()).parse::<Declaration>() {
+                            if d.encoding == Encoding::Opus {
+                                rtpmap.apply(d);
+                                opus_stereo.push((pt, false));
+                            }
+                        }
                         if let Ok(format) = parse_encoding(encoding.trim()) {
                             if pt >= 96 {
                                 rtpmap.declare(crate::rtp_map::RtpMapEntry {
                                     payload_type: pt,
                                     format,
                                 });
+                            }
+                        }
+                    } else if let Some(fmtp) = value.strip_prefix("fmtp:") {
+                        if let Some((pt, params)) = fmtp.split_once(' ') {
+                            // sprop-stereo is what the sender sends; stereo
+                            // what it would like to receive (RFC 7587 §7.1).
+                            let stereo = params
+                                .split(';')
+                                .any(|p| matches!(p.trim(), "sprop-stereo=1" | "stereo=1"));
+                            if let Ok(pt) = pt.trim().parse::<u8>() {
+                                for entry in opus_stereo.iter_mut().filter(|e| e.0 == pt) {
+                                    entry.1 = stereo;
+                                }
                             }
                         }
                     } else if let Some(p) = value.strip_prefix("ptime:") {
@@ -172,14 +207,30 @@ impl AudioSession {
             line: 0,
             why: "no connection address (c=IN IP4 ADDRESS)".into(),
         })?;
-        let format = rtpmap
-            .get(payload_type)
-            .ok_or(SdpError::UnknownPayload(payload_type))?;
+        let (encoding, format) = if rtpmap.is_opus(payload_type) {
+            let stereo = opus_stereo
+                .iter()
+                .rev()
+                .find(|e| e.0 == payload_type)
+                .is_some_and(|e| e.1);
+            let channels = if stereo { 2 } else { 1 };
+            let format = RtpFormat {
+                rate: OPUS_RATE,
+                channels,
+            };
+            (Encoding::Opus, format)
+        } else {
+            let format = rtpmap
+                .get(payload_type)
+                .ok_or(SdpError::UnknownPayload(payload_type))?;
+            (Encoding::L16, format)
+        };
         Ok(Self {
             name,
             dest: SocketAddr::new(ip, port),
             origin: origin.unwrap_or(ip),
             payload_type,
+            encoding,
             format,
             ptime_ms: ptime,
             session_id,
@@ -207,6 +258,7 @@ mod tests {
             dest: "127.0.0.1:5004".parse().unwrap(),
             origin: "127.0.0.1".parse().unwrap(),
             payload_type: 96,
+            encoding: Encoding::L16,
             format: RtpFormat {
                 rate: 48000,
                 channels: 2,
@@ -246,12 +298,48 @@ mod tests {
     }
 
     #[test]
+    fn writes_and_reads_opus() {
+        let mut s = session();
+        s.payload_type = 111;
+        s.encoding = Encoding::Opus;
+        s.format.channels = 1;
+        s.ptime_ms = 10;
+        let text = s.to_sdp();
+        assert_eq!(
+            text,
+            "v=0\r\no=- 42 42 IN IP4 127.0.0.1\r\ns=audionode mix\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 5004 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 stereo=0; sprop-stereo=0; useinbandfec=1\r\na=ptime:10\r\na=recvonly\r\n"
+        );
+        assert_eq!(AudioSession::parse(&text).unwrap(), s);
+        s.format.channels = 2;
+        assert_eq!(AudioSession::parse(&s.to_sdp()).unwrap(), s);
+    }
+
+    #[test]
+    fn reads_what_ffmpeg_writes_for_opus() {
+        // `ffmpeg -re -i in.wav -c:a libopus -f rtp -sdp_file s.sdp rtp://127.0.0.1:5004`.
+        let text = "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=No Name\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                    a=tool:libavformat 59.27.100\nm=audio 5004 RTP/AVP 97\nb=AS:96\n\
+                    a=rtpmap:97 opus/48000/2\na=fmtp:97 sprop-stereo=1\n";
+        let s = AudioSession::parse(text).unwrap();
+        assert_eq!((s.payload_type, s.encoding), (97, Encoding::Opus));
+        assert_eq!(
+            s.format,
+            RtpFormat {
+                rate: 48000,
+                channels: 2
+            }
+        );
+    }
+
+    #[test]
     fn refuses_what_it_cannot_play() {
         assert_eq!(AudioSession::parse("v=0\n"), Err(SdpError::NoAudio));
-        let opus = "v=0\nc=IN IP4 127.0.0.1\nm=audio 5004 RTP/AVP 111\na=rtpmap:111 opus/48000/2\n";
+        let g722 = "v=0\nc=IN IP4 127.0.0.1\nm=audio 5004 RTP/AVP 112\na=rtpmap:112 G7221/16000\n";
         assert_eq!(
-            AudioSession::parse(opus),
-            Err(SdpError::UnknownPayload(111))
+            AudioSession::parse(g722),
+            Err(SdpError::UnknownPayload(112))
         );
         assert!(matches!(
             AudioSession::parse("v=0\nm=audio x RTP/AVP 10\n"),

@@ -14,7 +14,7 @@ use crate::outputs::{OutputCommand, OutputKind, OutputSpec, MAX_OUTPUTS};
 use super::state::ApiError;
 
 /// What the SDP of the mix needs to know about the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MixFormat {
     /// Sample rate.
     pub rate: u32,
@@ -22,6 +22,8 @@ pub struct MixFormat {
     pub block_frames: usize,
     /// The address the mix is sent from (for `o=`).
     pub local: SocketAddr,
+    /// The Opus `--rtp-dest` streams (sent by the tap, not in the list).
+    pub opus: Vec<SocketAddr>,
 }
 
 /// Body of `POST /api/outputs` (and the items of the list).
@@ -131,6 +133,20 @@ impl OutputRegistry {
 
     /// The SDP of the RTP output to `dest`, or of the first RTP output.
     pub fn sdp(&self, dest: Option<&str>) -> Result<String, ApiError> {
+        let f = &self.format;
+        let opus = match dest {
+            Some(text) => text.parse().ok().filter(|a| f.opus.contains(a)),
+            None => f.opus.first().copied(),
+        };
+        if let Some(addr) = opus {
+            return Ok(crate::node::mix_sdp(
+                addr,
+                f.local,
+                f.rate,
+                f.block_frames,
+                true,
+            ));
+        }
         let list = self.lock().list.clone();
         let mut rtp = list.iter().filter(|o| o.kind == OutputKind::Rtp);
         let spec = match dest {
@@ -152,6 +168,7 @@ impl OutputRegistry {
             self.format.local,
             self.format.rate,
             self.format.block_frames,
+            false,
         ))
     }
 }
@@ -184,8 +201,30 @@ mod tests {
             rate: 48_000,
             block_frames: 480,
             local: "127.0.0.1:4030".parse().unwrap(),
+            opus: Vec::new(),
         };
         (OutputRegistry::new(Vec::new(), tx, format), rx)
+    }
+
+    #[test]
+    fn opus_outputs_have_their_sdp() {
+        let (tx, _rx) = rtrb::RingBuffer::new(4);
+        let format = MixFormat {
+            rate: 44_100,
+            block_frames: 220,
+            local: "127.0.0.1:4030".parse().unwrap(),
+            opus: vec!["127.0.0.1:5006".parse().unwrap()],
+        };
+        let r = OutputRegistry::new(Vec::new(), tx, format);
+        let sdp = r.sdp(None).unwrap();
+        assert!(
+            sdp.contains("m=audio 5006 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"),
+            "{sdp}"
+        );
+        assert!(
+            sdp.contains("a=fmtp:111 stereo=1; sprop-stereo=1; useinbandfec=1\r\na=ptime:10\r\n")
+        );
+        assert_eq!(r.sdp(Some("127.0.0.1:5006")).unwrap(), sdp);
     }
 
     #[test]

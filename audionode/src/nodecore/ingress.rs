@@ -17,6 +17,10 @@
 //! format ride along as [`Redundant`] copies (each with the sequence number
 //! distance and timestamp of the packet it copies), still borrowed from the
 //! receive buffer, for the source to restore what was lost.
+//!
+//! Opus payloads are not decoded here but on a thread of their own
+//! ([`crate::opus_source`]), which hands back native samples, and a frame
+//! its FEC recovered as a redundant copy of the packet before.
 
 use std::net::SocketAddr;
 
@@ -75,6 +79,13 @@ impl<'a> Redundant<'a> {
     /// The copies, oldest first as senders order them.
     pub fn copies(&self) -> &[RedundantCopy<'a>] {
         &self.copies[..self.count]
+    }
+
+    /// Just `copy`.
+    pub fn single(copy: RedundantCopy<'a>) -> Self {
+        let mut out = Redundant::NONE;
+        out.push(copy);
+        out
     }
 
     /// Keeps `copy` (the first [`MAX_REDUNDANT`] only).
@@ -232,6 +243,14 @@ pub enum Malformed {
     },
     /// A browser sender's WebSocket frame that is not a packet of its stream.
     WebFrame(WebFrameError),
+    /// An Opus payload that does not decode, or lasts more than the node
+    /// takes.
+    Opus {
+        /// The stream.
+        ssrc: u32,
+    },
+    /// An Opus packet dropped because the decoding thread is behind.
+    OpusBehind,
 }
 
 /// Why a browser sender's WebSocket frame (`/ws/send`) is not a packet of
@@ -311,6 +330,13 @@ impl std::fmt::Display for Malformed {
                 write!(f, "datagram of {len} bytes is longer than {max} bytes")
             }
             Malformed::WebFrame(e) => write!(f, "browser sender: {e}"),
+            Malformed::Opus { .. } => f.write_str(
+                "Opus payload that does not decode (or lasts more than 20 ms, or less than 10 ms \
+                 on a node not at 48 kHz)",
+            ),
+            Malformed::OpusBehind => {
+                f.write_str("Opus packet dropped: the decoding thread is behind")
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `audioload`: sends N synthetic mono-with-seq sources to a node, each on
 //! its own UDP socket, paced on a deadline schedule (see `bench::load`);
 //! with `--rtp`, N RTP L16 sources (PT 11, one SSRC each, batched with
-//! `sendmmsg`; see `bench::rtpload`).
+//! `sendmmsg`; see `bench::rtpload`); with `--rtp --opus`, N Opus sources
+//! (PT 111, 10 ms packets at 64 kbit/s, encoded once before the run).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -36,6 +37,10 @@ struct Args {
     /// packets) from one socket instead of the original mono format.
     #[arg(long)]
     rtp: bool,
+    /// With --rtp: send Opus (PT 111, 10 ms of a tone at 64 kbit/s, one
+    /// second of packets encoded once and cycled) instead of L16.
+    #[arg(long, requires = "rtp")]
+    opus: bool,
     /// With --rtp: send source i to the --dest port + i (a receiver that
     /// needs one port per stream, such as GStreamer's udpsrc).
     #[arg(long, requires = "rtp")]
@@ -44,6 +49,26 @@ struct Args {
     /// 16000 ÷ sources].
     #[arg(long, requires = "rtp")]
     level: Option<i16>,
+}
+
+/// One second of 10 ms Opus packets of a 440 Hz tone at 64 kbit/s.
+fn opus_packets() -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut encoder = proto::opus::Encoder::new(1, 64_000, proto::opus::DEFAULT_LOSS_PERCENT)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut buf = [0u8; proto::opus::MAX_PACKET];
+    (0..100)
+        .map(|k| {
+            let pcm: Vec<i16> = (k * 480..(k + 1) * 480)
+                .map(|n| {
+                    ((n as f64 * 440.0 / 48_000.0 * std::f64::consts::TAU).sin() * 3000.0) as i16
+                })
+                .collect();
+            let len = encoder
+                .encode(&pcm, &mut buf)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(buf[..len].to_vec())
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -80,6 +105,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut config = bench::rtpload::RtpLoadConfig::new(args.sources, dest, level);
         config.chunk_frames =
             ((args.chunk_ms * f64::from(config.rate) / 1000.0).round() as usize).max(1);
+        if args.opus {
+            config = config.with_opus(opus_packets()?);
+        }
         config.port_per_source = args.port_per_source;
         config.duration = duration;
         config.count_late_after = count_late_after;

@@ -373,3 +373,73 @@ pub fn stream_through_proxy(rig: Rig, dir: &Path, impairments: &[&str], salt: u3
         recording,
     }
 }
+
+/// Where `want` best lines up in `got` and how well: the lag (frames of
+/// `got` before `want`'s first frame: first near the onsets, where each
+/// first exceeds a tenth of its peak, then the best within ±10 ms of that
+/// over the whole overlap, since a tone correlates almost as well one
+/// period off on a short piece) and the correlation coefficient there.
+/// For lossy codecs, close but not equal.
+pub fn best_alignment(got: &[i16], want: &[i16]) -> (usize, f64) {
+    let onset = |v: &[i16]| {
+        let peak = v.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        v.iter()
+            .position(|s| s.unsigned_abs() > peak / 10)
+            .unwrap_or(0)
+    };
+    let coarse = onset(got).saturating_sub(onset(want));
+    let score = |lag: usize, len: usize| -> f64 {
+        let n = len.min(got.len().saturating_sub(lag)).min(want.len());
+        correlation(&got[lag..lag + n], &want[..n])
+    };
+    let reach = RATE as usize / 100;
+    let lag = (coarse.saturating_sub(reach)..coarse + reach)
+        .max_by(|&a, &b| score(a, want.len()).total_cmp(&score(b, want.len())))
+        .unwrap_or(0);
+    (lag, score(lag, want.len()))
+}
+
+/// How well each 50 ms piece of `want` (from `lag` on in `got`) is found
+/// in `got` within ±10 ms of where it belongs: the median of the pieces'
+/// best correlations. For a receiver that may drop or repeat a few frames
+/// to follow a sender's clock, which shifts everything after.
+pub fn piecewise_correlation(got: &[i16], want: &[i16], lag: usize) -> f64 {
+    let piece = RATE as usize / 20;
+    let reach = RATE as usize / 100;
+    let mut best: Vec<f64> = want
+        .chunks_exact(piece)
+        .enumerate()
+        .filter_map(|(k, w)| {
+            let at = lag + k * piece;
+            (at.saturating_sub(reach)..at + reach)
+                .filter(|&s| s + piece <= got.len())
+                .map(|s| correlation(&got[s..s + piece], w))
+                .max_by(f64::total_cmp)
+        })
+        .collect();
+    best.sort_by(f64::total_cmp);
+    best.get(best.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Pearson correlation coefficient of two equally long pieces (0 when
+/// either is constant).
+pub fn correlation(x: &[i16], y: &[i16]) -> f64 {
+    let n = x.len().min(y.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let mean = |v: &[i16]| v[..n].iter().map(|&s| f64::from(s)).sum::<f64>() / n as f64;
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x[..n].iter().zip(&y[..n]) {
+        let (a, b) = (f64::from(a) - mx, f64::from(b) - my);
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
+}
