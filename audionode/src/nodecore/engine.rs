@@ -60,6 +60,12 @@ impl Default for SourceControls {
 
 /// Distinct refused RTP streams remembered, so each is reported once.
 const REFUSED_SSRCS: usize = 64;
+/// SDES names kept for RTP streams not heard yet (a sender may announce
+/// itself before its first packet, or its RTCP socket may be read before
+/// its RTP one); the oldest is replaced first.
+const EARLY_NAMES: usize = 16;
+/// How long such a name waits for its stream's first packet.
+const EARLY_NAME_FOR: Duration = Duration::from_secs(10);
 
 /// How long a dropped source's controls are remembered for its return.
 pub const REMEMBER_CONTROLS: Duration = Duration::from_secs(600);
@@ -171,6 +177,9 @@ pub struct Engine {
     /// RTP streams refused (unknown payload type, another rate), each
     /// reported once; oldest replaced first.
     refused_ssrcs: [Option<u32>; REFUSED_SSRCS],
+    /// SDES names of streams not heard yet, given to them when they join.
+    early_names: [Option<EarlyName>; EARLY_NAMES],
+    early_next: usize,
     refused_next: usize,
     meter_window: usize,
     out_peaks: [(f32, f32); METER_WINDOWS],
@@ -179,6 +188,16 @@ pub struct Engine {
     /// visit every slot (a cache line each) before mixing to learn whether
     /// any is.
     soloed: usize,
+}
+
+/// An RTCP SDES name that arrived before its stream's first packet.
+#[derive(Debug, Clone, Copy)]
+struct EarlyName {
+    ssrc: u32,
+    name: SourceName,
+    /// A CNAME (a NAME, arriving later, replaces it; not the reverse).
+    cname: bool,
+    at: Duration,
 }
 
 /// What the node remembers of a source that left, for its return.
@@ -234,6 +253,8 @@ impl Engine {
             remembered: HashMap::with_capacity(2 * REMEMBER_MAX),
             refused_ssrcs: [None; REFUSED_SSRCS],
             refused_next: 0,
+            early_names: [None; EARLY_NAMES],
+            early_next: 0,
             meter_window: 0,
             out_peaks: [(0.0, 0.0); METER_WINDOWS],
             clipped: [false; METER_WINDOWS],
@@ -355,6 +376,14 @@ impl Engine {
         self.by_id.insert(id, free);
         self.soloed += usize::from(controls.solo);
         self.counters.streams_started += 1;
+        if let SourceId::Ssrc(ssrc) = id {
+            let early = self.early_names.iter_mut().find(|e| {
+                e.is_some_and(|e| e.ssrc == ssrc && now.saturating_sub(e.at) <= EARLY_NAME_FOR)
+            });
+            if let Some(early) = early.and_then(Option::take) {
+                self.set_sender_name(now, ssrc, early.name, early.cname, events);
+            }
+        }
     }
 
     /// When the next block is due; `None` while idle (no active stream).
@@ -626,6 +655,7 @@ impl Engine {
     ) {
         let id = SourceId::Ssrc(ssrc);
         let Some(slot) = self.by_id.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
+            self.keep_early_name(now, ssrc, name, cname);
             return;
         };
         if cname && slot.sdes_name {
@@ -633,6 +663,30 @@ impl Engine {
         }
         slot.sdes_name |= !cname;
         self.set_name(now, id, name, NamedBy::Rtcp, events);
+    }
+
+    /// Keeps the SDES name of stream `ssrc`, not heard yet, for when it
+    /// joins: a CNAME does not replace a NAME kept for the same stream.
+    fn keep_early_name(&mut self, now: Duration, ssrc: u32, name: SourceName, cname: bool) {
+        let entry = EarlyName {
+            ssrc,
+            name,
+            cname,
+            at: now,
+        };
+        match self
+            .early_names
+            .iter_mut()
+            .flatten()
+            .find(|e| e.ssrc == ssrc)
+        {
+            Some(kept) if cname && !kept.cname => kept.at = now,
+            Some(kept) => *kept = entry,
+            None => {
+                self.early_names[self.early_next] = Some(entry);
+                self.early_next = (self.early_next + 1) % EARLY_NAMES;
+            }
+        }
     }
 
     /// A source's name (empty: none), if it is active.

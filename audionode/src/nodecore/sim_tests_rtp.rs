@@ -195,6 +195,40 @@ fn an_ssrc_keeps_its_identity_when_the_sender_changes_port() {
 }
 
 #[test]
+fn a_name_sent_before_the_first_packet_names_the_stream_when_it_joins() {
+    let mut sim = Sim::new(config(20.0));
+    let chunk = signal(CHUNK, 1);
+    // The sender's SDES (NAME, then its CNAME again) is read before its
+    // first RTP packet; another stream's name never gets a stream.
+    for (ssrc, name, cname) in [
+        (9, "bass", false),
+        (9, "user@host", true),
+        (4, "drums", false),
+    ] {
+        sim.rtcp(
+            Duration::ZERO,
+            addr(7301),
+            RtcpInput::Name {
+                ssrc,
+                name: SourceName::new(name),
+                cname,
+            },
+        );
+    }
+    sim.deliver_rtp(at(10), addr(7300), &rtp(11, 9, 0, 0, &chunk));
+    assert_eq!(sim.stats().sources()[0].name.as_str(), "bass");
+    assert!(sim
+        .event_texts()
+        .contains(&r#"Named name="bass" by=rtcp"#.to_string()));
+    // A name kept too long is not given to a stream that starts later.
+    sim.advance_to(at(11 * 44_100));
+    sim.deliver_rtp(at(11 * 44_100), addr(7310), &rtp(11, 4, 0, 0, &chunk));
+    let sources = sim.stats().sources().to_vec();
+    let late = sources.iter().find(|s| s.id == SourceId::Ssrc(4)).unwrap();
+    assert_eq!(late.name.as_str(), "");
+}
+
+#[test]
 fn names_from_rtcp_and_the_operator_and_bye_ends_the_stream() {
     let mut sim = Sim::new(config(20.0));
     let chunk = signal(CHUNK, 1);
