@@ -679,7 +679,10 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
             }
         }
         if let Some(opus) = opus_in.as_mut() {
-            while let Ok(decoded) = opus.decoded.pop() {
+            // Read in place: a decoded packet is about 11 KB, not worth
+            // moving out of its slot.
+            while let Ok(chunk) = opus.decoded.read_chunk(1) {
+                let decoded = &chunk.as_slices().0[0];
                 let input = match decoded.input() {
                     Ok(packet) => Input::Packet {
                         arrived: decoded.arrived,
@@ -695,6 +698,7 @@ fn run_loop(parts: LoopParts) -> anyhow::Result<()> {
                     },
                 };
                 core.handle_input(input);
+                chunk.commit_all();
             }
         }
         web_source::drain(&mut web_in, &mut core, now);

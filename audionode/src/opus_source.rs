@@ -86,6 +86,26 @@ pub struct DecodedOpus {
 }
 
 impl DecodedOpus {
+    /// A slot for the decode thread to write packets into (boxed: it is
+    /// about 11 KB).
+    fn empty() -> Box<Self> {
+        Box::new(DecodedOpus {
+            from: SocketAddr::from(([0, 0, 0, 0], 0)),
+            arrived: Duration::ZERO,
+            ssrc: 0,
+            seq: 0,
+            listener: 0,
+            bad: false,
+            channels: 1,
+            timestamp: 0,
+            len: 0,
+            samples: [0; MAX_SAMPLES],
+            fec_timestamp: 0,
+            fec_len: 0,
+            fec: [0; 2 * MAX_SAMPLES],
+        })
+    }
+
     /// What the core takes: the packet (with its recovered predecessor as
     /// a redundant copy), or why it was refused.
     pub fn input(&self) -> Result<SourcePacket<'_>, Malformed> {
@@ -224,21 +244,7 @@ fn decode_loop(
 ) {
     let mut streams: HashMap<u32, Stream> = HashMap::new();
     // One slot built here and reused: the output is written into it.
-    let mut slot = Box::new(DecodedOpus {
-        from: SocketAddr::from(([0, 0, 0, 0], 0)),
-        arrived: Duration::ZERO,
-        ssrc: 0,
-        seq: 0,
-        listener: 0,
-        bad: false,
-        channels: 1,
-        timestamp: 0,
-        len: 0,
-        samples: [0; MAX_SAMPLES],
-        fec_timestamp: 0,
-        fec_len: 0,
-        fec: [0; 2 * MAX_SAMPLES],
-    });
+    let mut slot = DecodedOpus::empty();
     let mut last_packet = Instant::now();
     let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -429,21 +435,7 @@ mod tests {
     }
 
     fn empty_slot() -> Box<DecodedOpus> {
-        Box::new(DecodedOpus {
-            from: SocketAddr::from(([0, 0, 0, 0], 0)),
-            arrived: Duration::ZERO,
-            ssrc: 0,
-            seq: 0,
-            listener: 0,
-            bad: false,
-            channels: 1,
-            timestamp: 0,
-            len: 0,
-            samples: [0; MAX_SAMPLES],
-            fec_timestamp: 0,
-            fec_len: 0,
-            fec: [0; 2 * MAX_SAMPLES],
-        })
+        DecodedOpus::empty()
     }
 
     /// Packets of 10 ms (SILK at 16 kbit/s, so they carry FEC).
