@@ -227,7 +227,10 @@ pub fn spawn(
 
 /// One stream's decoder, resampler and timeline.
 struct Stream {
-    decoder: StreamDecoder,
+    /// Floating point out: the resampler takes it as it is, and the
+    /// conversion to 16 bits is one rounding, done once (libopus's own
+    /// soft clipping and rounding cost 2 % of this thread at 44.1 kHz).
+    decoder: StreamDecoder<f32>,
     resampler: Option<Resampler>,
     /// 48 kHz timestamp the next piece continues from.
     next_in: Option<u32>,
@@ -367,8 +370,8 @@ fn decode_one(
                 len / 2 / usize::from(slot.channels)
             }
             (PieceKind::Recovered, None) => {
-                for (out, s) in slot.fec.chunks_exact_mut(2).zip(piece.samples) {
-                    out.copy_from_slice(&s.to_be_bytes());
+                for (out, &s) in slot.fec.chunks_exact_mut(2).zip(piece.samples) {
+                    out.copy_from_slice(&to_i16(s).to_be_bytes());
                 }
                 slot.fec_len = 2 * piece.samples.len();
                 frames
@@ -385,7 +388,9 @@ fn decode_one(
                 len / usize::from(slot.channels)
             }
             (PieceKind::Audio, None) => {
-                slot.samples[..piece.samples.len()].copy_from_slice(piece.samples);
+                for (o, &x) in slot.samples.iter_mut().zip(piece.samples) {
+                    *o = to_i16(x);
+                }
                 slot.len = piece.samples.len();
                 frames
             }

@@ -41,13 +41,13 @@ impl Resampler {
         self.pending.clear();
     }
 
-    /// Feeds interleaved `input`; `emit` gets each completed step's
-    /// output, interleaved.
-    pub fn push(&mut self, input: &[i16], mut emit: impl FnMut(&[f32])) {
+    /// Feeds interleaved `input` (16-bit, or floating point at full
+    /// scale ±1.0); `emit` gets each completed step's output, interleaved.
+    pub fn push<S: InputSample>(&mut self, input: &[S], mut emit: impl FnMut(&[f32])) {
         let ch = self.channels;
         let need = self.inner.input_frames_next() * ch;
         for &s in input {
-            self.pending.push(f32::from(s) / 32768.0);
+            self.pending.push(s.to_f32());
             if self.pending.len() < need {
                 continue;
             }
@@ -67,9 +67,31 @@ impl Resampler {
     }
 }
 
-/// A converted sample back to 16 bits, saturated.
+/// A sample the resampler takes.
+pub trait InputSample: Copy {
+    /// The sample at full scale ±1.0.
+    fn to_f32(self) -> f32;
+}
+
+impl InputSample for i16 {
+    fn to_f32(self) -> f32 {
+        f32::from(self) / 32768.0
+    }
+}
+
+impl InputSample for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+/// A converted sample back to 16 bits, rounded half away from zero and
+/// saturated (`as` saturates). Not `f32::round`: without SSE4.1 in the
+/// target that is a call into libm per sample, 2 % of the Opus decode
+/// thread's time at 44.1 kHz.
 pub fn to_i16(x: f32) -> i16 {
-    (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+    let y = x * 32768.0;
+    (y + 0.5f32.copysign(y)) as i16
 }
 
 #[cfg(test)]

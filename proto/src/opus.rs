@@ -160,6 +160,49 @@ impl Encoder {
     }
 }
 
+/// A sample type the decoder writes: `i16` (libopus soft-clips and
+/// rounds), or `f32` (libopus's own output, full scale ±1.0, for a
+/// receiver that goes on in floating point, e.g. into a resampler:
+/// it skips the clipping and two conversions per sample).
+pub trait Sample: Copy + Default + sealed::Sealed {
+    /// Decodes `input` (empty: conceal) into `out` with libopus.
+    #[doc(hidden)]
+    fn decode(
+        decoder: &mut opus::Decoder,
+        input: &[u8],
+        out: &mut [Self],
+        fec: bool,
+    ) -> Result<usize, opus::Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i16 {}
+    impl Sealed for f32 {}
+}
+
+impl Sample for i16 {
+    fn decode(
+        decoder: &mut opus::Decoder,
+        input: &[u8],
+        out: &mut [Self],
+        fec: bool,
+    ) -> Result<usize, opus::Error> {
+        decoder.decode(input, out, fec)
+    }
+}
+
+impl Sample for f32 {
+    fn decode(
+        decoder: &mut opus::Decoder,
+        input: &[u8],
+        out: &mut [Self],
+        fec: bool,
+    ) -> Result<usize, opus::Error> {
+        decoder.decode_float(input, out, fec)
+    }
+}
+
 /// An Opus decoder at 48 kHz.
 pub struct Decoder {
     inner: opus::Decoder,
@@ -191,39 +234,45 @@ impl Decoder {
 
     /// Decodes `payload` into `out` (interleaved, room for
     /// [`MAX_FRAMES`]); returns the frames per channel written.
-    pub fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, OpusError> {
+    pub fn decode<S: Sample>(&mut self, payload: &[u8], out: &mut [S]) -> Result<usize, OpusError> {
         if payload.is_empty() {
             return Err(OpusError::Codec("empty packet".into()));
         }
-        Ok(self.inner.decode(payload, out, false)?)
+        Ok(S::decode(&mut self.inner, payload, out, false)?)
     }
 
     /// Recovers the `frames` just before `next` (the packet after a lost
     /// one) from the FEC data `next` carries, into `out`; libopus conceals
     /// instead when `next` has none. Decode `next` itself afterwards.
-    pub fn recover(
+    pub fn recover<S: Sample>(
         &mut self,
         next: &[u8],
         frames: usize,
-        out: &mut [i16],
+        out: &mut [S],
     ) -> Result<usize, OpusError> {
         if !is_frame_duration(frames) || out.len() < frames * self.channels {
             return Err(OpusError::FrameSize(frames));
         }
-        Ok(self
-            .inner
-            .decode(next, &mut out[..frames * self.channels], true)?)
+        Ok(S::decode(
+            &mut self.inner,
+            next,
+            &mut out[..frames * self.channels],
+            true,
+        )?)
     }
 
     /// Conceals `frames` of lost audio (a multiple of 2.5 ms) into `out`
     /// by extrapolating what was decoded last.
-    pub fn conceal(&mut self, frames: usize, out: &mut [i16]) -> Result<usize, OpusError> {
+    pub fn conceal<S: Sample>(&mut self, frames: usize, out: &mut [S]) -> Result<usize, OpusError> {
         if frames == 0 || frames % 120 != 0 || out.len() < frames * self.channels {
             return Err(OpusError::FrameSize(frames));
         }
-        Ok(self
-            .inner
-            .decode(&[], &mut out[..frames * self.channels], false)?)
+        Ok(S::decode(
+            &mut self.inner,
+            &[],
+            &mut out[..frames * self.channels],
+            false,
+        )?)
     }
 }
 
@@ -263,6 +312,39 @@ mod tests {
         }
         for bad in [0, 441, 882, 1000, 5760] {
             assert!(!is_frame_duration(bad));
+        }
+    }
+
+    #[test]
+    fn float_and_16_bit_decoding_agree_to_the_rounding() {
+        let mut enc = Encoder::new(1, 64_000, 10).unwrap();
+        let (mut a, mut b) = (Decoder::new(1).unwrap(), Decoder::new(1).unwrap());
+        let mut packet = [0u8; MAX_PACKET];
+        let mut ints = vec![0i16; MAX_FRAMES];
+        let mut floats = vec![0f32; MAX_FRAMES];
+        for k in 0..20 {
+            let len = enc.encode(&tone(480 * k, 480, 1), &mut packet).unwrap();
+            let p = &packet[..len];
+            assert_eq!(a.decode(p, &mut ints).unwrap(), 480);
+            assert_eq!(b.decode(p, &mut floats).unwrap(), 480);
+            for (&i, &f) in ints[..480].iter().zip(&floats[..480]) {
+                assert!(
+                    (f64::from(f) * 32768.0 - f64::from(i)).abs() <= 1.0,
+                    "{i} {f}"
+                );
+            }
+        }
+        // Concealment and recovery too.
+        assert_eq!(a.conceal(480, &mut ints).unwrap(), 480);
+        assert_eq!(b.conceal(480, &mut floats).unwrap(), 480);
+        let len = enc.encode(&tone(480 * 21, 480, 1), &mut packet).unwrap();
+        assert_eq!(a.recover(&packet[..len], 480, &mut ints).unwrap(), 480);
+        assert_eq!(b.recover(&packet[..len], 480, &mut floats).unwrap(), 480);
+        for (&i, &f) in ints[..480].iter().zip(&floats[..480]) {
+            assert!(
+                (f64::from(f) * 32768.0 - f64::from(i)).abs() <= 1.0,
+                "{i} {f}"
+            );
         }
     }
 

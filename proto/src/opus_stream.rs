@@ -10,7 +10,7 @@
 //! handed out marked as such, so the receiver's own concealment (`--plc`)
 //! decides what is heard there and counts it as concealed.
 
-use crate::opus::{self, Decoder, OpusError, MAX_FRAMES, OPUS_RATE};
+use crate::opus::{self, Decoder, OpusError, Sample, MAX_FRAMES, OPUS_RATE};
 
 /// A gap larger than this (one second) is not a loss but a new timeline:
 /// nothing is recovered or concealed across it.
@@ -30,13 +30,13 @@ pub enum PieceKind {
 
 /// Decoded audio at a 48 kHz RTP timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Piece<'a> {
+pub struct Piece<'a, S = i16> {
     /// What it is.
     pub kind: PieceKind,
     /// The RTP timestamp of its first frame.
     pub timestamp: u32,
     /// Interleaved samples.
-    pub samples: &'a [i16],
+    pub samples: &'a [S],
 }
 
 /// What became of one packet.
@@ -50,20 +50,21 @@ pub enum Pushed {
     Bad(OpusError),
 }
 
-/// The decoder of one stream and where it is in the stream.
+/// The decoder of one stream and where it is in the stream, decoding to
+/// samples of type `S` (see [`Sample`]).
 #[derive(Debug)]
-pub struct StreamDecoder {
+pub struct StreamDecoder<S = i16> {
     decoder: Decoder,
     /// Sequence number and timestamp the next packet should have.
     next: Option<(u16, u32)>,
-    pcm: Vec<i16>,
+    pcm: Vec<S>,
 }
 
-impl StreamDecoder {
+impl<S: Sample> StreamDecoder<S> {
     /// A decoder whose pieces have `channels` (1 or 2) interleaved.
     pub fn new(channels: u16) -> Result<Self, OpusError> {
         let decoder = Decoder::new(channels)?;
-        let pcm = vec![0; MAX_FRAMES * decoder.channels()];
+        let pcm = vec![S::default(); MAX_FRAMES * decoder.channels()];
         Ok(Self {
             decoder,
             next: None,
@@ -84,7 +85,7 @@ impl StreamDecoder {
         seq: u16,
         timestamp: u32,
         payload: &[u8],
-        mut out: impl FnMut(Piece<'_>),
+        mut out: impl FnMut(Piece<'_, S>),
     ) -> Pushed {
         let frames = match opus::packet_frames(payload) {
             Ok(f) => f,
@@ -127,7 +128,7 @@ impl StreamDecoder {
         gap: usize,
         frames: usize,
         payload: &[u8],
-        out: &mut impl FnMut(Piece<'_>),
+        out: &mut impl FnMut(Piece<'_, S>),
     ) {
         let ch = self.channels();
         let covered = if opus::may_carry_fec(payload) && frames <= gap {
@@ -184,7 +185,7 @@ mod tests {
     /// as (kind, timestamp, frames).
     fn run(order: &[usize], bitrate: u32) -> (Vec<(PieceKind, u32, usize)>, Vec<Pushed>) {
         let ps = packets(12, 960, bitrate);
-        let mut dec = StreamDecoder::new(1).unwrap();
+        let mut dec = StreamDecoder::<i16>::new(1).unwrap();
         let mut pieces = Vec::new();
         let mut results = Vec::new();
         for &k in order {
@@ -238,7 +239,7 @@ mod tests {
             vec![Pushed::Decoded, Pushed::Decoded, Pushed::Late, Pushed::Late]
         );
         assert_eq!(pieces.len(), 3);
-        let mut dec = StreamDecoder::new(2).unwrap();
+        let mut dec = StreamDecoder::<i16>::new(2).unwrap();
         assert!(matches!(dec.push(1, 0, &[], |_| {}), Pushed::Bad(_)));
         assert!(matches!(dec.push(1, 0, &[0xff, 0], |_| {}), Pushed::Bad(_)));
     }
