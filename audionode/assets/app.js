@@ -547,6 +547,8 @@ async function api(method, path, body) {
 // ---- Outputs: where the mix is sent. Listed, added and removed over
 // REST; every page hears each change over its WebSocket.
 const KIND_TEXT = { rtp: "RTP", "udp-stereo": "UDP stereo" };
+// What the panel calls an output: its kind, and its codec when not 16-bit PCM.
+const outputLabel = (o) => (KIND_TEXT[o.kind] || o.kind) + (o.codec && o.codec !== "l16" ? ` ${o.codec === "opus" ? "Opus" : o.codec}` : "");
 const outputForm = $("#output-form"), outputAddr = $("#output-addr"), outputKind = $("#output-kind");
 const outputError = $("#output-error");
 function sdpHref(addr) {
@@ -562,9 +564,10 @@ function setOutputs(list) {
   $("#output-count").textContent = `(${list.length})`;
   $("#output-none").hidden = list.length > 0;
   $("#output-list").replaceChildren(...list.map((o) => {
-    const kindText = KIND_TEXT[o.kind] || o.kind;
+    const kindText = outputLabel(o);
     const li = document.createElement("li");
     li.dataset.kind = o.kind;
+    li.dataset.codec = o.codec || "l16";
     li.dataset.addr = o.addr;
     const kind = document.createElement("span");
     kind.className = "kind";
@@ -613,7 +616,9 @@ outputForm.addEventListener("submit", async (e) => {
   const add = $("#output-add");
   add.disabled = true;
   try {
-    setOutputs((await api("POST", "/api/outputs", { kind: outputKind.value, addr })).outputs);
+    // The choice is the kind, then the codec when it is not 16-bit PCM.
+    const [kind, codec] = outputKind.value.split(" ");
+    setOutputs((await api("POST", "/api/outputs", codec ? { kind, codec, addr } : { kind, addr })).outputs);
     showOutputError("");
     outputAddr.value = "";
   } catch (err) {

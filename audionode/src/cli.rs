@@ -141,8 +141,9 @@ pub struct Args {
           value_parser = ["l16", "opus"])]
     pub rtp_codec: String,
 
-    /// With --rtp-codec opus: the bitrate in bit/s, `k` for thousands
-    /// (6k to 510k).
+    /// The bitrate of Opus outputs (--rtp-codec opus, and those added
+    /// through the control surface) in bit/s, `k` for thousands (6k to
+    /// 510k).
     #[arg(long, value_name = "BITS", default_value = "64k")]
     pub rtp_bitrate: String,
 

@@ -40,6 +40,9 @@ pub struct Config {
     /// `--rtp-codec opus`: the `--rtp-dest` streams are Opus at this
     /// bitrate (`None`: L16).
     pub rtp_opus: Option<u32>,
+    /// The bitrate of every Opus output (`--rtp-bitrate`), those added
+    /// through the control surface too.
+    pub opus_bitrate: u32,
     /// Where the first RTP output's SDP is written.
     pub sdp_file: Option<PathBuf>,
     /// Event log path.
@@ -159,16 +162,18 @@ impl Config {
             .transpose()?;
         let block_frames = (f64::from(rate) * MAX_BLOCK_MS / 1000.0).floor() as usize;
         // clap's defaults are "" in a Default-built Args (tests).
-        let rtp_opus = match args.rtp_codec.as_str() {
-            "opus" => Some(
-                proto::opus::parse_bitrate(&args.rtp_bitrate)
-                    .map_err(|e| anyhow::anyhow!("--rtp-bitrate {e}"))?,
-            ),
-            _ if !matches!(args.rtp_bitrate.as_str(), "" | "64k") => {
-                anyhow::bail!("--rtp-bitrate applies to --rtp-codec opus")
-            }
-            _ => None,
+        let opus_bitrate = match args.rtp_bitrate.as_str() {
+            "" => proto::opus::DEFAULT_BITRATE,
+            text => proto::opus::parse_bitrate(text)
+                .map_err(|e| anyhow::anyhow!("--rtp-bitrate {e}"))?,
         };
+        let rtp_opus = (args.rtp_codec == "opus").then_some(opus_bitrate);
+        if rtp_opus.is_none() && http.is_none() && !matches!(args.rtp_bitrate.as_str(), "" | "64k")
+        {
+            anyhow::bail!(
+                "--rtp-bitrate applies to Opus outputs: --rtp-codec opus, or those added through --http"
+            );
+        }
         if rtp_opus.is_some() && rtp_dests.is_empty() {
             anyhow::bail!("--rtp-codec opus applies to --rtp-dest; give one");
         }
@@ -179,6 +184,7 @@ impl Config {
             rtp_map,
             rtp_dests,
             rtp_opus,
+            opus_bitrate,
             sdp_file: args.sdp_file.clone(),
             log_file,
             engine: EngineConfig {

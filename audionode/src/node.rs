@@ -189,20 +189,25 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
         .http
         .as_ref()
         .map(|settings| Listeners::new(rate, settings.limits.max_listeners));
-    let opus_out = match config.rtp_opus {
-        Some(bitrate) => {
-            let any: SocketAddr = if config.rtp_dests.iter().all(SocketAddr::is_ipv4) {
-                SocketAddr::from(([0, 0, 0, 0], 0))
-            } else {
-                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
-            };
-            let socket = UdpSocket::bind(any).context("cannot open the Opus output socket")?;
-            Some(
-                OpusOut::new(socket, &config.rtp_dests, rate, bitrate)
-                    .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e}"))?,
-            )
+    // Opus outputs are encoded on the tap thread: the start-up ones, and
+    // those the control surface may add.
+    let (opus_tx, opus_commands) = rtrb::RingBuffer::<OutputCommand>::new(OUTPUT_RING);
+    let opus_out = if config.rtp_opus.is_some() || config.http.is_some() {
+        let any: SocketAddr = if local_addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+        };
+        let sockets = bind_rtp_pair(any).context("cannot open the Opus output sockets")?;
+        let cname = SourceName::new(&format!("audionode@{local_addr}"));
+        let mut out = OpusOut::new(sockets, rate, config.opus_bitrate, cname)
+            .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e}"))?;
+        for spec in start_outputs(&config) {
+            out.apply(OutputCommand::Add(spec));
         }
-        None => None,
+        Some((out, opus_commands))
+    } else {
+        None
     };
     // Half a second of stereo for the tap.
     let block_ring = if tcp_out.is_some() || listeners.is_some() || opus_out.is_some() {
@@ -222,7 +227,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             .collect::<String>(),
         start_outputs(&config)
             .iter()
-            .map(|o| format!("{}:{}", o.kind, o.addr))
+            .map(OutputSpec::to_string)
             .collect::<Vec<_>>()
             .join(","),
         config.engine.source.target,
@@ -239,6 +244,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     }
     let event_log = EventLog::start(log_file, &config.log_file, readers.events)
         .context("cannot start the event-log thread")?;
+    let has_opus = opus_out.is_some();
     if let Some(blocks) = readers.blocks {
         let block_time =
             Duration::from_secs_f64(config.engine.source.block_frames as f64 / f64::from(rate));
@@ -254,15 +260,11 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let outputs = Arc::new(OutputRegistry::new(
         start_outputs(&config),
         output_tx,
+        has_opus.then_some(opus_tx),
         MixFormat {
             rate,
             block_frames: config.engine.source.block_frames,
             local: local_addr,
-            opus: if config.rtp_opus.is_some() {
-                config.rtp_dests.clone()
-            } else {
-                Vec::new()
-            },
         },
     ));
     let epoch = Instant::now();
@@ -489,21 +491,11 @@ fn start_outputs(config: &Config) -> Vec<OutputSpec> {
     config
         .dests
         .iter()
-        .map(|&addr| OutputSpec {
-            kind: OutputKind::UdpStereo,
-            addr,
-        })
-        // Opus outputs are the tap's (encoded off the mixing thread).
-        .chain(
-            config
-                .rtp_dests
-                .iter()
-                .filter(|_| config.rtp_opus.is_none())
-                .map(|&addr| OutputSpec {
-                    kind: OutputKind::Rtp,
-                    addr,
-                }),
-        )
+        .map(|&addr| OutputSpec::l16(OutputKind::UdpStereo, addr))
+        .chain(config.rtp_dests.iter().map(|&addr| match config.rtp_opus {
+            Some(_) => OutputSpec::opus(addr),
+            None => OutputSpec::l16(OutputKind::Rtp, addr),
+        }))
         .collect()
 }
 

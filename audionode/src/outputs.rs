@@ -2,7 +2,8 @@
 //! receivers, a set the control surface can change while the node runs
 //! (through a lock-free ring the run loop drains, so the mixing thread
 //! never waits for it). Room for [`MAX_OUTPUTS`] is made at start: adding
-//! one allocates nothing on the mixing thread.
+//! one allocates nothing on the mixing thread. Opus outputs are not sent
+//! from here but from the tap thread ([`crate::opus_out`]), which encodes.
 
 use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
@@ -55,13 +56,68 @@ impl FromStr for OutputKind {
     }
 }
 
+/// How an output's audio is coded.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Codec {
+    /// 16-bit PCM as it is mixed (the original format; RTP L16).
+    #[default]
+    L16,
+    /// Opus (RFC 7587), RTP only: encoded on the tap thread, never on the
+    /// mixing thread.
+    Opus,
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::L16 => "l16",
+            Codec::Opus => "opus",
+        })
+    }
+}
+
 /// One destination of the mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct OutputSpec {
     /// The format.
     pub kind: OutputKind,
+    /// The coding (Opus for RTP outputs only).
+    pub codec: Codec,
     /// Where to.
     pub addr: SocketAddr,
+}
+
+impl OutputSpec {
+    /// An uncompressed output.
+    pub fn l16(kind: OutputKind, addr: SocketAddr) -> Self {
+        Self {
+            kind,
+            codec: Codec::L16,
+            addr,
+        }
+    }
+
+    /// An Opus RTP output.
+    pub fn opus(addr: SocketAddr) -> Self {
+        Self {
+            kind: OutputKind::Rtp,
+            codec: Codec::Opus,
+            addr,
+        }
+    }
+}
+
+impl fmt::Display for OutputSpec {
+    /// `kind:addr`, or `rtp/opus:addr`: how the event log names it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.codec {
+            Codec::L16 => write!(f, "{}:{}", self.kind, self.addr),
+            Codec::Opus => write!(f, "{}/opus:{}", self.kind, self.addr),
+        }
+    }
 }
 
 /// A change of the output set.
@@ -82,14 +138,8 @@ enum Dest {
 impl Dest {
     fn spec(&self) -> OutputSpec {
         match self {
-            Dest::Stereo(addr) => OutputSpec {
-                kind: OutputKind::UdpStereo,
-                addr: *addr,
-            },
-            Dest::Rtp(s) => OutputSpec {
-                kind: OutputKind::Rtp,
-                addr: s.dest(),
-            },
+            Dest::Stereo(addr) => OutputSpec::l16(OutputKind::UdpStereo, *addr),
+            Dest::Rtp(s) => OutputSpec::l16(OutputKind::Rtp, s.dest()),
         }
     }
 }
@@ -137,11 +187,15 @@ impl Outputs {
     }
 
     /// Adds or removes a destination (adding one already there, removing
-    /// one that is not, or adding beyond [`MAX_OUTPUTS`] changes nothing).
+    /// one that is not, adding beyond [`MAX_OUTPUTS`] or an Opus one, which
+    /// is the tap's, changes nothing).
     pub fn apply(&mut self, command: OutputCommand, now: Duration) {
         match command {
             OutputCommand::Add(spec) => {
-                if self.dests.len() >= MAX_OUTPUTS || self.dests.iter().any(|d| d.spec() == spec) {
+                if spec.codec != Codec::L16
+                    || self.dests.len() >= MAX_OUTPUTS
+                    || self.dests.iter().any(|d| d.spec() == spec)
+                {
                     return;
                 }
                 self.dests.push(match spec.kind {

@@ -208,9 +208,7 @@ impl RtpStream {
             self.octets = self.octets.wrapping_add(2 * part.len() as u32);
         }
         if now >= self.next_report {
-            // RFC 3550's interval, spread between 0.5 and 1.5 of it.
-            let spread = 0.5 + f64::from(random_u32() % 1000) / 1000.0;
-            self.next_report = now + REPORT_INTERVAL.mul_f64(spread);
+            self.next_report = next_report_after(now);
             let len = self.sender_report(buf);
             // A lost report is only a lost report: the audio went out.
             let _ = rtcp.send_to(&buf[..len], self.rtcp_dest);
@@ -220,26 +218,48 @@ impl RtpStream {
 
     /// A sender report and SDES CNAME in `buf`; its length.
     fn sender_report(&self, buf: &mut [u8]) -> usize {
-        let mut w = RtcpWriter::new(buf);
-        let info = SenderInfo {
-            ssrc: self.ssrc,
-            ntp: rtcp::ntp_time(SystemTime::now()),
-            rtp_timestamp: self.timestamp,
-            packets: self.packets,
-            octets: self.octets,
-        };
-        let _ = w.sender_report(&info, &[]);
-        let _ = w.sdes(self.ssrc, &[(rtcp::SDES_CNAME, self.cname.as_str())]);
-        w.finish()
+        sender_report(
+            buf,
+            SenderInfo {
+                ssrc: self.ssrc,
+                ntp: rtcp::ntp_time(SystemTime::now()),
+                rtp_timestamp: self.timestamp,
+                packets: self.packets,
+                octets: self.octets,
+            },
+            self.cname,
+        )
     }
 
     /// Says goodbye (RTCP BYE to the destination's port + 1).
     pub fn bye(&self, socket: &UdpSocket, buf: &mut [u8]) {
-        let mut w = RtcpWriter::new(buf);
-        let _ = w.bye(self.ssrc);
-        let len = w.finish();
-        let _ = socket.send_to(&buf[..len], self.rtcp_dest);
+        send_bye(socket, self.ssrc, self.rtcp_dest, buf);
     }
+}
+
+/// An RTCP sender report of `info` with an SDES CNAME of `cname` in
+/// `buf` (what every RTP output of the node sends); its length.
+pub fn sender_report(buf: &mut [u8], info: SenderInfo, cname: SourceName) -> usize {
+    let mut w = RtcpWriter::new(buf);
+    let _ = w.sender_report(&info, &[]);
+    let _ = w.sdes(info.ssrc, &[(rtcp::SDES_CNAME, cname.as_str())]);
+    w.finish()
+}
+
+/// An RTCP BYE for `ssrc` to `rtcp_dest` from `socket` (a lost one is
+/// only a lost goodbye: the receiver times the stream out).
+pub fn send_bye(socket: &UdpSocket, ssrc: u32, rtcp_dest: SocketAddr, buf: &mut [u8]) {
+    let mut w = RtcpWriter::new(buf);
+    let _ = w.bye(ssrc);
+    let len = w.finish();
+    let _ = socket.send_to(&buf[..len], rtcp_dest);
+}
+
+/// When the next sender report is due after one sent at `now`: RFC 3550's
+/// interval, spread between 0.5 and 1.5 of it.
+pub fn next_report_after<T: std::ops::Add<Duration, Output = T>>(now: T) -> T {
+    let spread = 0.5 + f64::from(random_u32() % 1000) / 1000.0;
+    now + REPORT_INTERVAL.mul_f64(spread)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use proto::TcpServer;
 
 use crate::control::listen::Listeners;
 use crate::opus_out::OpusOut;
+use crate::outputs::OutputCommand;
 
 /// How often the tap polls while no TCP client or listener is connected:
 /// a block's poll costs little, but 200 of them a second were a tenth of
@@ -33,14 +34,15 @@ pub struct TapSinks {
     pub tcp: Option<TcpServer>,
     /// The WebSocket listeners, with the control surface.
     pub listeners: Option<Arc<Listeners>>,
-    /// The Opus `--rtp-dest` streams, with `--rtp-codec opus`.
-    pub opus: Option<OpusOut>,
+    /// The Opus outputs (`--rtp-dest` with `--rtp-codec opus`, and those
+    /// added through the control surface), and the changes to their set.
+    pub opus: Option<(OpusOut, rtrb::Consumer<OutputCommand>)>,
 }
 
 impl TapSinks {
     /// Whether any TCP client or listener is connected.
     fn anyone(&self) -> bool {
-        self.opus.is_some()
+        self.opus.as_ref().is_some_and(|(o, _)| o.has_dests())
             || self.tcp.as_ref().is_some_and(|s| s.client_count() > 0)
             || self
                 .listeners
@@ -63,6 +65,11 @@ pub fn spawn(
         let mut message = Vec::new();
         loop {
             let stopping = stop.load(Ordering::Relaxed);
+            if let Some((opus, commands)) = sinks.opus.as_mut() {
+                while let Ok(command) = commands.pop() {
+                    opus.apply(command);
+                }
+            }
             // Whole stereo frames only: a block is always pushed whole.
             let n = blocks.slots() & !1;
             if n > 0 {
@@ -78,11 +85,14 @@ pub fn spawn(
                     if let Some(listeners) = &sinks.listeners {
                         listeners.publish(&samples);
                     }
-                    if let Some(opus) = sinks.opus.as_mut() {
+                    if let Some((opus, _)) = sinks.opus.as_mut() {
                         opus.push(&samples);
                     }
                 }
             } else if stopping {
+                if let Some((opus, _)) = sinks.opus.as_mut() {
+                    opus.close();
+                }
                 break;
             }
             thread::sleep(if sinks.anyone() {

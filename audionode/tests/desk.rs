@@ -778,7 +778,9 @@ async fn the_desk_an_operator_can_trust() {
     let (status, body) = http(api, "GET", "/api/outputs", None, &auth);
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains(&format!(r#"{{"kind":"rtp","addr":"{sink_addr}"}}"#)),
+        body.contains(&format!(
+            r#"{{"kind":"rtp","codec":"l16","addr":"{sink_addr}"}}"#
+        )),
         "{body}"
     );
     let href = wait_sdp_link(&other, sink_addr).await;
@@ -1040,8 +1042,8 @@ async fn outputs_through_the_desk(
     assert_eq!(
         listed,
         serde_json::json!({ "outputs": [
-            { "kind": "udp-stereo", "addr": dest.to_string() },
-            { "kind": "rtp", "addr": addr.to_string() },
+            { "kind": "udp-stereo", "codec": "l16", "addr": dest.to_string() },
+            { "kind": "rtp", "codec": "l16", "addr": addr.to_string() },
         ] })
     );
     let href = wait_sdp_link(other, addr).await;
@@ -1069,6 +1071,63 @@ async fn outputs_through_the_desk(
         &format!(
             r#"return document.querySelector('#output-list li[data-addr="{addr}"]') === null && document.querySelector('#output-count').textContent === '(1)'"#
         ),
+    )
+    .await;
+    // An Opus output, chosen in the kind menu: listed with its codec,
+    // Opus in its SDP, and the packets that arrive are Opus (PT 111).
+    // What the L16 output left in the socket goes first.
+    sink.set_nonblocking(true).unwrap();
+    let mut datagram = [0u8; 2048];
+    while sink.recv(&mut datagram).is_ok() {}
+    sink.set_nonblocking(false).unwrap();
+    js(
+        page,
+        "const k = document.querySelector('#output-kind'); k.value = 'rtp opus'; k.dispatchEvent(new Event('change')); return 0",
+    )
+    .await;
+    add_output(page, &addr.to_string()).await;
+    wait_js(
+        other,
+        "the Opus output in the other page's panel",
+        &format!(
+            r#"const li = document.querySelector('#output-list li[data-kind="rtp"][data-codec="opus"][data-addr="{addr}"]'); return li !== null && li.querySelector('.kind').textContent === 'RTP Opus' && li.querySelector('a.sdp') !== null"#
+        ),
+    )
+    .await;
+    let (_, body) = http(api, "GET", "/api/outputs", None, &[]);
+    assert!(
+        body.contains(&format!(
+            r#"{{"kind":"rtp","codec":"opus","addr":"{addr}"}}"#
+        )),
+        "{body}"
+    );
+    let href = wait_sdp_link(other, addr).await;
+    let (status, sdp) = http(api, "GET", &href, None, &[]);
+    assert_eq!(status, 200, "{href}: {sdp}");
+    assert!(sdp.contains("a=rtpmap:111 opus/48000/2\r\n"), "{sdp}");
+    sink.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let n = sink
+        .recv(&mut datagram)
+        .expect("Opus packets at the output");
+    assert_eq!(
+        proto::rtp::RtpPacket::decode(&datagram[..n])
+            .unwrap()
+            .payload_type,
+        111
+    );
+    remove_output(other, "rtp", addr).await;
+    wait_js(
+        page,
+        "the Opus output gone from the first page",
+        &format!(
+            r#"return document.querySelector('#output-list li[data-addr="{addr}"]') === null && document.querySelector('#output-count').textContent === '(1)'"#
+        ),
+    )
+    .await;
+    js(
+        page,
+        "document.querySelector('#output-kind').value = 'rtp'; return 0",
     )
     .await;
     // Closed again: the master strip keeps its size for what follows.

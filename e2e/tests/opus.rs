@@ -1,7 +1,9 @@
 //! Opus on RTP hops, on real sockets: the streamer's Opus through a node
 //! at 44.1 kHz (decoded and resampled off the mixing thread) into a
 //! recorder; ffmpeg's libopus as a third-party sender into the node; the
-//! streamer's Opus straight into a recorder at 48 kHz; and a lossy hop
+//! streamer's Opus straight into a recorder at 48 kHz; the node's Opus
+//! output, from the start or added through the control surface while it
+//! runs, into a recorder; and a lossy hop
 //! through `audioimpair` whose losses the next packets' FEC recovers.
 //! A lossy codec's output is close, not equal: each recording correlates
 //! with the input after alignment.
@@ -162,6 +164,103 @@ fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
         !dropped_line(&log).is_empty()
     });
     thread::sleep(Duration::from_millis(300));
+    node.stop().unwrap();
+    let stats = recorder.stats();
+    recorder.stop().unwrap();
+    let recording = left(&read_stereo_wav(&out));
+    let want: Vec<i16> = (0..input.len() * 48_000 / RATE as usize)
+        .map(|i| input[i * RATE as usize / 48_000])
+        .collect();
+    let (lag, r) = best_alignment(&recording, &want);
+    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}");
+    assert_eq!(stats.snapshot().rtp_streams, 1);
+}
+
+/// One HTTP/1.1 request to the node's control surface on loopback (no
+/// token needed there): the status and the body.
+fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let status = reply[9..12].parse().unwrap();
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+#[test]
+fn an_opus_output_added_while_the_node_runs_reaches_a_recorder() {
+    let _serial = serial();
+    let dir = temp_dir("opus-output-added");
+    let out = dir.join("rec.wav");
+    let recorder = start_recorder(&[
+        out.to_str().unwrap(),
+        "--rtp",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--sample-rate",
+        "48000",
+    ]);
+    let dest = recorder.local_addr().unwrap().to_string();
+    let log = dir.join("node.log");
+    let args = audionode::Args::parse_from([
+        "audionode",
+        "--listen",
+        "127.0.0.1:0",
+        "--dest",
+        "127.0.0.1:9",
+        "--http",
+        "127.0.0.1:0",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--plc",
+        "off",
+        "--jitter-ms",
+        JITTER_MS,
+        "--timeout-ms",
+        TIMEOUT_MS,
+    ]);
+    let node = audionode::start(audionode::Config::from_args(&args, |_| None).unwrap()).unwrap();
+    let api = node.http_addr().unwrap();
+    let body = format!(r#"{{"kind":"rtp","codec":"opus","addr":"{dest}"}}"#);
+    let (status, listed) = http(api, "POST", "/api/outputs", &body);
+    assert_eq!(status, 201, "{listed}");
+    assert_eq!(
+        listed,
+        format!(
+            r#"{{"outputs":[{{"kind":"udp-stereo","codec":"l16","addr":"127.0.0.1:9"}},{{"kind":"rtp","codec":"opus","addr":"{dest}"}}]}}"#
+        )
+    );
+    let (status, sdp) = http(api, "GET", &format!("/mix.sdp?dest={dest}"), "");
+    assert_eq!(status, 200, "{sdp}");
+    assert!(sdp.contains("a=rtpmap:111 opus/48000/2\r\n"), "{sdp}");
+    // An original-format source at the node's 44.1 kHz.
+    let input = signal(RATE as usize * 2, 11, 8000.0);
+    let wav = dir.join("in.wav");
+    write_wav(&wav, &input);
+    let node_addr = node.local_addr().to_string();
+    let mut run = StreamerRun::start(&[wav.to_str().unwrap(), &node_addr]);
+    run.join();
+    wait_for("the stream to be dropped", || {
+        !dropped_line(&log).is_empty()
+    });
+    thread::sleep(Duration::from_millis(300));
+    let path = format!("/api/outputs/rtp/{dest}");
+    let (status, listed) = http(api, "DELETE", &path, "");
+    assert_eq!(
+        (status, listed.as_str()),
+        (
+            200,
+            r#"{"outputs":[{"kind":"udp-stereo","codec":"l16","addr":"127.0.0.1:9"}]}"#
+        )
+    );
     node.stop().unwrap();
     let stats = recorder.stats();
     recorder.stop().unwrap();

@@ -1,15 +1,16 @@
 //! The node's outputs as the control surface sees and changes them:
 //! `GET/POST/DELETE /api/outputs` and the SDP of each RTP output
 //! (`GET /mix.sdp`). The list here is the truth the pages see; each change
-//! goes to the mixing thread through a lock-free ring (applied before its
-//! next block) and is announced to every WebSocket client.
+//! goes through a lock-free ring to the thread that sends that output (the
+//! mixing thread for L16, applied before its next block; the tap thread
+//! for Opus, which it encodes) and is announced to every WebSocket client.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outputs::{OutputCommand, OutputKind, OutputSpec, MAX_OUTPUTS};
+use crate::outputs::{Codec, OutputCommand, OutputKind, OutputSpec, MAX_OUTPUTS};
 
 use super::state::ApiError;
 
@@ -22,8 +23,6 @@ pub struct MixFormat {
     pub block_frames: usize,
     /// The address the mix is sent from (for `o=`).
     pub local: SocketAddr,
-    /// The Opus `--rtp-dest` streams (sent by the tap, not in the list).
-    pub opus: Vec<SocketAddr>,
 }
 
 /// Body of `POST /api/outputs` (and the items of the list).
@@ -32,6 +31,9 @@ pub struct MixFormat {
 pub struct OutputRequest {
     /// `udp-stereo` (the original format) or `rtp`.
     pub kind: OutputKind,
+    /// `l16` (the default) or, for `rtp`, `opus`.
+    #[serde(default)]
+    pub codec: Codec,
     /// `HOST:PORT` (an IP address: names are not resolved here).
     pub addr: String,
 }
@@ -51,20 +53,44 @@ pub struct OutputRegistry {
 
 struct Inner {
     list: Vec<OutputSpec>,
+    /// To the mixing thread, which sends L16.
     commands: rtrb::Producer<OutputCommand>,
+    /// To the tap thread, which encodes and sends Opus (none: the node
+    /// cannot, which start-up never leaves it with while it serves HTTP).
+    opus_commands: Option<rtrb::Producer<OutputCommand>>,
+}
+
+impl Inner {
+    /// Hands `command` to the thread that sends its kind of output.
+    fn send(&mut self, command: OutputCommand) -> Result<(), ApiError> {
+        let spec = match command {
+            OutputCommand::Add(s) | OutputCommand::Remove(s) => s,
+        };
+        let ring = match spec.codec {
+            Codec::L16 => &mut self.commands,
+            Codec::Opus => self
+                .opus_commands
+                .as_mut()
+                .ok_or_else(|| ApiError::BadRequest("this node cannot send Opus".into()))?,
+        };
+        ring.push(command).map_err(|_| ApiError::Busy)
+    }
 }
 
 impl OutputRegistry {
-    /// The start-up outputs, changed through `commands`.
+    /// The start-up outputs, changed through `commands` (L16, to the
+    /// mixing thread) and `opus_commands` (Opus, to the tap thread).
     pub fn new(
         start: Vec<OutputSpec>,
         commands: rtrb::Producer<OutputCommand>,
+        opus_commands: Option<rtrb::Producer<OutputCommand>>,
         format: MixFormat,
     ) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 list: start,
                 commands,
+                opus_commands,
             }),
             format,
         }
@@ -85,10 +111,15 @@ impl OutputRegistry {
     pub fn add(&self, request: &OutputRequest) -> Result<OutputsView, ApiError> {
         let spec = parse(request)?;
         let mut inner = self.lock();
-        if inner.list.contains(&spec) {
+        // One output of a kind per address, whatever its codec.
+        if let Some(there) = inner
+            .list
+            .iter()
+            .find(|o| o.kind == spec.kind && o.addr == spec.addr)
+        {
             return Err(ApiError::BadRequest(format!(
-                "{} output to {} exists already",
-                spec.kind, spec.addr
+                "{} output to {} exists already ({})",
+                spec.kind, spec.addr, there.codec
             )));
         }
         if inner.list.len() >= MAX_OUTPUTS {
@@ -96,10 +127,7 @@ impl OutputRegistry {
                 "at most {MAX_OUTPUTS} outputs"
             )));
         }
-        inner
-            .commands
-            .push(OutputCommand::Add(spec))
-            .map_err(|_| ApiError::Busy)?;
+        inner.send(OutputCommand::Add(spec))?;
         inner.list.push(spec);
         Ok(OutputsView {
             outputs: inner.list.clone(),
@@ -109,22 +137,25 @@ impl OutputRegistry {
     /// Removes a destination; the new list.
     pub fn remove(&self, kind: &str, addr: &str) -> Result<OutputsView, ApiError> {
         let kind: OutputKind = kind.parse().map_err(ApiError::NotFound)?;
-        let spec = parse(&OutputRequest {
+        let wanted = parse(&OutputRequest {
             kind,
+            codec: Codec::L16,
             addr: addr.to_string(),
         })
         .map_err(|e| ApiError::NotFound(e.message()))?;
         let mut inner = self.lock();
-        let Some(i) = inner.list.iter().position(|o| *o == spec) else {
+        let Some(i) = inner
+            .list
+            .iter()
+            .position(|o| o.kind == wanted.kind && o.addr == wanted.addr)
+        else {
             return Err(ApiError::NotFound(format!(
                 "no {} output to {}",
-                spec.kind, spec.addr
+                wanted.kind, wanted.addr
             )));
         };
-        inner
-            .commands
-            .push(OutputCommand::Remove(spec))
-            .map_err(|_| ApiError::Busy)?;
+        let spec = inner.list[i];
+        inner.send(OutputCommand::Remove(spec))?;
         inner.list.remove(i);
         Ok(OutputsView {
             outputs: inner.list.clone(),
@@ -133,20 +164,6 @@ impl OutputRegistry {
 
     /// The SDP of the RTP output to `dest`, or of the first RTP output.
     pub fn sdp(&self, dest: Option<&str>) -> Result<String, ApiError> {
-        let f = &self.format;
-        let opus = match dest {
-            Some(text) => text.parse().ok().filter(|a| f.opus.contains(a)),
-            None => f.opus.first().copied(),
-        };
-        if let Some(addr) = opus {
-            return Ok(crate::node::mix_sdp(
-                addr,
-                f.local,
-                f.rate,
-                f.block_frames,
-                true,
-            ));
-        }
         let list = self.lock().list.clone();
         let mut rtp = list.iter().filter(|o| o.kind == OutputKind::Rtp);
         let spec = match dest {
@@ -168,7 +185,7 @@ impl OutputRegistry {
             self.format.local,
             self.format.rate,
             self.format.block_frames,
-            false,
+            spec.codec == Codec::Opus,
         ))
     }
 }
@@ -185,8 +202,15 @@ fn parse(request: &OutputRequest) -> Result<OutputSpec, ApiError> {
             "addr {addr} cannot receive the mix"
         )));
     }
+    if request.codec == Codec::Opus && request.kind != OutputKind::Rtp {
+        return Err(ApiError::BadRequest(format!(
+            "codec opus is for rtp outputs; {} carries 16-bit PCM",
+            request.kind
+        )));
+    }
     Ok(OutputSpec {
         kind: request.kind,
+        codec: request.codec,
         addr,
     })
 }
@@ -195,27 +219,34 @@ fn parse(request: &OutputRequest) -> Result<OutputSpec, ApiError> {
 mod tests {
     use super::*;
 
-    fn registry() -> (OutputRegistry, rtrb::Consumer<OutputCommand>) {
+    type Rings = (rtrb::Consumer<OutputCommand>, rtrb::Consumer<OutputCommand>);
+
+    fn registry(rate: u32, block_frames: usize, start: Vec<OutputSpec>) -> (OutputRegistry, Rings) {
         let (tx, rx) = rtrb::RingBuffer::new(4);
+        let (opus_tx, opus_rx) = rtrb::RingBuffer::new(4);
         let format = MixFormat {
-            rate: 48_000,
-            block_frames: 480,
+            rate,
+            block_frames,
             local: "127.0.0.1:4030".parse().unwrap(),
-            opus: Vec::new(),
         };
-        (OutputRegistry::new(Vec::new(), tx, format), rx)
+        (
+            OutputRegistry::new(start, tx, Some(opus_tx), format),
+            (rx, opus_rx),
+        )
+    }
+
+    fn request(kind: OutputKind, codec: Codec, addr: &str) -> OutputRequest {
+        OutputRequest {
+            kind,
+            codec,
+            addr: addr.into(),
+        }
     }
 
     #[test]
     fn opus_outputs_have_their_sdp() {
-        let (tx, _rx) = rtrb::RingBuffer::new(4);
-        let format = MixFormat {
-            rate: 44_100,
-            block_frames: 220,
-            local: "127.0.0.1:4030".parse().unwrap(),
-            opus: vec!["127.0.0.1:5006".parse().unwrap()],
-        };
-        let r = OutputRegistry::new(Vec::new(), tx, format);
+        let start = vec![OutputSpec::opus("127.0.0.1:5006".parse().unwrap())];
+        let (r, _rings) = registry(44_100, 220, start);
         let sdp = r.sdp(None).unwrap();
         assert!(
             sdp.contains("m=audio 5006 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"),
@@ -228,18 +259,84 @@ mod tests {
     }
 
     #[test]
+    fn opus_outputs_go_to_the_tap_and_are_listed_with_their_codec() {
+        let (r, (mut mix, mut tap)) = registry(48_000, 240, Vec::new());
+        let added = r
+            .add(&request(OutputKind::Rtp, Codec::Opus, "127.0.0.1:5008"))
+            .unwrap();
+        let spec = added.outputs[0];
+        assert_eq!(spec, OutputSpec::opus("127.0.0.1:5008".parse().unwrap()));
+        assert_eq!(tap.pop().unwrap(), OutputCommand::Add(spec));
+        assert!(mix.pop().is_err(), "the mixing thread does not hear of it");
+        let json = serde_json::to_value(r.view()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"outputs": [{"kind": "rtp", "codec": "opus", "addr": "127.0.0.1:5008"}]})
+        );
+        assert!(r
+            .sdp(Some("127.0.0.1:5008"))
+            .unwrap()
+            .contains("a=rtpmap:111 opus/48000/2"));
+        // One RTP output per address, whatever the codec; Opus only over RTP.
+        let again = r
+            .add(&request(OutputKind::Rtp, Codec::L16, "127.0.0.1:5008"))
+            .unwrap_err();
+        assert_eq!(again.status(), 400);
+        assert_eq!(
+            again.message(),
+            "rtp output to 127.0.0.1:5008 exists already (opus)"
+        );
+        let stereo = r
+            .add(&request(
+                OutputKind::UdpStereo,
+                Codec::Opus,
+                "127.0.0.1:5010",
+            ))
+            .unwrap_err();
+        assert_eq!(
+            stereo.message(),
+            "codec opus is for rtp outputs; udp-stereo carries 16-bit PCM"
+        );
+        // Removed by kind and address, through the tap.
+        assert!(r
+            .remove("rtp", "127.0.0.1:5008")
+            .unwrap()
+            .outputs
+            .is_empty());
+        assert_eq!(tap.pop().unwrap(), OutputCommand::Remove(spec));
+        assert!(mix.pop().is_err());
+    }
+
+    #[test]
+    fn a_node_without_an_opus_encoder_refuses_opus_outputs() {
+        let (tx, _rx) = rtrb::RingBuffer::new(4);
+        let format = MixFormat {
+            rate: 48_000,
+            block_frames: 240,
+            local: "127.0.0.1:4030".parse().unwrap(),
+        };
+        let r = OutputRegistry::new(Vec::new(), tx, None, format);
+        let e = r
+            .add(&request(OutputKind::Rtp, Codec::Opus, "127.0.0.1:5008"))
+            .unwrap_err();
+        assert_eq!(
+            (e.status(), e.message()),
+            (400, "this node cannot send Opus".to_string())
+        );
+        assert!(r.view().outputs.is_empty());
+    }
+
+    #[test]
     fn add_list_remove_and_sdp() {
-        let (r, mut rx) = registry();
+        let (r, (mut rx, mut tap)) = registry(48_000, 480, Vec::new());
         assert!(r.sdp(None).is_err());
         let added = r
-            .add(&OutputRequest {
-                kind: OutputKind::Rtp,
-                addr: "127.0.0.1:5004".into(),
-            })
+            .add(&request(OutputKind::Rtp, Codec::L16, "127.0.0.1:5004"))
             .unwrap();
         assert_eq!(added.outputs.len(), 1);
         let spec = added.outputs[0];
         assert_eq!(rx.pop().unwrap(), OutputCommand::Add(spec));
+        assert!(tap.pop().is_err());
         let sdp = r.sdp(None).unwrap();
         assert!(sdp.contains("m=audio 5004 RTP/AVP 96\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:96 L16/48000/2\r\n"));
@@ -248,21 +345,15 @@ mod tests {
         assert_eq!(r.sdp(Some("127.0.0.1:9")).unwrap_err().status(), 404);
         // Twice is refused; a bad address too.
         assert_eq!(
-            r.add(&OutputRequest {
-                kind: OutputKind::Rtp,
-                addr: "127.0.0.1:5004".into()
-            })
-            .unwrap_err()
-            .status(),
+            r.add(&request(OutputKind::Rtp, Codec::L16, "127.0.0.1:5004"))
+                .unwrap_err()
+                .status(),
             400
         );
         assert_eq!(
-            r.add(&OutputRequest {
-                kind: OutputKind::UdpStereo,
-                addr: "0.0.0.0:5004".into()
-            })
-            .unwrap_err()
-            .status(),
+            r.add(&request(OutputKind::UdpStereo, Codec::L16, "0.0.0.0:5004"))
+                .unwrap_err()
+                .status(),
             400
         );
         assert_eq!(r.remove("rtp", "127.0.0.1:5005").unwrap_err().status(), 404);
