@@ -37,9 +37,9 @@ pub struct Config {
     pub rtp_map: proto::rtp_map::RtpMap,
     /// Where the mix goes as RTP (`--rtp-dest`).
     pub rtp_dests: Vec<SocketAddr>,
-    /// `--rtp-codec opus`: the `--rtp-dest` streams are Opus at this
-    /// bitrate (`None`: L16).
-    pub rtp_opus: Option<u32>,
+    /// `--rtp-codec opus`: the `--rtp-dest` streams are Opus (at
+    /// `opus_bitrate`), not L16.
+    pub rtp_opus: bool,
     /// The bitrate of every Opus output (`--rtp-bitrate`), those added
     /// through the control surface too.
     pub opus_bitrate: u32,
@@ -167,14 +167,13 @@ impl Config {
             text => proto::opus::parse_bitrate(text)
                 .map_err(|e| anyhow::anyhow!("--rtp-bitrate {e}"))?,
         };
-        let rtp_opus = (args.rtp_codec == "opus").then_some(opus_bitrate);
-        if rtp_opus.is_none() && http.is_none() && !matches!(args.rtp_bitrate.as_str(), "" | "64k")
-        {
+        let rtp_opus = args.rtp_codec == "opus";
+        if !rtp_opus && http.is_none() && !matches!(args.rtp_bitrate.as_str(), "" | "64k") {
             anyhow::bail!(
                 "--rtp-bitrate applies to Opus outputs: --rtp-codec opus, or those added through --http"
             );
         }
-        if rtp_opus.is_some() && rtp_dests.is_empty() {
+        if rtp_opus && rtp_dests.is_empty() {
             anyhow::bail!("--rtp-codec opus applies to --rtp-dest; give one");
         }
         Ok(Config {

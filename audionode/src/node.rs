@@ -192,7 +192,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
     // Opus outputs are encoded on the tap thread: the start-up ones, and
     // those the control surface may add.
     let (opus_tx, opus_commands) = rtrb::RingBuffer::<OutputCommand>::new(OUTPUT_RING);
-    let opus_out = if config.rtp_opus.is_some() || config.http.is_some() {
+    let opus_out = if config.rtp_opus || config.http.is_some() {
         let any: SocketAddr = if local_addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
@@ -315,7 +315,7 @@ pub fn start(config: Config) -> anyhow::Result<NodeHandle> {
             local_addr,
             config.engine.source.rate,
             config.engine.source.block_frames,
-            config.rtp_opus.is_some(),
+            config.rtp_opus,
         );
         std::fs::write(path, sdp)
             .with_context(|| format!("cannot write the SDP file {}", path.display()))?;
@@ -492,9 +492,12 @@ fn start_outputs(config: &Config) -> Vec<OutputSpec> {
         .dests
         .iter()
         .map(|&addr| OutputSpec::l16(OutputKind::UdpStereo, addr))
-        .chain(config.rtp_dests.iter().map(|&addr| match config.rtp_opus {
-            Some(_) => OutputSpec::opus(addr),
-            None => OutputSpec::l16(OutputKind::Rtp, addr),
+        .chain(config.rtp_dests.iter().map(|&addr| {
+            if config.rtp_opus {
+                OutputSpec::opus(addr)
+            } else {
+                OutputSpec::l16(OutputKind::Rtp, addr)
+            }
         }))
         .collect()
 }

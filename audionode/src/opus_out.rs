@@ -23,7 +23,7 @@ use proto::rtp::{RtpHeader, HEADER_LEN};
 use crate::nodecore::name::SourceName;
 use crate::outputs::{Codec, OutputCommand, MAX_OUTPUTS};
 use crate::resample::{to_i16, Resampler};
-use crate::rtp_io::{next_report_after, random_u32, send_bye, sender_report};
+use crate::rtp_io::{next_report_after, random_u32, rtcp_dest_of, send_bye, sender_report};
 
 /// Frames per packet: 10 ms at 48 kHz.
 pub const FRAME: usize = 480;
@@ -45,11 +45,9 @@ struct Dest {
 
 impl Dest {
     fn new(addr: SocketAddr, now: Instant) -> Self {
-        let mut rtcp_addr = addr;
-        rtcp_addr.set_port(addr.port().wrapping_add(1));
         Self {
             addr,
-            rtcp_addr,
+            rtcp_addr: rtcp_dest_of(addr),
             ssrc: random_u32(),
             seq: random_u32() as u16,
             timestamp: random_u32(),
@@ -71,6 +69,9 @@ pub struct OpusOut {
     /// 48 kHz stereo gathered until a frame is whole.
     frame: Vec<i16>,
     packet: Vec<u8>,
+    /// RTCP (reports, goodbyes) is written here, apart from the packet
+    /// every destination is still to be sent.
+    rtcp: Vec<u8>,
     last_packet: Option<Instant>,
     cname: SourceName,
 }
@@ -101,6 +102,7 @@ impl OpusOut {
             resampler,
             frame: Vec::with_capacity(2 * FRAME),
             packet: vec![0; HEADER_LEN + MAX_PACKET],
+            rtcp: vec![0; proto::MAX_UNFRAGMENTED_PAYLOAD],
             last_packet: None,
             cname,
         })
@@ -124,6 +126,14 @@ impl OpusOut {
                 {
                     return;
                 }
+                if self.dests.is_empty() {
+                    // Nothing was encoded while no one listened: start
+                    // afresh (no half frame, no resampler history).
+                    self.frame.clear();
+                    if let Some(r) = self.resampler.as_mut() {
+                        r.reset();
+                    }
+                }
                 self.dests.push(Dest::new(spec.addr, Instant::now()));
             }
             OutputCommand::Remove(spec) => {
@@ -132,7 +142,7 @@ impl OpusOut {
                 }
                 if let Some(i) = self.dests.iter().position(|d| d.addr == spec.addr) {
                     let dest = self.dests.remove(i);
-                    send_bye(&self.sockets.1, dest.ssrc, dest.rtcp_addr, &mut self.packet);
+                    send_bye(&self.sockets.1, dest.ssrc, dest.rtcp_addr, &mut self.rtcp);
                 }
             }
         }
@@ -141,7 +151,7 @@ impl OpusOut {
     /// Ends every stream with a BYE (the node stops).
     pub fn close(&mut self) {
         for dest in std::mem::take(&mut self.dests) {
-            send_bye(&self.sockets.1, dest.ssrc, dest.rtcp_addr, &mut self.packet);
+            send_bye(&self.sockets.1, dest.ssrc, dest.rtcp_addr, &mut self.rtcp);
         }
     }
 
@@ -149,12 +159,7 @@ impl OpusOut {
     /// every frame completed.
     pub fn push(&mut self, samples: &[i16]) {
         if self.dests.is_empty() {
-            // No one to send to: nothing to encode. What comes next
-            // starts afresh (no half frame, no resampler history).
-            self.frame.clear();
-            if let Some(r) = self.resampler.as_mut() {
-                r.reset();
-            }
+            // No one to send to: nothing to encode.
             return;
         }
         match self.resampler.take() {
@@ -197,7 +202,6 @@ impl OpusOut {
             .map(|t| now.duration_since(t))
             .filter(|gap| *gap > Duration::from_millis(40));
         self.last_packet = Some(now);
-        let mut report = None;
         for dest in &mut self.dests {
             if let Some(gap) = paused {
                 dest.timestamp = dest
@@ -222,33 +226,20 @@ impl OpusOut {
                 dest.packets = dest.packets.wrapping_add(1);
                 dest.octets = dest.octets.wrapping_add(len as u32);
             }
-            if now >= dest.next_report && report.is_none() {
-                report = Some(dest.addr);
+            if now >= dest.next_report {
+                dest.next_report = next_report_after(now);
+                let info = SenderInfo {
+                    ssrc: dest.ssrc,
+                    ntp: rtcp::ntp_time(SystemTime::now()),
+                    rtp_timestamp: dest.timestamp,
+                    packets: dest.packets,
+                    octets: dest.octets,
+                };
+                let len = sender_report(&mut self.rtcp, info, self.cname);
+                // A lost report is only a lost report: the audio went out.
+                let _ = self.sockets.1.send_to(&self.rtcp[..len], dest.rtcp_addr);
             }
         }
-        // At most one report a frame (the packet buffer holds the audio
-        // until every destination has had it).
-        if let Some(addr) = report {
-            self.report(addr, now);
-        }
-    }
-
-    /// A sender report for the stream to `addr`.
-    fn report(&mut self, addr: SocketAddr, now: Instant) {
-        let Some(dest) = self.dests.iter_mut().find(|d| d.addr == addr) else {
-            return;
-        };
-        dest.next_report = next_report_after(now);
-        let info = SenderInfo {
-            ssrc: dest.ssrc,
-            ntp: rtcp::ntp_time(SystemTime::now()),
-            rtp_timestamp: dest.timestamp,
-            packets: dest.packets,
-            octets: dest.octets,
-        };
-        let len = sender_report(&mut self.packet, info, self.cname);
-        // A lost report is only a lost report: the audio went out.
-        let _ = self.sockets.1.send_to(&self.packet[..len], dest.rtcp_addr);
     }
 }
 

@@ -129,11 +129,9 @@ pub struct RtpStream {
 impl RtpStream {
     /// A stream of the mix at `rate` to `dest`, first sender report at `now`.
     pub fn new(dest: SocketAddr, rate: u32, now: Duration, cname: SourceName) -> Self {
-        let mut rtcp_dest = dest;
-        rtcp_dest.set_port(dest.port().wrapping_add(1));
         Self {
             dest,
-            rtcp_dest,
+            rtcp_dest: rtcp_dest_of(dest),
             ssrc: random_u32(),
             payload_type: payload_type_for(RtpFormat { rate, channels: 2 }),
             seq: random_u32() as u16,
@@ -235,6 +233,14 @@ impl RtpStream {
     pub fn bye(&self, socket: &UdpSocket, buf: &mut [u8]) {
         send_bye(socket, self.ssrc, self.rtcp_dest, buf);
     }
+}
+
+/// Where the RTCP of an RTP stream to `dest` goes: the port + 1 (RFC 3550
+/// §11), as ffmpeg, GStreamer and our recorder expect.
+pub fn rtcp_dest_of(dest: SocketAddr) -> SocketAddr {
+    let mut rtcp = dest;
+    rtcp.set_port(dest.port().wrapping_add(1));
+    rtcp
 }
 
 /// An RTCP sender report of `info` with an SDES CNAME of `cname` in

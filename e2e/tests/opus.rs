@@ -77,15 +77,7 @@ fn streamer_opus_into_a_48k_recorder_keeps_the_signal() {
     let _serial = serial();
     let dir = temp_dir("opus-recorder");
     let out = dir.join("rec.wav");
-    let recorder = start_recorder(&[
-        out.to_str().unwrap(),
-        "--rtp",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--sample-rate",
-        "48000",
-    ]);
+    let recorder = opus_recorder(&out);
     let dest = recorder.local_addr().unwrap().to_string();
     // The input at 44.1 kHz: the streamer resamples it to Opus's 48 kHz.
     let input = signal(RATE as usize * 2, 4, 8000.0);
@@ -119,12 +111,9 @@ fn streamer_opus_into_a_48k_recorder_keeps_the_signal() {
     assert_eq!(stats.snapshot().rtp_lost_packets, 0);
 }
 
-#[test]
-fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
-    let _serial = serial();
-    let dir = temp_dir("opus-output");
-    let out = dir.join("rec.wav");
-    let recorder = start_recorder(&[
+/// A recorder of RTP at 48 kHz into `out`, on a port of its own.
+fn opus_recorder(out: &std::path::Path) -> audiorecorder::Recorder {
+    start_recorder(&[
         out.to_str().unwrap(),
         "--rtp",
         "0",
@@ -132,7 +121,48 @@ fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
         "127.0.0.1",
         "--sample-rate",
         "48000",
-    ]);
+    ])
+}
+
+/// Streams 2 s of a signal (`salt`) in the original format to `node` at
+/// its 44.1 kHz and waits for the node to drop the stream; the signal.
+fn stream_one_source(
+    dir: &std::path::Path,
+    node: &audionode::NodeHandle,
+    log: &std::path::Path,
+    salt: u32,
+) -> Vec<i16> {
+    let input = signal(RATE as usize * 2, salt, 8000.0);
+    let wav = dir.join("in.wav");
+    write_wav(&wav, &input);
+    let node_addr = node.local_addr().to_string();
+    let mut run = StreamerRun::start(&[wav.to_str().unwrap(), &node_addr]);
+    run.join();
+    wait_for("the stream to be dropped", || !dropped_line(log).is_empty());
+    thread::sleep(Duration::from_millis(300));
+    input
+}
+
+/// Stops `recorder` and checks that `out` holds `input` (at 44.1 kHz),
+/// resampled to 48 kHz through Opus: correlation ≥ 0.95, one RTP stream.
+fn assert_recorded_at_48k(recorder: audiorecorder::Recorder, out: &std::path::Path, input: &[i16]) {
+    let stats = recorder.stats();
+    recorder.stop().unwrap();
+    let recording = left(&read_stereo_wav(out));
+    let want: Vec<i16> = (0..input.len() * 48_000 / RATE as usize)
+        .map(|i| input[i * RATE as usize / 48_000])
+        .collect();
+    let (lag, r) = best_alignment(&recording, &want);
+    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}");
+    assert_eq!(stats.snapshot().rtp_streams, 1);
+}
+
+#[test]
+fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
+    let _serial = serial();
+    let dir = temp_dir("opus-output");
+    let out = dir.join("rec.wav");
+    let recorder = opus_recorder(&out);
     let dest = recorder.local_addr().unwrap().to_string();
     let log = dir.join("node.log");
     let sdp = dir.join("mix.sdp");
@@ -153,27 +183,9 @@ fn the_nodes_opus_output_into_a_48k_recorder_keeps_the_signal() {
     );
     let text = std::fs::read_to_string(&sdp).unwrap();
     assert!(text.contains("a=rtpmap:111 opus/48000/2\r\n"), "{text}");
-    // An original-format source at the node's 44.1 kHz.
-    let input = signal(RATE as usize * 2, 7, 8000.0);
-    let wav = dir.join("in.wav");
-    write_wav(&wav, &input);
-    let node_addr = node.local_addr().to_string();
-    let mut run = StreamerRun::start(&[wav.to_str().unwrap(), &node_addr]);
-    run.join();
-    wait_for("the stream to be dropped", || {
-        !dropped_line(&log).is_empty()
-    });
-    thread::sleep(Duration::from_millis(300));
+    let input = stream_one_source(&dir, &node, &log, 7);
     node.stop().unwrap();
-    let stats = recorder.stats();
-    recorder.stop().unwrap();
-    let recording = left(&read_stereo_wav(&out));
-    let want: Vec<i16> = (0..input.len() * 48_000 / RATE as usize)
-        .map(|i| input[i * RATE as usize / 48_000])
-        .collect();
-    let (lag, r) = best_alignment(&recording, &want);
-    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}");
-    assert_eq!(stats.snapshot().rtp_streams, 1);
+    assert_recorded_at_48k(recorder, &out, &input);
 }
 
 /// One HTTP/1.1 request to the node's control surface on loopback (no
@@ -199,15 +211,7 @@ fn an_opus_output_added_while_the_node_runs_reaches_a_recorder() {
     let _serial = serial();
     let dir = temp_dir("opus-output-added");
     let out = dir.join("rec.wav");
-    let recorder = start_recorder(&[
-        out.to_str().unwrap(),
-        "--rtp",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--sample-rate",
-        "48000",
-    ]);
+    let recorder = opus_recorder(&out);
     let dest = recorder.local_addr().unwrap().to_string();
     let log = dir.join("node.log");
     let args = audionode::Args::parse_from([
@@ -241,17 +245,7 @@ fn an_opus_output_added_while_the_node_runs_reaches_a_recorder() {
     let (status, sdp) = http(api, "GET", &format!("/mix.sdp?dest={dest}"), "");
     assert_eq!(status, 200, "{sdp}");
     assert!(sdp.contains("a=rtpmap:111 opus/48000/2\r\n"), "{sdp}");
-    // An original-format source at the node's 44.1 kHz.
-    let input = signal(RATE as usize * 2, 11, 8000.0);
-    let wav = dir.join("in.wav");
-    write_wav(&wav, &input);
-    let node_addr = node.local_addr().to_string();
-    let mut run = StreamerRun::start(&[wav.to_str().unwrap(), &node_addr]);
-    run.join();
-    wait_for("the stream to be dropped", || {
-        !dropped_line(&log).is_empty()
-    });
-    thread::sleep(Duration::from_millis(300));
+    let input = stream_one_source(&dir, &node, &log, 11);
     let path = format!("/api/outputs/rtp/{dest}");
     let (status, listed) = http(api, "DELETE", &path, "");
     assert_eq!(
@@ -262,15 +256,7 @@ fn an_opus_output_added_while_the_node_runs_reaches_a_recorder() {
         )
     );
     node.stop().unwrap();
-    let stats = recorder.stats();
-    recorder.stop().unwrap();
-    let recording = left(&read_stereo_wav(&out));
-    let want: Vec<i16> = (0..input.len() * 48_000 / RATE as usize)
-        .map(|i| input[i * RATE as usize / 48_000])
-        .collect();
-    let (lag, r) = best_alignment(&recording, &want);
-    assert!(r >= 0.95, "correlation {r:.4} at lag {lag}");
-    assert_eq!(stats.snapshot().rtp_streams, 1);
+    assert_recorded_at_48k(recorder, &out, &input);
 }
 
 #[test]
