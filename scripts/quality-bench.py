@@ -257,12 +257,33 @@ def score(reference, recording, work, name):
             "samples_exact_percent": round(exact, 3), "lag": lag}
 
 
+def condition_key(condition):
+    """The short name `--conditions` selects a condition by: "5" for
+    "bernoulli 5 %", "bursts" for the Gilbert-Elliott one."""
+    return "bursts" if condition.startswith("bursts") else condition.split()[1]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench-out/quality")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each stem")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stems", default="music,speech",
+                        help="comma-separated stems to run (music, speech)")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated modes to run (" + ", ".join(MODES) + ")")
+    parser.add_argument("--conditions", default="1,5,10,bursts",
+                        help="comma-separated loss conditions to run: 1, 5, 10 (Bernoulli "
+                             "loss in %%) and bursts")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep every recording (STEM-CONDITION-MODE.wav) in --out")
     args = parser.parse_args()
+    stems_wanted = args.stems.split(",")
+    modes = [m for m in args.modes.split(",") if m]
+    conditions = [c for c in CONDITIONS if condition_key(c[0]) in args.conditions.split(",")]
+    for mode in modes:
+        if mode not in MODES:
+            sys.exit(f"quality-bench: unknown mode {mode!r} (one of {', '.join(MODES)})")
     for tool in ("ffmpeg", "espeak-ng"):
         if shutil.which(tool) is None:
             sys.exit(f"quality-bench: {tool} is not installed (apt-get install {tool})")
@@ -275,20 +296,25 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for stem_name, stem in stems(work, args.seconds).items():
+            if stem_name not in stems_wanted:
+                continue
             ref_wav = out / f"{stem_name}-reference.wav"
             record(stem, "reference", [], args.seed, ref_wav, out)
             reference = read_wav(ref_wav)[:, 0]
-            rates = {mode: bandwidth(stem, mode) for mode in MODES}
-            wav = out / f"{stem_name}-opus64-clean.wav"
-            record(stem, "opus64", [], args.seed, wav, out)
-            row = {"stem": stem_name, "condition": "no loss", "mode": "opus64",
-                   "kbit_per_s": rates["opus64"]}
-            row.update(score(reference, read_wav(wav)[:, 0], work, f"{stem_name}-opus64-clean"))
-            results.append(row)
-            print(json.dumps(row), flush=True)
-            wav.unlink()
-            for condition, impair_args in CONDITIONS:
-                for mode in MODES:
+            rates = {mode: bandwidth(stem, mode) for mode in modes}
+            if "opus64" in modes:
+                wav = out / f"{stem_name}-opus64-clean.wav"
+                record(stem, "opus64", [], args.seed, wav, out)
+                row = {"stem": stem_name, "condition": "no loss", "mode": "opus64",
+                       "kbit_per_s": rates["opus64"]}
+                row.update(score(reference, read_wav(wav)[:, 0], work,
+                                 f"{stem_name}-opus64-clean"))
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                if not args.keep:
+                    wav.unlink()
+            for condition, impair_args in conditions:
+                for mode in modes:
                     tag = f"{stem_name}-{condition.split()[0]}{impair_args[1]}-{mode}"
                     wav = out / f"{tag}.wav"
                     truth = record(stem, mode, impair_args, args.seed, wav, out)
@@ -300,24 +326,26 @@ def main():
                     row.update(score(reference, read_wav(wav)[:, 0], work, tag))
                     results.append(row)
                     print(json.dumps(row), flush=True)
-                    wav.unlink()
+                    if not args.keep:
+                        wav.unlink()
     (out / "quality.json").write_text(json.dumps(
         {"started": started, "commit": commit, "results": results}, indent=1))
     print(f"\nQuality through loss, {started}, commit {commit}: PESQ WB MOS-LQO / segmental SNR dB\n")
-    print("| stem | condition | " + " | ".join(MODES) + " |")
-    print("|---|---|" + "---|" * len(MODES))
-    for stem_name in ("music", "speech"):
+    print("| stem | condition | " + " | ".join(modes) + " |")
+    print("|---|---|" + "---|" * len(modes))
+    for stem_name in stems_wanted:
         rates = [next((f"{r['kbit_per_s']} kbit/s" for r in results if r["stem"] == stem_name
-                       and r["mode"] == mode and "kbit_per_s" in r), "-") for mode in MODES]
+                       and r["mode"] == mode and "kbit_per_s" in r), "-") for mode in modes]
         print(f"| {stem_name} | bandwidth per source | " + " | ".join(rates) + " |")
         clean = next((r for r in results if r["stem"] == stem_name
                       and r["condition"] == "no loss"), None)
         if clean:
-            cells = ["-"] * (len(MODES) - 1) + [f"{clean['pesq_wb']:.2f} / {clean['seg_snr_db']:.1f}"]
+            cells = [f"{clean['pesq_wb']:.2f} / {clean['seg_snr_db']:.1f}" if m == "opus64"
+                     else "-" for m in modes]
             print(f"| {stem_name} | no loss | " + " | ".join(cells) + " |")
-        for condition, _ in CONDITIONS:
+        for condition, _ in conditions:
             cells = []
-            for mode in MODES:
+            for mode in modes:
                 r = next((r for r in results if r["stem"] == stem_name
                           and r["condition"] == condition and r["mode"] == mode), None)
                 cells.append(f"{r['pesq_wb']:.2f} / {r['seg_snr_db']:.1f}" if r else "-")
