@@ -266,15 +266,26 @@ fn saturating_sub(counter: &AtomicU64, n: u64) {
 fn deliver(pipeline: &mut Pipeline, stats: &Stats, filler: &mut GapFiller, placed: Placed) {
     match placed {
         Placed::Audio(frames) => {
-            filler.on_audio(&frames);
+            // A gap is handed on with the audio after it, joined to it.
+            if let Some(gap) = filler.on_audio(&frames) {
+                pipeline.push(gap);
+            }
             pipeline.push(frames);
         }
         Placed::Silence(n) => {
             Stats::add(&stats.rtp_concealed_frames, n as u64);
-            let (frames, concealed) = filler.fill(n);
+            let concealed = filler.fill(n);
             Stats::add(&stats.concealed_frames, concealed);
-            pipeline.push(frames);
         }
+    }
+}
+
+/// Hands on everything `placer` holds (gaps as concealment), the last gap
+/// too when no audio followed it.
+fn flush(placer: &mut Placer, pipeline: &mut Pipeline, stats: &Stats, filler: &mut GapFiller) {
+    placer.flush(&mut |p| deliver(pipeline, stats, filler, p));
+    if let Some(gap) = filler.take_gap() {
+        pipeline.push(gap);
     }
 }
 
@@ -635,9 +646,7 @@ impl<'a> Receiver<'a> {
     /// Stops following the current stream, placing what is held.
     fn release(&mut self, pipeline: &mut Pipeline) {
         self.bye = false;
-        let (stats, filler) = (self.stats, &mut self.filler);
-        self.placer
-            .flush(&mut |p| deliver(pipeline, stats, filler, p));
+        flush(&mut self.placer, pipeline, self.stats, &mut self.filler);
         self.placer.reset();
         self.filler.reset();
         self.opus = None;
@@ -666,9 +675,7 @@ impl<'a> Receiver<'a> {
         );
         if self.placer.held_frames() > 0 && now.saturating_duration_since(self.last_packet) > window
         {
-            let (stats, filler) = (self.stats, &mut self.filler);
-            self.placer
-                .flush(&mut |p| deliver(pipeline, stats, filler, p));
+            flush(&mut self.placer, pipeline, self.stats, &mut self.filler);
         }
         if now >= f.next_report {
             self.send_report(now, false);
@@ -786,8 +793,6 @@ fn receive_packets(
     if rx.followed.is_some() {
         rx.send_report(Instant::now(), true);
     }
-    let stats_ref = rx.stats;
-    rx.placer
-        .flush(&mut |p| deliver(pipeline, stats_ref, &mut rx.filler, p));
+    flush(&mut rx.placer, pipeline, rx.stats, &mut rx.filler);
     Ok(())
 }

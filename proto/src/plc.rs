@@ -26,8 +26,22 @@
 //! gaps are silent. `Repeat` repeats the last packet's worth of audio
 //! instead (no search, no cross-fade), with the same fade.
 //!
+//! **Back into the signal.** When the audio after a gap is already there
+//! while the gap's end is still to be played (the usual case behind a
+//! jitter buffer: the packet after a lost one arrives before the loss is
+//! heard), `Predict` cross-fades the last few milliseconds of the gap
+//! (at most 5 ms, at most one period) from the repetition into the
+//! resumed audio's own waveform continued backwards by one period (the
+//! sample a period after each position), with a raised-cosine weight
+//! that reaches the resumed audio at the gap's end: a concealed gap then
+//! joins the signal at both ends without a step, and the gap is filled
+//! from both sides rather than extrapolated from one
+//! ([`Concealer::merge`]). Only gaps whose end is still concealed (at
+//! most [`FADE_END_MS`] long) are merged, so the frames concealed stay
+//! exactly the ones counted.
+//!
 //! Received audio is never modified: concealment only fills the gap, and
-//! when audio resumes it plays as received.
+//! when audio resumes it plays as received, bit for bit.
 
 use std::fmt;
 use std::str::FromStr;
@@ -84,6 +98,9 @@ const WINDOW_MS: u32 = 10;
 const MAX_JOIN_TENTHS_MS: u32 = 30;
 /// The coarse pitch search runs on the history decimated by this.
 const DECIMATE: usize = 4;
+/// Longest cross-fade from the concealment into the audio after a gap, in
+/// tenths of a ms.
+const MAX_MERGE_TENTHS_MS: u32 = 50;
 
 /// The lag in `lags` whose `window` last samples of `x` correlate best
 /// with the samples `lag` before them.
@@ -160,6 +177,7 @@ pub struct Concealer {
     max_lag: usize,
     window: usize,
     max_join: usize,
+    max_merge: usize,
 }
 
 impl Concealer {
@@ -186,6 +204,46 @@ impl Concealer {
             max_lag: samples(rate, MAX_LAG_TENTHS_MS),
             window: samples(rate, 10 * WINDOW_MS),
             max_join: samples(rate, MAX_JOIN_TENTHS_MS),
+            max_merge: samples(rate, MAX_MERGE_TENTHS_MS),
+        }
+    }
+
+    /// How many samples of resumed audio [`Concealer::merge`] reads (one
+    /// period), and so how many must be there after a gap's end for the
+    /// gap to be merged into them; 0 when this gap is not merged (not
+    /// `Predict`, or nothing is repeated).
+    pub fn merge_needs(&self) -> usize {
+        if self.mode == PlcMode::Predict && self.run.is_some() {
+            self.period
+        } else {
+            0
+        }
+    }
+
+    /// Cross-fades concealed samples near a gap's end into the audio after
+    /// it. `tail[i]` lies `to_end - i` samples before the gap's end (the
+    /// first sample after the gap is at distance 0; `to_end` ≥
+    /// `tail.len()`); `next(k)` is the `k`-th sample after the gap, for `k`
+    /// below [`Concealer::merge_needs`]. The last `min(period, 5 ms)`
+    /// samples of the gap move from the repetition to `next(k + period)`
+    /// continued backwards (the resumed waveform one period later), by a
+    /// raised cosine; the rest of `tail` is left as it is. Does nothing
+    /// when `merge_needs` is 0.
+    pub fn merge(&self, tail: &mut [f32], to_end: usize, next: impl Fn(usize) -> f32) {
+        let p = self.merge_needs();
+        if p == 0 {
+            return;
+        }
+        let m = p.min(self.max_merge);
+        for (i, x) in tail.iter_mut().enumerate() {
+            let Some(j) = to_end.checked_sub(i).filter(|&j| j >= 1 && j <= m) else {
+                continue;
+            };
+            // j = m: barely moved; j = 1, the gap's last sample: nearly
+            // all the resumed waveform.
+            let t = (m + 1 - j) as f32 / (m + 1) as f32;
+            let w = 0.5 - 0.5 * (std::f32::consts::PI * t).cos();
+            *x = (1.0 - w) * *x + w * next(p - j);
         }
     }
 
@@ -388,6 +446,57 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
         assert!(worst < 400.0, "worst error {worst} of 8000");
+    }
+
+    #[test]
+    fn a_gap_merges_into_the_audio_after_it() {
+        // 440 Hz with a phase jump at the gap's end: the audio after the
+        // gap is not what repetition predicts, so the join shows.
+        let before = tone(10_000, 440.0, 10_000.0);
+        let after: Vec<f32> = tone(12_000, 440.0, 10_000.0)[2_000 + 66..].to_vec();
+        let (at, gap) = (8_000, 441);
+        let mut c = Concealer::new(PlcMode::Predict, RATE);
+        let n = c.history_len();
+        c.start(|h| h.copy_from_slice(&before[at - n..at]), 441, true);
+        let mut out = vec![0.0; gap];
+        assert_eq!(c.fill(&mut out), gap);
+        let plain = out.clone();
+        let p = c.merge_needs();
+        // A whole number of 440 Hz periods (100.2 samples each): the
+        // multiple closest to whole samples.
+        let periods = p as f32 / (RATE as f32 / 440.0);
+        assert!((periods - periods.round()).abs() < 0.05, "{p} samples");
+        // In two pieces, as two blocks would: the same result.
+        let (a, b) = out.split_at_mut(300);
+        c.merge(a, gap, |k| after[k]);
+        c.merge(b, gap - 300, |k| after[k]);
+        let m = p.min(c.max_merge);
+        assert_eq!(
+            out[..gap - m],
+            plain[..gap - m],
+            "only the last period moves"
+        );
+        // The step into the resumed audio: from the plain concealment's
+        // last sample, and from the merged one's.
+        let step = |x: &[f32]| (x[gap - 1] - after[0]).abs();
+        let slope = (after[1] - after[0]).abs();
+        assert!(
+            step(&plain) > 3.0 * slope,
+            "the phase jump shows: {}",
+            step(&plain)
+        );
+        assert!(
+            step(&out) <= 1.5 * slope + 1.0,
+            "joined: {} (slope {slope})",
+            step(&out)
+        );
+        // Nothing moves for a mode or a gap that is not merged.
+        let mut r = Concealer::new(PlcMode::Repeat, RATE);
+        r.start(|h| h.copy_from_slice(&before[at - n..at]), 441, true);
+        assert_eq!(r.merge_needs(), 0);
+        let mut same = plain.clone();
+        r.merge(&mut same, gap, |k| after[k]);
+        assert_eq!(same, plain);
     }
 
     #[test]
