@@ -1,17 +1,20 @@
 //! `benchreport`: turns a results directory (the JSON files of
-//! `audiocapacity`, `audiolatency`, `audiopacing`, `audiomemory` and the
-//! mixer's criterion runs) into `report.md` and PNG plots beside it. With
-//! `--extract-mixer`, it instead appends one criterion run to the
-//! directory's `mixer.json` (run it after each `cargo bench`, since
-//! criterion keeps only the latest estimates).
+//! `audiocapacity`, `audiolatency`, `audiopacing`, `audiomemory`,
+//! `scripts/quality-bench.py` and the mixer's criterion runs) into
+//! `report.md` and PNG plots beside it. With `--extract-mixer`, it instead
+//! appends one criterion run to the directory's `mixer.json` (run it after
+//! each `cargo bench`, since criterion keeps only the latest estimates);
+//! with `--quality`, it draws only the quality plot of one `quality.json`
+//! (a run kept under docs/bench/ rather than in the results directory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
 
 use bench::machine::{self, MachineInfo};
 use bench::report::inputs::{self, MixerReport, MixerRun};
+use bench::report::quality::QualityReport;
 use bench::report::{plot, Inputs};
 
 /// Writes the benchmark report from a directory of results.
@@ -19,7 +22,7 @@ use bench::report::{plot, Inputs};
 #[command(version, about)]
 struct Args {
     /// Directory holding capacity.json, mixer.json, latency.json,
-    /// pacing.json and memory.json (whichever exist).
+    /// pacing.json, memory.json and quality/quality.json (whichever exist).
     #[arg(long, default_value = "bench-out")]
     dir: PathBuf,
     /// Report file [default: DIR/report.md]; the PNGs go next to it.
@@ -39,6 +42,13 @@ struct Args {
     /// With --extract-mixer: the command that ran the benches (for the report).
     #[arg(long, default_value = "cargo bench -p audionode --bench mixer")]
     mixer_command: String,
+    /// Draw the quality plot of this quality.json (scripts/quality-bench.py's)
+    /// into --quality-png, then exit.
+    #[arg(long, value_name = "QUALITY_JSON")]
+    quality: Option<PathBuf>,
+    /// With --quality: the PNG [default: quality.png beside QUALITY_JSON].
+    #[arg(long, value_name = "PNG", requires = "quality")]
+    quality_png: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +62,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(json) = &args.quality {
+        return quality(&args, json);
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     if let Some(criterion) = &args.extract_mixer {
@@ -128,5 +141,20 @@ fn extract_mixer(args: &Args, criterion: &std::path::Path) -> anyhow::Result<()>
         path.display(),
         report.runs.len()
     );
+    Ok(())
+}
+
+fn quality(args: &Args, json: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("cannot read {}", json.display()))?;
+    let report: QualityReport = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a quality report", json.display()))?;
+    let png = args
+        .quality_png
+        .clone()
+        .unwrap_or_else(|| json.with_file_name("quality.png"));
+    plot::register_font(&args.font)?;
+    plot::quality_plot(&report, &png).with_context(|| png.display().to_string())?;
+    eprintln!("benchreport: wrote {}", png.display());
     Ok(())
 }

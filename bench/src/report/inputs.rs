@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::quality::QualityReport;
 use crate::capacity::CapacityReport;
 use crate::latency::LatencyReport;
 use crate::memory::MemoryReport;
@@ -153,6 +154,9 @@ fn read_criterion_pair(new_dir: &Path) -> Option<MixerBench> {
     parse_criterion(&b, &e)
 }
 
+/// Where in a results directory the quality bench's results are.
+const QUALITY: &str = "quality/quality.json";
+
 /// Everything found in a results directory; a missing file is `None`, an
 /// unreadable one is listed in `problems` (the report says so, it does not
 /// fail).
@@ -168,6 +172,9 @@ pub struct Inputs {
     pub pacing: Option<PacingReport>,
     /// `memory.json`.
     pub memory: Option<MemoryReport>,
+    /// `quality/quality.json`, where `scripts/quality-bench.py --out
+    /// DIR/quality` writes it.
+    pub quality: Option<QualityReport>,
     /// Files that exist but could not be read, with the reason.
     pub problems: Vec<String>,
 }
@@ -193,14 +200,16 @@ impl Inputs {
             get("latency.json"),
             get("pacing.json"),
             get("memory.json"),
+            get(QUALITY),
         ];
         let mut inputs = Inputs::default();
-        let [capacity, mixer, latency, pacing, memory] = texts;
+        let [capacity, mixer, latency, pacing, memory, quality] = texts;
         inputs.capacity = parse("capacity.json", capacity, &mut problems);
         inputs.mixer = parse("mixer.json", mixer, &mut problems);
         inputs.latency = parse("latency.json", latency, &mut problems);
         inputs.pacing = parse("pacing.json", pacing, &mut problems);
         inputs.memory = parse("memory.json", memory, &mut problems);
+        inputs.quality = parse(QUALITY, quality, &mut problems);
         inputs.problems = problems;
         inputs
     }
@@ -299,9 +308,13 @@ mod tests {
         let json = serde_json::to_string(&latency).unwrap();
         std::fs::write(dir.join("latency.json"), json).unwrap();
         std::fs::write(dir.join("pacing.json"), "{ broken").unwrap();
+        std::fs::create_dir_all(dir.join("quality")).unwrap();
+        let quality = r#"{"commit": "acbb0e7", "results": []}"#;
+        std::fs::write(dir.join(QUALITY), quality).unwrap();
         let inputs = Inputs::load(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(inputs.latency.unwrap().profiles[0].budget_ms, 85.0);
+        assert_eq!(inputs.quality.unwrap().commit, "acbb0e7");
         assert!(inputs.capacity.is_none() && inputs.pacing.is_none());
         assert_eq!(inputs.problems.len(), 1);
         assert!(inputs.problems[0].starts_with("pacing.json: "));

@@ -202,6 +202,22 @@ pub fn render(inputs: &Inputs, machine: &MachineInfo, command: &str, plots: &[Pl
         }
         None => s += "Not measured (no `memory.json`).\n",
     }
+
+    s += "\n## §7 Sound through loss\n\n";
+    match &inputs.quality {
+        Some(q) => {
+            let _ = writeln!(
+                s,
+                "`scripts/quality-bench.py`, started {}, commit `{}`: PESQ WB of each recording \
+                 against a lossless one ({} in all).",
+                q.started,
+                q.commit,
+                q.results.len()
+            );
+            s += &plot_line(plots, "quality.png");
+        }
+        None => s += "Not measured (no `quality/quality.json`).\n",
+    }
     s
 }
 
@@ -237,6 +253,10 @@ mod tests {
         );
         assert!(md.contains("`audiopacing --runs 3`"));
         assert!(md.contains("| 60 | 4.70 | 4.70 |"), "{md}");
+        assert!(
+            md.contains("started 2026-12-02 05:52 UTC, commit `acbb0e7`: PESQ WB of each"),
+            "{md}"
+        );
         // Deterministic.
         assert_eq!(
             md,

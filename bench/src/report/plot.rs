@@ -1,8 +1,9 @@
 //! PNG plots with plotters: node CPU against sources (node and both bare loops,
 //! each run's points with the median line), the latency distribution (a
-//! CDF per profile with its budget marked) and recorder RSS against audio
-//! recorded. Text needs a TrueType font registered once
-//! ([`register_font`]; plotters' `ab_glyph` backend has no system lookup).
+//! CDF per profile with its budget marked), recorder RSS against audio
+//! recorded and PESQ WB through loss ([`quality_plot`]). Text needs a
+//! TrueType font registered once ([`register_font`]; plotters' `ab_glyph`
+//! backend has no system lookup).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,10 @@ use super::markdown::PlotRef;
 use crate::capacity::CapacityReport;
 use crate::latency::LatencyReport;
 use crate::memory::MemoryReport;
+
+mod bar_groups;
+mod quality;
+pub use quality::quality_plot;
 
 /// Where `scripts/setup.sh` (fonts-dejavu-core) puts the font.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -63,6 +68,14 @@ pub fn write_all(inputs: &Inputs, dir: &Path) -> anyhow::Result<Vec<PlotRef>> {
     {
         memory_plot(m, &dir.join("memory.png")).context("memory.png")?;
         add("Recorder RSS vs audio recorded", "memory.png");
+    }
+    if let Some(q) = inputs
+        .quality
+        .as_ref()
+        .filter(|q| super::quality::Grid::of(q).is_some())
+    {
+        quality_plot(q, &dir.join("quality.png")).context("quality.png")?;
+        add("PESQ WB through packet loss", "quality.png");
     }
     Ok(out)
 }
@@ -290,7 +303,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let written = write_all(&fixture(), &dir).unwrap();
         let files: Vec<&str> = written.iter().map(|p| p.file.as_str()).collect();
-        assert_eq!(files, ["capacity.png", "latency.png", "memory.png"]);
+        assert_eq!(
+            files,
+            ["capacity.png", "latency.png", "memory.png", "quality.png"]
+        );
         for f in files {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             assert!(bytes.len() > 1000, "{f}: {} bytes", bytes.len());

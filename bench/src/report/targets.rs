@@ -365,6 +365,7 @@ pub(crate) mod tests {
     use crate::latency::{LatencyReport, ProfileResult};
     use crate::memory::{MemoryMedians, MemoryReport, MemoryRun};
     use crate::pacing::{PacingMedians, PacingReport, PacingRun, PacingStats};
+    use crate::report::quality::{QualityReport, QualityRow};
 
     /// Results of every bench, fixed numbers (shared with the markdown and
     /// plot tests).
@@ -491,6 +492,16 @@ pub(crate) mod tests {
                 runs: memory_runs,
                 command: "audiomemory".into(),
                 ..MemoryReport::default()
+            }),
+            quality: Some(QualityReport {
+                started: "2026-12-02 05:52 UTC".into(),
+                commit: "acbb0e7".into(),
+                results: vec![QualityRow {
+                    stem: "music".into(),
+                    condition: "bernoulli 5 %".into(),
+                    mode: "predict".into(),
+                    pesq_wb: Some(1.67),
+                }],
             }),
             problems: Vec::new(),
         }
