@@ -10,16 +10,20 @@
 //! the node's counters with.
 //!
 //! Layout: [`loss`], [`rate`] and [`impairment`] decide the fate of one
-//! datagram; [`scheduler`] orders releases; [`truth`] (with [`window`]) classifies
-//! what was released the way the node does; [`engine`] ties them together for all
-//! clients, with the clock passed in; [`proxy`] is the socket loop; `run`
-//! is the binary's body.
+//! datagram; [`scheduler`] orders releases; `numbering` reads a datagram's
+//! sequence number (mono, or RTP's extended to 32 bits); [`truth`] (with
+//! [`window`]) classifies what was released the way the node does;
+//! [`engine`] ties them together for all clients, with the clock passed in;
+//! [`proxy`] is the socket loop; `run` is the binary's body and `entry`
+//! ([`main_entry`]) the binary itself.
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+mod entry;
 pub mod impairment;
 pub mod loss;
+mod numbering;
 pub mod proxy;
 pub mod rate;
 mod run;
@@ -30,6 +34,7 @@ pub mod window;
 pub use cli::Args;
 pub use config::{Config, ConfigError};
 pub use engine::Engine;
+pub use entry::main_entry;
 pub use impairment::{Fate, Impairment, ImpairmentConfig};
 pub use loss::LossModel;
 pub use proxy::{Proxy, ProxyHandle};

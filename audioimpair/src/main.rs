@@ -1,49 +1,5 @@
-//! audioimpair's entry point: parse flags, set up logging, run, map errors
-//! to an exit code. Every user mistake is one line `audioimpair: <problem>`
-//! and exit code 1.
+//! audioimpair's entry point; everything is in the library ([`audioimpair::main_entry`]).
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let args = match audioimpair::Args::try_parse() {
-        Ok(args) => args,
-        // --help and --version are not errors.
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!(
-                "audioimpair: {} (see --help)",
-                one_line(&e.render().to_string())
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let result = audioimpair::Config::from_args(&args)
-        .map_err(anyhow::Error::from)
-        .and_then(audioimpair::run);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("audioimpair: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// clap's message up to its first blank line, joined into one line and
-/// without its "error: " prefix.
-fn one_line(rendered: &str) -> String {
-    rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_owned()
+fn main() -> std::process::ExitCode {
+    audioimpair::main_entry()
 }

@@ -16,6 +16,9 @@ pub struct Scheduled {
     pub release: Duration,
     /// Index of the client it came from.
     pub client: usize,
+    /// The sequence number the ground truth lists it under, given at
+    /// arrival (so a copy has its original's).
+    pub seq: Option<u32>,
     /// Its bytes.
     pub payload: Vec<u8>,
     /// Tie-breaker: insertion order.
@@ -48,13 +51,14 @@ impl Scheduler {
         Self::default()
     }
 
-    /// Schedules `payload` from `client` for `release`.
-    pub fn push(&mut self, release: Duration, client: usize, payload: Vec<u8>) {
+    /// Schedules `payload` from `client`, numbered `seq`, for `release`.
+    pub fn push(&mut self, release: Duration, client: usize, seq: Option<u32>, payload: Vec<u8>) {
         let order = self.next_order;
         self.next_order += 1;
         self.heap.push(Scheduled {
             release,
             client,
+            seq,
             payload,
             order,
         });
@@ -105,11 +109,11 @@ mod tests {
     #[test]
     fn releases_in_time_order_ties_in_insertion_order() {
         let mut s = Scheduler::new();
-        s.push(30 * MS, 0, vec![1]);
-        s.push(10 * MS, 0, vec![2]);
-        s.push(10 * MS, 1, vec![3]);
-        s.push(20 * MS, 0, vec![4]);
-        s.push(10 * MS, 0, vec![5]);
+        s.push(30 * MS, 0, None, vec![1]);
+        s.push(10 * MS, 0, None, vec![2]);
+        s.push(10 * MS, 1, None, vec![3]);
+        s.push(20 * MS, 0, None, vec![4]);
+        s.push(10 * MS, 0, None, vec![5]);
         assert_eq!(s.len(), 5);
         assert_eq!(s.next_release(), Some(10 * MS));
         assert_eq!(s.pop_due(9 * MS), None);

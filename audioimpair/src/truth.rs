@@ -11,8 +11,11 @@
 //! - otherwise, one released after a datagram with a higher sequence number
 //!   (serial arithmetic, [`proto::seq_is_newer`]) is **reordered**.
 //!
-//! Datagrams that do not decode as mono datagrams have no sequence number:
-//! they are counted in `received`/`forwarded`/`dropped` but listed nowhere.
+//! Sequence numbers are the mono datagrams' own, or RTP's extended to 32
+//! bits (`numbering.rs`), so an RTP stream's wrap from 65 535 to 0 is
+//! neither reordering nor duplication here. Datagrams without one (neither
+//! kind, or RTCP) are counted in `received`/`forwarded`/`dropped` but
+//! listed nowhere.
 
 use std::net::SocketAddr;
 
@@ -48,6 +51,13 @@ pub struct SourceTruth {
     /// Local address of the client's upstream socket: the source address
     /// the receiver sees for this client.
     pub upstream: SocketAddr,
+    /// Whether the client sends RTP: its `*_seqs` are then RTP sequence
+    /// numbers extended to 32 bits (the first as on the wire, 65 535 is
+    /// followed by 65 536; the wire number is the listed one mod 65 536),
+    /// else the mono datagrams' own. Only written when true, so a mono
+    /// client's JSON is what it always was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rtp: bool,
     /// Datagrams received from the client.
     pub received: u64,
     /// Datagrams sent upstream, duplicates included.
@@ -99,6 +109,9 @@ impl SourceRecorder {
             truth: SourceTruth {
                 client,
                 upstream,
+                // Filled in by the engine's snapshot: it numbers the
+                // datagrams, and so knows the client's format.
+                rtp: false,
                 received: 0,
                 forwarded: 0,
                 dropped: 0,
@@ -292,6 +305,7 @@ mod tests {
             assert!(s[key].is_u64(), "{key}");
         }
         assert_eq!(s["released_seqs"], serde_json::json!([0]));
+        assert!(s.get("rtp").is_none(), "only RTP clients say so");
         let back: GroundTruth = serde_json::from_value(v).unwrap();
         assert_eq!(back, g);
         assert_eq!(
