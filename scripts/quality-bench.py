@@ -128,6 +128,8 @@ def record(stem, mode, impair_args, seed, out_wav, log_dir):
     plc = {"silence": "off", "repeat": "repeat", "predict": "predict", "red1": "predict",
            "opus64": "predict", "reference": "off"}[mode]
     logs = []
+    # The recorder appends to an existing WAV: start each recording afresh.
+    out_wav.unlink(missing_ok=True)
 
     def start(args, name):
         log = open(log_dir / f"{out_wav.stem}-{name}.log", "w")
@@ -235,7 +237,7 @@ def seg_snr(reference, test, frame=int(0.02 * RATE)):
             continue
         snr = 10 * np.log10(signal_power / max(np.sum(e * e), 1e-9))
         values.append(min(max(snr, -10.0), 35.0))
-    return float(np.mean(values)) if values else float("nan")
+    return float(np.mean(values)) if values else None
 
 
 def to_16k(samples, work, name):
@@ -253,8 +255,15 @@ def score(reference, recording, work, name):
     ref, rec = ref[start:end], rec[start:end]
     exact = float(np.mean(ref == rec) * 100)
     mos = pesq(16000, to_16k(ref, work, name + "-ref"), to_16k(rec, work, name), "wb")
-    return {"pesq_wb": round(float(mos), 3), "seg_snr_db": round(seg_snr(ref, rec), 2),
+    snr = seg_snr(ref, rec)  # None when no frame has audio (JSON has no NaN)
+    return {"pesq_wb": round(float(mos), 3), "seg_snr_db": None if snr is None else round(snr, 2),
             "samples_exact_percent": round(exact, 3), "lag": lag}
+
+
+def cell(row):
+    """A table cell: PESQ / segmental SNR."""
+    snr = "-" if row["seg_snr_db"] is None else f"{row['seg_snr_db']:.1f}"
+    return f"{row['pesq_wb']:.2f} / {snr}"
 
 
 def condition_key(condition):
@@ -340,7 +349,7 @@ def main():
         clean = next((r for r in results if r["stem"] == stem_name
                       and r["condition"] == "no loss"), None)
         if clean:
-            cells = [f"{clean['pesq_wb']:.2f} / {clean['seg_snr_db']:.1f}" if m == "opus64"
+            cells = [cell(clean) if m == "opus64"
                      else "-" for m in modes]
             print(f"| {stem_name} | no loss | " + " | ".join(cells) + " |")
         for condition, _ in conditions:
@@ -348,7 +357,7 @@ def main():
             for mode in modes:
                 r = next((r for r in results if r["stem"] == stem_name
                           and r["condition"] == condition and r["mode"] == mode), None)
-                cells.append(f"{r['pesq_wb']:.2f} / {r['seg_snr_db']:.1f}" if r else "-")
+                cells.append(cell(r) if r else "-")
             print(f"| {stem_name} | {condition} | " + " | ".join(cells) + " |")
 
 

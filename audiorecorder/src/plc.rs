@@ -53,7 +53,7 @@ impl GapFiller {
             // Only a gap concealed to its end is joined: the frames
             // counted as concealed stay exactly the ones filled.
             let whole = self.pending_concealed == n as u64;
-            for (ch, concealer) in self.channels.iter().enumerate() {
+            for (ch, concealer) in self.channels.iter_mut().enumerate() {
                 let needs = concealer.merge_needs();
                 if !whole || needs == 0 || frames.len() / 2 < needs {
                     continue;
@@ -61,7 +61,11 @@ impl GapFiller {
                 self.scratch.clear();
                 self.scratch
                     .extend(self.pending.iter().skip(ch).step_by(2).copied());
-                concealer.merge(&mut self.scratch, n, |k| f32::from(frames[2 * k + ch]));
+                // A gap at a time, off any real-time thread: no budget.
+                let mut unlimited = u32::MAX;
+                concealer.merge(&mut self.scratch, n, &mut unlimited, |k| {
+                    f32::from(frames[2 * k + ch])
+                });
                 for (o, &x) in self
                     .pending
                     .iter_mut()

@@ -467,7 +467,7 @@ impl JitterBuffer {
     /// `out` (the concealment of the positions from `pos` on) near the
     /// gap's end into it ([`Concealer::merge`]); calls for later parts of
     /// the same gap find the same end and continue the same fade.
-    fn merge_into_resumed(&self, pos: i64, out: &mut [f32]) {
+    fn merge_into_resumed(&mut self, pos: i64, out: &mut [f32]) {
         let needs = self.concealer.merge_needs();
         let Some(gap) = self.gap else { return };
         if needs == 0 {
@@ -477,14 +477,16 @@ impl JitterBuffer {
         let Some(end) = self.next_written(pos + out.len() as i64, last) else {
             return;
         };
-        // The period after the end, within one lap of the ring.
+        // The audio the fit reads after the end, within one lap of the ring.
         if end + needs as i64 - pos >= self.ring.len() as i64 || !self.all_written(end, needs) {
             return;
         }
-        let ring = &self.ring;
-        self.concealer.merge(out, (end - pos) as usize, |k| {
-            f32::from(ring[self.slot(end + k as i64)])
-        });
+        let (ring, skew, mask) = (&self.ring, self.skew, self.mask);
+        // A fit costs about a third of a pitch search: the same budget.
+        self.concealer
+            .merge(out, (end - pos) as usize, &mut self.searches, |k| {
+                f32::from(ring[((end + k as i64 + skew) & mask) as usize])
+            });
     }
 
     /// The first written position from `from` to `last` (both included).
